@@ -1,0 +1,3 @@
+from musicbench.cli import main
+
+raise SystemExit(main())

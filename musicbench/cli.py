@@ -1,0 +1,169 @@
+"""The ``musicbench`` command line: a contract other tools script against.
+
+Exit codes: 0 success; 1 some cells failed or a check did not pass; 2 bad input
+(unknown names, malformed options, missing data), with a message saying what to do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from musicbench.errors import ConfigError, DataError, MusicbenchError
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        return [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--seeds {text!r}: expected integers like 0,1,2") from None
+
+
+def _data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-home", help="folder of datasets (one subfolder per mirdata name) or one "
+                   "dataset's folder; default $MUSICBENCH_DATA_HOME, then ~/mir_datasets/NAME")
+    p.add_argument("--index-dir", help="folder holding mirdata index JSON files, for offline "
+                   "machines; default $MUSICBENCH_INDEX_DIR")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="musicbench", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="command")
+
+    p = sub.add_parser("list", help="list registered tasks, systems or suites")
+    p.add_argument("what", choices=["tasks", "systems", "suites"])
+
+    data = sub.add_parser("data", help="check or fetch datasets")
+    dsub = data.add_subparsers(dest="data_command", required=True)
+    p = dsub.add_parser("status", help="tracks in the index, on disk, missing, failing checksums")
+    p.add_argument("task", metavar="TASK[:VERSION]")
+    _data_args(p)
+    p.add_argument("--no-checksums", action="store_true", help="skip md5 verification (faster)")
+    p.add_argument("--json", action="store_true", help="print the status as JSON")
+    p = dsub.add_parser("fetch", help="download a dataset with mirdata (needs the network)")
+    p.add_argument("task", metavar="TASK[:VERSION]")
+    _data_args(p)
+
+    p = sub.add_parser("run", help="run a suite (default: the demo suite on synthetic data)")
+    p.add_argument("--suite", help="suite name (bench/suites); default demo, or adhoc with --task")
+    p.add_argument("--task", action="append", metavar="TASK[:VERSION]", help="repeatable")
+    p.add_argument("--system", action="append", metavar="NAME", help="repeatable")
+    p.add_argument("--protocol", action="append", metavar="SPEC",
+                   help="official | kfold:K[:SEED] | group-kfold:FIELD[:K[:SEED]] | "
+                        "manifest:PATH (repeatable)")
+    p.add_argument("--seeds", type=_seeds, help="comma-separated seeds, e.g. 0,1,2")
+    _data_args(p)
+    p.add_argument("--allow-partial", action="store_true",
+                   help="run on the tracks present when some of the index is missing on disk")
+    p.add_argument("--out", help="results folder (default runs/SUITE)")
+    p.add_argument("--tracking-uri", help="MLflow tracking URI (default sqlite:///./mlflow.db)")
+    p.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
+    p.add_argument("--device", default="cpu", help="cpu, cuda[:N] or mps (default cpu)")
+    p.add_argument("--quiet", action="store_true", help="print only the leaderboard")
+    return parser
+
+
+def cmd_list(args) -> int:
+    if args.what == "tasks":
+        from musicbench.tasks import get_spec, task_names
+
+        for name in task_names():
+            s = get_spec(name)
+            print(f"{name:40s} {s.kind:10s} {s.default_protocol:22s} {s.description}")
+    elif args.what == "systems":
+        from musicbench.systems import get_preset, system_names
+
+        for name in system_names():
+            p = get_preset(name)
+            print(f"{name:24s} {p['family']:10s} {p.get('description', '')}")
+    else:
+        from musicbench.runner.suite import get_suite, suite_names
+
+        for name in suite_names():
+            s = get_suite(name)
+            print(f"{name:20s} {len(s.tasks)} task(s) x {len(s.systems)} system(s)  {s.description}")
+    return 0
+
+
+def cmd_data(args) -> int:
+    from musicbench.tasks import get_task
+
+    task = get_task(args.task, args.data_home, args.index_dir)
+    if args.data_command == "fetch":
+        from musicbench.tasks.fetch import fetch
+
+        fetch(task)
+        return 0
+    status = task.status(checksums=not args.no_checksums)
+    if args.json:
+        print(json.dumps(status, indent=1))
+        return 0
+    print(f"task        {status['task']}")
+    print(f"index       {status['index']}")
+    print(f"data home   {status['data_home']}")
+    print(f"in index    {status['in_index']}")
+    print(f"on disk     {status['on_disk']}")
+    print(f"missing     {status['missing']}" + (
+        f"  (first: {', '.join(status['missing_ids'][:5])})" if status["missing"] else ""))
+    checked = "not checked" if args.no_checksums else str(status["bad_checksum"])
+    print(f"bad md5     {checked}" + (
+        f"  ({', '.join(status['bad_checksum_ids'][:5])})" if status["bad_checksum"] else ""))
+    return 0
+
+
+def cmd_run(args) -> int:
+    from musicbench.report.leaderboard import to_markdown
+    from musicbench.runner.execute import Runner, RunOptions
+    from musicbench.runner.suite import Suite, get_suite
+
+    if args.suite:
+        suite = get_suite(args.suite)
+    elif args.task:
+        if not args.system:
+            raise ConfigError("--task without --suite needs at least one --system")
+        suite = Suite("adhoc", tuple(args.task), tuple(args.system))
+    else:
+        suite = get_suite("demo")
+    suite = suite.with_overrides(tasks=args.task, systems=args.system, protocols=args.protocol,
+                                 seeds=args.seeds)
+    out = Path(args.out or Path("runs") / suite.name)
+    opts = RunOptions(out=out, data_home=args.data_home, index_dir=args.index_dir,
+                      allow_partial=args.allow_partial, tracking_uri=args.tracking_uri,
+                      track=not args.no_mlflow, device=args.device, quiet=args.quiet)
+    runner = Runner(suite, opts)
+    store = runner.run()
+    board = to_markdown(store.table())
+    (out / "leaderboard.md").write_text(board)
+    print(board)
+    c = runner.counts
+    print(f"{c['ok']} cell(s) run, {c['skipped']} already finished, {c['failed']} failed; "
+          f"results in {out}/results.csv", file=sys.stderr)
+    return 1 if c["failed"] else 0
+
+
+COMMANDS = {"list": cmd_list, "data": cmd_data, "run": cmd_run}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        import musicbench
+
+        print(musicbench.__version__)
+        return 0
+    if not args.command:
+        parser.print_help()
+        return 0
+    try:
+        return COMMANDS[args.command](args)
+    except (MusicbenchError, DataError) as exc:
+        print(f"musicbench: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("musicbench: interrupted; finished cells are kept, rerun to complete the rest",
+              file=sys.stderr)
+        return 130

@@ -1,0 +1,7 @@
+"""Hand-crafted frame features (librosa front ends), their on-disk cache and extraction."""
+
+from musicbench.features.cache import FeatureCache
+from musicbench.features.extract import extract_frames
+from musicbench.features.frontends import FRONTENDS, FrontEnd
+
+__all__ = ["FRONTENDS", "FeatureCache", "FrontEnd", "extract_frames"]

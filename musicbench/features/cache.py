@@ -1,0 +1,82 @@
+"""Content-addressed cache of frame features, shared by systems, folds, trials and runs.
+
+An entry's key hashes the audio file's bytes, the task's clip policy, the front end's
+config and ``EXTRACTOR_VERSION``. Each file ends with a digest of its payload, so a
+truncated or corrupted entry is detected, deleted and rebuilt rather than used. Writes
+go to a temporary file renamed into place, so concurrent writers never expose a partial
+entry (the last complete one wins; both are identical).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from musicbench.cache import cache_root
+
+EXTRACTOR_VERSION = 1
+_DIGEST = 16
+_audio_digests: dict[tuple[str, int, int], str] = {}
+
+
+def audio_digest(path: str) -> str:
+    """sha1 of the file's bytes, memoised per (path, size, mtime) within a process."""
+    st = os.stat(path)
+    memo = (path, st.st_size, st.st_mtime_ns)
+    if memo not in _audio_digests:
+        h = hashlib.sha1()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        _audio_digests[memo] = h.hexdigest()
+    return _audio_digests[memo]
+
+
+def entry_key(audio_sha: str, clip_policy: dict[str, Any], frontend: dict[str, Any]) -> str:
+    payload = json.dumps([audio_sha, clip_policy, frontend, EXTRACTOR_VERSION], sort_keys=True)
+    return hashlib.sha1(payload.encode()).hexdigest()
+
+
+class FeatureCache:
+    """``get``/``put`` of arrays by key under ``root`` (default: ``<cache>/features``)."""
+
+    def __init__(self, root: str | Path | None = None):
+        self.root = Path(root) if root else cache_root() / "features"
+        self.rebuilt = 0  # corrupt entries found and dropped in this process
+
+    def _path(self, key: str) -> Path:
+        return self.root / key[:2] / f"{key}.npy"
+
+    def get(self, key: str) -> np.ndarray | None:
+        path = self._path(key)
+        try:
+            blob = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        payload, digest = blob[:-_DIGEST], blob[-_DIGEST:]
+        if len(blob) > _DIGEST and hashlib.blake2b(payload, digest_size=_DIGEST).digest() == digest:
+            try:
+                return np.load(io.BytesIO(payload), allow_pickle=False)
+            except ValueError:
+                pass
+        path.unlink(missing_ok=True)  # corrupt or truncated: rebuild
+        self.rebuilt += 1
+        return None
+
+    def put(self, key: str, array: np.ndarray) -> None:
+        buf = io.BytesIO()
+        np.save(buf, array, allow_pickle=False)
+        payload = buf.getvalue()
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        with os.fdopen(fd, "wb") as f:
+            f.write(payload + hashlib.blake2b(payload, digest_size=_DIGEST).digest())
+        os.replace(tmp, path)

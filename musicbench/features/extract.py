@@ -1,0 +1,94 @@
+"""Frame features for a set of clips: from the cache, or extracted in parallel and cached."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from musicbench.audio import ClipPolicy, load_audio
+from musicbench.errors import AudioError, DataError
+from musicbench.features.cache import FeatureCache, audio_digest, entry_key
+from musicbench.features.frontends import FrontEnd
+from musicbench.systems.base import ClipData
+
+JOBS_ENV = "MUSICBENCH_JOBS"
+PARALLEL_MIN = 16  # below this many misses, worker start-up costs more than it saves
+
+
+def default_jobs() -> int:
+    return int(os.environ.get(JOBS_ENV) or os.cpu_count() or 1)
+
+
+def _compute(path: str, track_id: str, policy: ClipPolicy, frontends: list[FrontEnd]):
+    """Worker: decode once, run every front end. Errors come back as values."""
+    try:
+        audio = load_audio(path, track_id, policy)
+    except AudioError as exc:
+        return exc
+    return [fe(audio) for fe in frontends]
+
+
+def _combine(parts: list[np.ndarray]) -> np.ndarray:
+    n = min(p.shape[0] for p in parts)  # front ends may differ by a frame at the edges
+    return np.hstack([p[:n] for p in parts]) if len(parts) > 1 else parts[0]
+
+
+def extract_frames(
+    data: ClipData,
+    frontends: list[FrontEnd],
+    cache: FeatureCache | None = None,
+    n_jobs: int | None = None,
+) -> list[np.ndarray]:
+    """Per clip, the front ends' frames side by side: a [frames, dims] array each.
+
+    Audio is decoded only for clips missing from the cache, one clip at a time per
+    worker, so memory is bounded by the features, not the audio. Every unreadable track
+    is named in one error.
+    """
+    policy = data.task.spec.clip
+    policy_cfg = policy.as_dict()
+    configs = [fe.config() for fe in frontends]
+    out: list[list[np.ndarray] | None] = [None] * len(data)
+    keys: list[list[str]] = []
+    errors: list[str] = []
+    for i, clip in enumerate(data.clips):
+        try:
+            sha = audio_digest(clip.path)
+        except FileNotFoundError:
+            errors.append(str(AudioError(clip.track_id, clip.path, "file is missing", "")))
+            keys.append([])
+            continue
+        keys.append([entry_key(sha, policy_cfg, c) for c in configs])
+        if cache is not None:
+            hits = [cache.get(k) for k in keys[i]]
+            if all(h is not None for h in hits):
+                out[i] = hits
+    todo = [i for i in range(len(data)) if out[i] is None and keys[i]]
+    jobs = min(n_jobs or default_jobs(), max(1, len(todo) // 4))
+    args = [(data.clips[i].path, data.clips[i].track_id, policy, frontends) for i in todo]
+    if jobs > 1 and len(todo) >= PARALLEL_MIN:
+        from joblib import Parallel, delayed
+
+        results = Parallel(n_jobs=jobs, return_as="generator", batch_size=4)(
+            delayed(_compute)(*a) for a in args
+        )
+    else:
+        results = (_compute(*a) for a in args)
+    desc = f"features {'+'.join(fe.name for fe in frontends)} ({data.task.name})"
+    for i, res in zip(todo, tqdm(results, total=len(todo), desc=desc, disable=None), strict=True):
+        if isinstance(res, AudioError):
+            errors.append(str(res))
+            continue
+        out[i] = res
+        if cache is not None:
+            for k, arr in zip(keys[i], res, strict=True):
+                cache.put(k, arr)
+    if errors:
+        raise DataError(
+            f"{len(errors)} track(s) of {data.task.ref} could not be used:\n  "
+            + "\n  ".join(errors[:20])
+            + ("\n  ..." if len(errors) > 20 else "")
+        )
+    return [_combine(parts) for parts in out]

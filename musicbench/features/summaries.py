@@ -1,0 +1,77 @@
+"""Summaries over time: a clip's [frames, dims] matrix becomes one fixed-length vector.
+
+Each summary is an ablation axis of the classical family: mean/std pooling, frame-wise
+differences (delta, double-delta), DCT over time (per dimension, or 2-D over the matrix),
+and a K-means codebook histogram (vector quantisation) fitted on training frames only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.fft import dct, dctn
+
+from musicbench.errors import ConfigError
+
+SUMMARIES = ("stats", "dct", "dct2d", "vq")
+
+
+def add_deltas(frames: np.ndarray, order: int) -> np.ndarray:
+    """Concatenate delta (order 1) and double-delta (order 2) frames."""
+    if order not in (0, 1, 2):
+        raise ConfigError(f"deltas={order}: must be 0, 1 or 2")
+    parts = [frames]
+    d = frames
+    for _ in range(order):
+        d = np.gradient(d, axis=0) if d.shape[0] > 1 else np.zeros_like(d)
+        parts.append(d)
+    return np.hstack(parts)
+
+
+def stats(frames: np.ndarray) -> np.ndarray:
+    return np.concatenate([frames.mean(axis=0), frames.std(axis=0)])
+
+
+def dct_time(frames: np.ndarray, k: int) -> np.ndarray:
+    """First k DCT-II coefficients over time of each dimension, scaled like a mean."""
+    t = frames.shape[0]
+    coef = dct(frames, type=2, axis=0, norm="ortho") / np.sqrt(t)
+    if t < k:
+        coef = np.vstack([coef, np.zeros((k - t, frames.shape[1]), coef.dtype)])
+    return coef[:k].T.ravel()
+
+
+def dct_2d(frames: np.ndarray, k: int) -> np.ndarray:
+    """The k x k lowest-order block of the 2-D DCT of the whole (time x dims) matrix."""
+    t, d = frames.shape
+    coef = dctn(frames, type=2, norm="ortho") / np.sqrt(t)
+    block = np.zeros((k, k), coef.dtype)
+    block[: min(k, t), : min(k, d)] = coef[:k, :k]
+    return block.ravel()
+
+
+class Codebook:
+    """K-means vector quantiser of frames; a clip becomes its normalised code histogram."""
+
+    def __init__(self, size: int, seed: int, max_frames: int = 50_000):
+        if size < 2:
+            raise ConfigError(f"codebook_size={size}: must be >= 2")
+        self.size, self.seed, self.max_frames = size, seed, max_frames
+
+    def fit(self, clips: list[np.ndarray]) -> Codebook:
+        from sklearn.cluster import MiniBatchKMeans
+
+        frames = np.vstack(clips)
+        rng = np.random.default_rng(self.seed)
+        if len(frames) > self.max_frames:
+            frames = frames[rng.choice(len(frames), self.max_frames, replace=False)]
+        self.mean_, self.std_ = frames.mean(axis=0), frames.std(axis=0) + 1e-8
+        self.kmeans_ = MiniBatchKMeans(
+            n_clusters=min(self.size, len(frames)), random_state=self.seed, n_init=3,
+            batch_size=4096,
+        ).fit((frames - self.mean_) / self.std_)
+        return self
+
+    def histogram(self, frames: np.ndarray) -> np.ndarray:
+        codes = self.kmeans_.predict(((frames - self.mean_) / self.std_).astype(np.float32))
+        hist = np.bincount(codes, minlength=self.size).astype(np.float64)
+        return hist / hist.sum()

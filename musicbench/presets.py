@@ -1,0 +1,63 @@
+"""Where preset files live: the ones shipped with the package, overridden by the workspace.
+
+Presets are TOML files in three kinds of folder: ``datasets/`` (task specs),
+``systems/`` (system presets) and ``bench/suites/`` (suites). The wheel carries them
+under ``musicbench/presets``; a source checkout keeps them at the top level. A user's
+working directory (or ``$MUSICBENCH_WORKSPACE``) may hold folders of the same names whose
+files add to or replace the shipped ones, file name by file name.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from musicbench.errors import ConfigError, UnknownNameError
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
+# kind -> (folder inside the wheel, folder in a source checkout / workspace)
+KINDS = {
+    "task": ("datasets", "datasets"),
+    "system": ("systems", "systems"),
+    "suite": ("suites", "bench/suites"),
+}
+
+
+def _search_dirs(kind: str) -> list[Path]:
+    packaged, workspace_rel = KINDS[kind]
+    dirs = [_PACKAGE_DIR / "presets" / packaged, _PACKAGE_DIR.parent / workspace_rel]
+    workspace = Path(os.environ.get("MUSICBENCH_WORKSPACE", os.getcwd()))
+    dirs.append(workspace / workspace_rel)
+    seen, unique = set(), []
+    for d in dirs:
+        if d.is_dir() and d.resolve() not in seen:
+            seen.add(d.resolve())
+            unique.append(d)
+    return unique
+
+
+def preset_files(kind: str) -> dict[str, Path]:
+    """Name -> file for every preset of a kind; later folders override earlier ones."""
+    found: dict[str, Path] = {}
+    for d in _search_dirs(kind):
+        for path in sorted(d.glob("*.toml")):
+            found[path.stem] = path
+    return found
+
+
+def load_preset(kind: str, name: str) -> dict[str, Any]:
+    files = preset_files(kind)
+    if name not in files:
+        raise UnknownNameError(kind, name, files)
+    path = files[name]
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{kind} preset {path}: invalid TOML ({exc})") from exc
+    data.setdefault("name", name)
+    if data["name"] != name:
+        raise ConfigError(f"{kind} preset {path}: 'name' is {data['name']!r}, file says {name!r}")
+    data["_path"] = str(path)
+    return data

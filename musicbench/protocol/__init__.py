@@ -1,0 +1,1 @@
+"""The evaluation protocol: folds with split hashes and leakage checks, and the metrics."""

@@ -1,0 +1,304 @@
+"""Protocols: named, deterministic ways to cut a task's clips into (train, valid, test) folds.
+
+Grammar (the ``--protocol`` option):
+
+- ``official``: the dataset's own split (from the task spec's ``[official]`` table);
+- ``kfold:K[:SEED]``: stratified K folds, shuffled with SEED (default 0);
+- ``group-kfold:FIELD[:K[:SEED]]``: folds disjoint in FIELD; without K, leave one group out;
+- ``manifest:PATH``: a folder with ``*train*``, ``*valid*`` and ``*test*`` lists of track
+  ids or file paths (one per line), e.g. the fault-filtered GTZAN split.
+
+Where a protocol gives no valid part, a stratified ``VALID_FRACTION`` of the training part
+is held out with the same seed. Every resolved split has a content hash over its track ids.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import warnings
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from musicbench.errors import ConfigError, DataError
+from musicbench.tasks.loader import ClipSet
+
+VALID_FRACTION = 0.1
+PROTOCOL_HELP = "official, kfold:K[:SEED], group-kfold:FIELD[:K[:SEED]], manifest:PATH"
+
+
+class LeakageWarning(UserWarning):
+    """Test tracks share a group (artist, tonic, performer...) with training tracks."""
+
+
+@dataclass(frozen=True)
+class Fold:
+    index: int
+    train: tuple[str, ...]
+    valid: tuple[str, ...]
+    test: tuple[str, ...]
+    leakage: float = 0.0  # fraction of test tracks whose group also occurs in train
+
+
+@dataclass(frozen=True)
+class Split:
+    protocol: str
+    folds: tuple[Fold, ...]
+    hash: str
+    group_field: str | None
+
+
+@dataclass(frozen=True)
+class ProtocolSpec:
+    kind: str
+    field: str | None = None
+    k: int | None = None
+    seed: int = 0
+    path: str | None = None
+
+    def __str__(self) -> str:
+        if self.kind == "official":
+            return "official"
+        if self.kind == "manifest":
+            return f"manifest:{self.path}"
+        if self.kind == "kfold":
+            return f"kfold:{self.k}" + (f":{self.seed}" if self.seed else "")
+        tail = "" if self.k is None else f":{self.k}" + (f":{self.seed}" if self.seed else "")
+        return f"group-kfold:{self.field}{tail}"
+
+
+def _int(text: str, what: str, spec: str, minimum: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise ConfigError(f"protocol {spec!r}: {what} {text!r} is not an integer") from None
+    if value < minimum:
+        raise ConfigError(f"protocol {spec!r}: {what} must be >= {minimum}, got {value}")
+    return value
+
+
+def parse_protocol(spec: str) -> ProtocolSpec:
+    """Parse a protocol string; malformed ones get a message listing the grammar."""
+    head, _, rest = spec.strip().partition(":")
+    parts = rest.split(":") if rest else []
+    if head == "official" and not parts:
+        return ProtocolSpec("official")
+    if head == "kfold" and 1 <= len(parts) <= 2:
+        seed = _int(parts[1], "SEED", spec, 0) if len(parts) == 2 else 0
+        return ProtocolSpec("kfold", k=_int(parts[0], "K", spec, 2), seed=seed)
+    if head == "group-kfold" and 1 <= len(parts) <= 3 and parts[0]:
+        k = _int(parts[1], "K", spec, 2) if len(parts) >= 2 else None
+        seed = _int(parts[2], "SEED", spec, 0) if len(parts) == 3 else 0
+        return ProtocolSpec("group-kfold", field=parts[0], k=k, seed=seed)
+    if head == "manifest" and rest:
+        return ProtocolSpec("manifest", path=rest)
+    raise ConfigError(f"malformed protocol {spec!r}; valid forms: {PROTOCOL_HELP}")
+
+
+def split_hash(folds: list[Fold] | tuple[Fold, ...]) -> str:
+    """Changes if and only if some fold's train, valid or test track ids change."""
+    payload = [[sorted(f.train), sorted(f.valid), sorted(f.test)] for f in folds]
+    return hashlib.sha256(json.dumps(payload).encode()).hexdigest()[:16]
+
+
+def _strata(clipset: ClipSet, ids: list[str]) -> list[str]:
+    if clipset.task.spec.kind == "multiclass":
+        return [clipset.by_id[t].label for t in ids]
+    return ["|".join(clipset.by_id[t].label[:1]) for t in ids]  # first tag, coarse
+
+
+def holdout(clipset: ClipSet, ids: list[str], fraction: float, seed: int) -> tuple[list, list]:
+    """Stratified (keep, held-out) cut of ``ids``; classes with one clip stay in keep."""
+    rng = np.random.default_rng(seed)
+    by_class: dict[str, list[str]] = defaultdict(list)
+    for t, s in zip(ids, _strata(clipset, ids), strict=True):
+        by_class[s].append(t)
+    held: list[str] = []
+    for s in sorted(by_class):
+        members = sorted(by_class[s])
+        rng.shuffle(members)
+        n = min(int(round(fraction * len(members))), len(members) - 1)
+        held.extend(members[: max(n, 0)])
+    held_set = set(held)
+    return [t for t in ids if t not in held_set], held
+
+
+def _folds_from_test_sets(clipset: ClipSet, ids: list[str], tests: list[list[str]], seed: int,
+                          group_of: dict[str, str | None] | None = None) -> list[Fold]:
+    folds = []
+    for i, test in enumerate(tests):
+        test_set = set(test)
+        rest = [t for t in ids if t not in test_set]
+        train, valid = holdout(clipset, rest, VALID_FRACTION, seed + i)
+        folds.append(_fold(i, train, valid, test, group_of))
+    return folds
+
+
+def _fold(i: int, train, valid, test, group_of) -> Fold:
+    leakage = 0.0
+    if group_of is not None and test:
+        train_groups = {group_of[t] for t in train} - {None}
+        leakage = sum(group_of[t] in train_groups for t in test) / len(test)
+    return Fold(i, tuple(sorted(train)), tuple(sorted(valid)), tuple(sorted(test)), leakage)
+
+
+def _kfold(clipset: ClipSet, ids: list[str], p: ProtocolSpec, group_of) -> list[Fold]:
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    if p.k > len(ids):
+        raise ConfigError(f"protocol {p}: K={p.k} exceeds the {len(ids)} clips available")
+    strata = _strata(clipset, ids)
+    counts = defaultdict(int)
+    for s in strata:
+        counts[s] += 1
+    if clipset.task.spec.kind == "multiclass" and min(counts.values()) >= p.k:
+        splitter = StratifiedKFold(p.k, shuffle=True, random_state=p.seed)
+    else:  # some class is too rare to stratify (or multilabel): plain shuffled folds
+        splitter = KFold(p.k, shuffle=True, random_state=p.seed)
+    tests = [[ids[j] for j in te] for _, te in splitter.split(ids, strata)]
+    return _folds_from_test_sets(clipset, ids, tests, p.seed, group_of)
+
+
+def _group_kfold(clipset: ClipSet, ids: list[str], p: ProtocolSpec) -> list[Fold]:
+    group_of = clipset.attribute(p.field)
+    unnamed = [t for t in ids if group_of[t] is None]
+    if unnamed:
+        raise DataError(
+            f"protocol {p}: {len(unnamed)} tracks have no {p.field!r} (first: {unnamed[0]}); "
+            "group folds need every track's group"
+        )
+    groups = sorted({group_of[t] for t in ids})
+    if len(groups) < 2:
+        raise ConfigError(f"protocol {p}: only {len(groups)} distinct {p.field!r} value(s)")
+    if p.k is None:
+        tests = [[t for t in ids if group_of[t] == g] for g in groups]
+    else:
+        from sklearn.model_selection import StratifiedGroupKFold
+
+        if p.k > len(groups):
+            raise ConfigError(f"protocol {p}: K={p.k} exceeds the {len(groups)} {p.field} groups")
+        splitter = StratifiedGroupKFold(p.k, shuffle=True, random_state=p.seed)
+        g = [group_of[t] for t in ids]
+        tests = [[ids[j] for j in te] for _, te in splitter.split(ids, _strata(clipset, ids), g)]
+    folds = _folds_from_test_sets(clipset, ids, tests, p.seed, group_of)
+    assert all(f.leakage == 0 for f in folds), "group folds must not share groups"
+    return folds
+
+
+def _official(clipset: ClipSet, ids: list[str], group_of) -> list[Fold]:
+    task = clipset.task
+    off = task.spec.official
+    if off is None:
+        raise ConfigError(
+            f"task {task.ref} has no official split; use one of kfold:K, group-kfold:FIELD, "
+            "manifest:PATH"
+        )
+    present = set(ids)
+    if off.method:
+        folds = []
+        for n in range(off.n):
+            raw = getattr(task.dataset, off.method)(n)
+            parts = {ours: [] for ours in ("train", "valid", "test")}
+            for theirs, ours in off.parts.items():
+                parts[ours] = [t for t in raw.get(theirs, []) if t in present]
+            if not parts["valid"]:
+                parts["train"], parts["valid"] = holdout(clipset, parts["train"], VALID_FRACTION, n)
+            folds.append(_fold(n, parts["train"], parts["valid"], parts["test"], group_of))
+        return folds
+    value = {c.track_id: c.split for c in clipset.clips}
+    if off.folds == "rotate":
+        fold_ids = sorted({value[t] for t in ids}, key=lambda v: (len(v), v))
+        k = len(fold_ids)
+        folds = []
+        for i, f in enumerate(fold_ids):
+            nxt = fold_ids[(i + 1) % k]
+            train = [t for t in ids if value[t] not in (f, nxt)]
+            valid = [t for t in ids if value[t] == nxt]
+            test = [t for t in ids if value[t] == f]
+            folds.append(_fold(i, train, valid, test, group_of))
+        return folds
+    train = [t for t in ids if value[t] in off.train]
+    valid = [t for t in ids if value[t] in off.valid]
+    test = [t for t in ids if value[t] in off.test]
+    if not off.valid:
+        train, valid = holdout(clipset, train, VALID_FRACTION, 0)
+    return [_fold(0, train, valid, test, group_of)]
+
+
+def _manifest(clipset: ClipSet, ids: list[str], p: ProtocolSpec, group_of) -> list[Fold]:
+    root = Path(os.path.expanduser(p.path))
+    if not root.is_dir():
+        raise ConfigError(f"protocol {p}: {root} is not a folder of train/valid/test lists")
+    files = {}
+    for part, keys in (("train", ("train",)), ("valid", ("valid", "val")), ("test", ("test",))):
+        hits = [f for f in sorted(root.iterdir()) if any(k in f.name for k in keys)]
+        if len(hits) != 1:
+            raise ConfigError(
+                f"protocol {p}: expected exactly one file naming {part!r} in {root}, found "
+                f"{[h.name for h in hits]}"
+            )
+        files[part] = hits[0]
+    # a line may be a track id or a path to its audio; match on the file stem
+    known = {t: t for t in clipset.task.track_ids()}
+    known.update({Path(t).stem: t for t in list(known)})
+    present = set(ids)
+    parts, unknown = {}, []
+    for part, f in files.items():
+        lines = [x.strip() for x in f.read_text().splitlines() if x.strip()]
+        resolved = []
+        for line in lines:
+            tid = known.get(line) or known.get(Path(line).stem)
+            if tid is None:
+                unknown.append(f"{f.name}: {line}")
+            elif tid in present:
+                resolved.append(tid)
+        parts[part] = resolved
+    if unknown:
+        raise DataError(
+            f"protocol {p}: {len(unknown)} manifest entries match no track of {clipset.task.ref} "
+            f"(first: {unknown[0]}); check that the manifest belongs to this task and version"
+        )
+    seen: dict[str, str] = {}
+    for part, tids in parts.items():
+        for t in tids:
+            if t in seen:
+                raise DataError(f"protocol {p}: track {t!r} is in both {seen[t]} and {part}")
+            seen[t] = part
+    return [_fold(0, parts["train"], parts["valid"], parts["test"], group_of)]
+
+
+def resolve(protocol: str | ProtocolSpec, clipset: ClipSet) -> Split:
+    """Cut ``clipset`` under ``protocol``; warns loudly about group leakage."""
+    p = parse_protocol(protocol) if isinstance(protocol, str) else protocol
+    ids = sorted(c.track_id for c in clipset.clips)
+    group_field = p.field if p.kind == "group-kfold" else clipset.task.spec.group
+    group_of = clipset.attribute(group_field) if group_field and p.kind != "group-kfold" else None
+    if p.kind == "kfold":
+        folds = _kfold(clipset, ids, p, group_of)
+    elif p.kind == "group-kfold":
+        folds = _group_kfold(clipset, ids, p)
+    elif p.kind == "official":
+        folds = _official(clipset, ids, group_of)
+    else:
+        folds = _manifest(clipset, ids, p, group_of)
+    for f in folds:
+        if not f.train or not f.test:
+            raise DataError(
+                f"protocol {p} on {clipset.task.ref}: fold {f.index} has an empty "
+                f"{'train' if not f.train else 'test'} part with the {len(ids)} clips present"
+            )
+    leaky = [f for f in folds if f.leakage > 0]
+    if leaky:
+        worst = max(f.leakage for f in leaky)
+        warnings.warn(
+            f"GROUP LEAKAGE: under {p} on {clipset.task.ref}, up to {worst:.0%} of test tracks "
+            f"share their {group_field!r} with training tracks in {len(leaky)} of {len(folds)} "
+            f"folds; scores will be optimistic. Use group-kfold:{group_field} to prevent it.",
+            LeakageWarning,
+            stacklevel=2,
+        )
+    return Split(str(p), tuple(folds), split_hash(folds), group_field)

@@ -1,0 +1,1 @@
+"""Leaderboards and reports compiled from results."""

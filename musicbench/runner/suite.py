@@ -1,0 +1,40 @@
+"""Suites: which tasks x protocols x systems x seeds a run covers (``bench/suites/*.toml``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from musicbench.errors import ConfigError
+from musicbench.presets import load_preset, preset_files
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    tasks: tuple[str, ...]
+    systems: tuple[str, ...]
+    protocols: tuple[str, ...] = ()  # empty: each task's default protocol
+    seeds: tuple[int, ...] = (0,)
+    allow_partial: bool = False
+    description: str = ""
+    params: dict = field(default_factory=dict)  # system name -> parameter overrides
+
+    def with_overrides(self, **kw) -> Suite:
+        return replace(self, **{k: tuple(v) if isinstance(v, list) else v
+                                for k, v in kw.items() if v})
+
+
+def suite_names() -> list[str]:
+    return sorted(preset_files("suite"))
+
+
+def get_suite(name: str) -> Suite:
+    data = load_preset("suite", name)
+    where = data.pop("_path")
+    try:
+        suite = Suite(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+    except TypeError as exc:
+        raise ConfigError(f"suite {where}: {exc}") from None
+    if not suite.tasks or not suite.systems:
+        raise ConfigError(f"suite {where}: needs at least one task and one system")
+    return suite

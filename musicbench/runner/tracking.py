@@ -1,0 +1,116 @@
+"""MLflow logging: one run per cell, in an experiment named after the suite.
+
+The default store is a SQLite file in the working directory (``mlflow.db``, artifacts in
+``mlartifacts/``) unless ``--tracking-uri`` or ``MLFLOW_TRACKING_URI`` says otherwise.
+Runs carry the cell key as a tag, so logging is idempotent: a cell already logged is
+found, not logged twice.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import musicbench
+
+CELL_TAG = "musicbench.cell_key"
+VERSIONED = ("torch", "librosa", "scikit-learn", "mirdata", "numpy", "mlflow", "optuna",
+             "soundfile", "pandas")
+
+
+def default_tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+
+
+@cache
+def code_version() -> str:
+    """Package version, plus the git commit (and a '+dirty' mark) in a source checkout."""
+    root = Path(musicbench.__file__).resolve().parent.parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, text=True,
+                             capture_output=True, timeout=5, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=root, text=True, capture_output=True, timeout=5).stdout
+        return f"{musicbench.__version__}+{sha}{'.dirty' if dirty.strip() else ''}"
+    except (OSError, subprocess.SubprocessError):
+        return musicbench.__version__
+
+
+@cache
+def package_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in VERSIONED:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "absent"
+    return out
+
+
+class Tracker:
+    """Logs finished cells to MLflow; failures to log never lose the cell's results."""
+
+    def __init__(self, experiment: str, tracking_uri: str | None = None):
+        import mlflow
+        from mlflow import MlflowClient
+
+        self.uri = tracking_uri or default_tracking_uri()
+        mlflow.set_tracking_uri(self.uri)
+        self.client = MlflowClient(self.uri)
+        exp = self.client.get_experiment_by_name(experiment)
+        if exp is None:
+            location = None
+            if self.uri.startswith("sqlite:///"):
+                location = (Path(self.uri.removeprefix("sqlite:///")).parent / "mlartifacts"
+                            / experiment).as_uri()
+            self.experiment_id = self.client.create_experiment(experiment, location)
+        else:
+            self.experiment_id = exp.experiment_id
+
+    def find(self, cell_key: str) -> str | None:
+        runs = self.client.search_runs(
+            [self.experiment_id], f"tags.`{CELL_TAG}` = '{cell_key}' and attributes.status = "
+            "'FINISHED'", max_results=1,
+        )
+        return runs[0].info.run_id if runs else None
+
+    def log_cell(self, record: dict[str, Any], params: dict[str, Any],
+                 artifacts: list[Path]) -> str:
+        from mlflow.entities import Metric, Param, RunTag
+
+        found = self.find(record["cell_key"])
+        if found:
+            return found
+        name = f"{record['task']}|{record['protocol']}|f{record['fold']}|{record['system']}|s{record['seed']}"
+        tags = {
+            CELL_TAG: record["cell_key"], "mlflow.runName": name,
+            "split_hash": record["split_hash"], "code_version": code_version(),
+            "device": record["device"], "status": record["status"],
+            **{f"version.{k}": v for k, v in package_versions().items()},
+        }
+        run = self.client.create_run(self.experiment_id, tags=tags)
+        run_id = run.info.run_id
+        now = int(time.time() * 1000)
+        metrics = [Metric(k, float(v), now, 0) for k, v in record.items()
+                   if k in METRIC_KEYS and v is not None]
+        flat = {**params, **{k: record[k] for k in ("task", "version", "protocol", "fold",
+                                                        "system", "seed", "n_train", "n_test")}}
+        self.client.log_batch(
+            run_id, metrics=metrics,
+            params=[Param(k, str(v)[:6000]) for k, v in flat.items()],
+            tags=[RunTag(k, str(v)) for k, v in (("error", record.get("error")),) if v],
+        )
+        for path in artifacts:
+            self.client.log_artifact(run_id, str(path))
+        self.client.set_terminated(run_id, "FINISHED" if record["status"] == "ok" else "FAILED")
+        return run_id
+
+
+METRIC_KEYS = {"accuracy", "balanced_accuracy", "macro_f1", "roc_auc_macro", "pr_auc_macro",
+               "fit_seconds", "predict_seconds", "n_tags_dropped", "group_leakage"}

@@ -1,0 +1,63 @@
+"""The system registry: presets in ``systems/*.toml``, families imported lazily.
+
+A preset names its ``family`` (a key of ``FAMILIES``), its default ``[params]`` and its
+Optuna ``[search_space]``. Register a new family by adding one line to ``FAMILIES``;
+register a new system by adding one preset file.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from typing import Any
+
+from musicbench.errors import ConfigError, UnknownNameError
+from musicbench.presets import load_preset, preset_files
+from musicbench.systems.base import ClipData, System
+
+FAMILIES = {
+    "classical": "musicbench.systems.classical:ClassicalSystem",
+    "gmm": "musicbench.systems.density:GMMSystem",
+}
+
+
+def system_names() -> list[str]:
+    return sorted(preset_files("system"))
+
+
+def family_class(family: str) -> type[System]:
+    if family not in FAMILIES:
+        raise UnknownNameError("system family", family, FAMILIES)
+    module, _, cls = FAMILIES[family].partition(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def get_preset(name: str) -> dict[str, Any]:
+    preset = load_preset("system", name)
+    if "family" not in preset:
+        raise ConfigError(f"system preset {preset['_path']}: missing 'family'")
+    preset.setdefault("params", {})
+    preset.setdefault("search_space", {})
+    return preset
+
+
+def valid_params(cls: type[System]) -> list[str]:
+    return [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+
+
+def build_system(name: str, seed: int = 0, device: str = "cpu", **overrides: Any) -> System:
+    """A fresh, unfitted system from its preset, with parameter overrides."""
+    preset = get_preset(name)
+    cls = family_class(preset["family"])
+    params = {**preset["params"], **overrides}
+    valid = valid_params(cls)
+    for key in params:
+        if key not in valid:
+            raise UnknownNameError(f"parameter of {name} ({preset['family']})", key, valid)
+    try:
+        return cls(seed=seed, device=device, **params)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"system {name}: {exc}") from None
+
+
+__all__ = ["ClipData", "System", "build_system", "get_preset", "system_names"]

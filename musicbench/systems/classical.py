@@ -1,0 +1,146 @@
+"""The classical family: front end -> summary over time -> (PCA) -> scikit-learn classifier."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from musicbench.errors import ConfigError
+from musicbench.features.summaries import SUMMARIES, Codebook, dct_2d, dct_time, stats
+from musicbench.systems.base import ClipData
+from musicbench.systems.frames import FrameFeatureSystem
+
+CLASSIFIERS = ("svm", "knn", "logreg", "mlp")
+
+
+class ClassicalSystem(FrameFeatureSystem):
+    """Hand-crafted features summarised per clip, standardised, then classified.
+
+    ``summary``: ``stats`` (mean and std), ``dct`` (``dct_coefficients`` per dimension),
+    ``dct2d``, or ``vq`` (histogram over a ``codebook_size`` K-means codebook fitted on
+    training frames). ``pca_components`` (int, or a variance fraction < 1) reduces the
+    summary. ``class_weight="balanced"`` reweights rare classes (not for ``mlp``).
+    """
+
+    def __init__(
+        self,
+        features=("mfcc",),
+        n_fft: int = 2048,
+        hop_length: int = 512,
+        n_mels: int = 128,
+        n_mfcc: int = 20,
+        n_bins: int = 84,
+        deltas: int = 1,
+        summary: str = "stats",
+        dct_coefficients: int = 4,
+        codebook_size: int = 64,
+        pca_components: float | None = None,
+        classifier: str = "svm",
+        C: float = 1.0,
+        kernel: str = "rbf",
+        gamma: str | float = "scale",
+        n_neighbors: int = 5,
+        mlp_hidden: int = 128,
+        mlp_alpha: float = 1e-4,
+        class_weight: str | None = "balanced",
+        seed: int = 0,
+        device: str = "cpu",
+    ):
+        self.features = features
+        self.n_fft = n_fft
+        self.hop_length = hop_length
+        self.n_mels = n_mels
+        self.n_mfcc = n_mfcc
+        self.n_bins = n_bins
+        self.deltas = deltas
+        self.summary = summary
+        self.dct_coefficients = dct_coefficients
+        self.codebook_size = codebook_size
+        self.pca_components = pca_components
+        self.classifier = classifier
+        self.C = C
+        self.kernel = kernel
+        self.gamma = gamma
+        self.n_neighbors = n_neighbors
+        self.mlp_hidden = mlp_hidden
+        self.mlp_alpha = mlp_alpha
+        self.class_weight = class_weight
+        self.seed = seed
+        self.device = device
+        if summary not in SUMMARIES:
+            raise ConfigError(f"summary={summary!r}: must be one of {SUMMARIES}")
+        if classifier not in CLASSIFIERS:
+            raise ConfigError(f"classifier={classifier!r}: must be one of {CLASSIFIERS}")
+
+    def _summarise(self, frames: list[np.ndarray]) -> np.ndarray:
+        if self.summary == "stats":
+            rows = [stats(f) for f in frames]
+        elif self.summary == "dct":
+            rows = [dct_time(f, self.dct_coefficients) for f in frames]
+        elif self.summary == "dct2d":
+            rows = [dct_2d(f, self.dct_coefficients) for f in frames]
+        else:
+            rows = [self.codebook_.histogram(f) for f in frames]
+        return np.vstack(rows)
+
+    def _estimator(self, multilabel: bool):
+        from sklearn.decomposition import PCA
+        from sklearn.multiclass import OneVsRestClassifier
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        cw = self.class_weight
+        if self.classifier == "svm":
+            from sklearn.svm import SVC
+
+            clf = SVC(C=self.C, kernel=self.kernel, gamma=self.gamma, class_weight=cw,
+                      random_state=self.seed)
+        elif self.classifier == "knn":
+            from sklearn.neighbors import KNeighborsClassifier
+
+            clf = KNeighborsClassifier(n_neighbors=self.n_neighbors)
+        elif self.classifier == "logreg":
+            from sklearn.linear_model import LogisticRegression
+
+            clf = LogisticRegression(C=self.C, class_weight=cw, max_iter=2000)
+        else:
+            from sklearn.neural_network import MLPClassifier
+
+            clf = MLPClassifier((self.mlp_hidden,), alpha=self.mlp_alpha, max_iter=500,
+                                random_state=self.seed)
+        if multilabel and self.classifier != "mlp":
+            clf = OneVsRestClassifier(clf)
+        steps = [StandardScaler()]
+        if self.pca_components:
+            steps.append(PCA(self.pca_components, random_state=self.seed))
+        return make_pipeline(*steps, clf)
+
+    def fit(self, train: ClipData, valid: ClipData | None = None) -> ClassicalSystem:
+        self.check_kind(train)
+        frames = self.frames(train)
+        if self.summary == "vq":
+            self.codebook_ = Codebook(self.codebook_size, self.seed).fit(frames)
+        x = self._summarise(frames)
+        multilabel = train.kind == "multilabel"
+        y = train.y
+        if not multilabel:
+            self.seen_ = np.unique(y)
+            if len(self.seen_) < 2:
+                raise ConfigError(f"training part of {train.task.ref} holds a single class")
+        self.model_ = self._estimator(multilabel).fit(x, y)
+        self.n_classes_ = len(train.classes)
+        return self
+
+    def predict_scores(self, data: ClipData) -> np.ndarray:
+        x = self._summarise(self.frames(data))
+        model = self.model_
+        if hasattr(model, "decision_function") and self.classifier == "svm":
+            scores = model.decision_function(x)
+            if scores.ndim == 1:  # two classes: one margin
+                scores = np.column_stack([-scores, scores])
+            fill = float(scores.min()) - 1.0
+        else:
+            scores = model.predict_proba(x)
+            fill = 0.0
+        if data.kind == "multilabel":
+            return np.asarray(scores, dtype=np.float64)
+        return self.expand_scores(scores, self.seen_, self.n_classes_, fill)

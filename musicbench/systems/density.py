@@ -1,0 +1,79 @@
+"""The density family: one Gaussian mixture per class over frame features."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import softmax
+
+from musicbench.systems.base import ClipData
+from musicbench.systems.frames import FrameFeatureSystem
+
+
+class GMMSystem(FrameFeatureSystem):
+    """A clip goes to the class whose GMM gives its frames the highest summed log-likelihood.
+
+    Frames are standardised with statistics of the training frames; each class's mixture
+    is fitted on at most ``max_frames`` of its frames. Scores are the softmax of the
+    summed log-likelihoods, i.e. class posteriors under a uniform prior.
+    """
+
+    kinds = ("multiclass",)
+
+    def __init__(
+        self,
+        features=("mfcc",),
+        n_fft: int = 2048,
+        hop_length: int = 512,
+        n_mels: int = 128,
+        n_mfcc: int = 20,
+        n_bins: int = 84,
+        deltas: int = 1,
+        n_components: int = 8,
+        covariance_type: str = "diag",
+        reg_covar: float = 1e-3,
+        max_frames: int = 20_000,
+        seed: int = 0,
+        device: str = "cpu",
+    ):
+        self.features = features
+        self.n_fft = n_fft
+        self.hop_length = hop_length
+        self.n_mels = n_mels
+        self.n_mfcc = n_mfcc
+        self.n_bins = n_bins
+        self.deltas = deltas
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.reg_covar = reg_covar
+        self.max_frames = max_frames
+        self.seed = seed
+        self.device = device
+
+    def fit(self, train: ClipData, valid: ClipData | None = None) -> GMMSystem:
+        from sklearn.mixture import GaussianMixture
+
+        self.check_kind(train)
+        frames = self.frames(train)
+        allf = np.vstack(frames)
+        self.mean_, self.std_ = allf.mean(axis=0), allf.std(axis=0) + 1e-8
+        rng = np.random.default_rng(self.seed)
+        self.models_ = {}
+        for c in np.unique(train.y):
+            fc = np.vstack([f for f, y in zip(frames, train.y, strict=True) if y == c])
+            if len(fc) > self.max_frames:
+                fc = fc[rng.choice(len(fc), self.max_frames, replace=False)]
+            self.models_[int(c)] = GaussianMixture(
+                n_components=min(self.n_components, len(fc)),
+                covariance_type=self.covariance_type, reg_covar=self.reg_covar,
+                random_state=self.seed,
+            ).fit((fc - self.mean_) / self.std_)
+        self.n_classes_ = len(train.classes)
+        return self
+
+    def predict_scores(self, data: ClipData) -> np.ndarray:
+        loglik = np.full((len(data), self.n_classes_), -np.inf)
+        for i, f in enumerate(self.frames(data)):
+            z = (f - self.mean_) / self.std_
+            for c, gmm in self.models_.items():
+                loglik[i, c] = gmm.score_samples(z).sum()
+        return softmax(loglik, axis=1)

@@ -1,0 +1,39 @@
+"""What the classical and density families share: cached frame features with deltas."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from musicbench.features import FeatureCache, FrontEnd, extract_frames
+from musicbench.features.summaries import add_deltas
+from musicbench.systems.base import ClipData, System
+
+
+class FrameFeatureSystem(System):
+    """Base for systems built on librosa frame features; parameters live in subclasses.
+
+    Subclasses define ``features`` (front-end names), ``n_fft``, ``hop_length``,
+    ``n_mels``, ``n_mfcc``, ``n_bins`` and ``deltas`` as constructor parameters.
+    """
+
+    def frontends(self, sample_rate: int) -> list[FrontEnd]:
+        names = [self.features] if isinstance(self.features, str) else list(self.features)
+        return [
+            FrontEnd(n, sample_rate, n_fft=self.n_fft, hop_length=self.hop_length,
+                     n_mels=self.n_mels, n_mfcc=self.n_mfcc, n_bins=self.n_bins)
+            for n in names
+        ]
+
+    def frames(self, data: ClipData) -> list[np.ndarray]:
+        """Per clip: front-end frames, with delta / double-delta frames appended."""
+        raw = extract_frames(data, self.frontends(data.sample_rate), FeatureCache())
+        return [add_deltas(f.astype(np.float64), self.deltas) for f in raw]
+
+    @staticmethod
+    def expand_scores(scores: np.ndarray, seen: np.ndarray, n_classes: int, fill: float):
+        """Scores over the classes seen in training -> scores over all task classes."""
+        if scores.shape[1] == n_classes:
+            return scores
+        full = np.full((scores.shape[0], n_classes), fill, dtype=np.float64)
+        full[:, seen] = scores
+        return full

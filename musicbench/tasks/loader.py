@@ -1,0 +1,277 @@
+"""Tasks: a mirdata (or embedded synthetic) dataset read into labelled clips.
+
+mirdata differs per dataset (index files, split attributes, label types); this module
+hides that. It also handles the offline index folder and partial data on disk.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from musicbench.audio import load_audio
+from musicbench.errors import ConfigError, DataError, UnknownNameError
+from musicbench.tasks.spec import TaskSpec, get_spec
+
+INDEX_DIR_ENV = "MUSICBENCH_INDEX_DIR"
+DATA_HOME_ENV = "MUSICBENCH_DATA_HOME"
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One track as a system sees it. ``label`` is a class name, or a tuple of tags."""
+
+    track_id: str
+    path: str
+    label: str | tuple[str, ...]
+    group: str | None = None
+    split: str | None = None
+
+
+@dataclass
+class ClipSet:
+    """The clips of a task that are usable on this machine, and what was left out."""
+
+    task: Task
+    clips: list[Clip]
+    classes: list[str]
+    n_index: int
+    missing: list[str]
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    @cached_property
+    def by_id(self) -> dict[str, Clip]:
+        return {c.track_id: c for c in self.clips}
+
+    def subset(self, track_ids: list[str] | tuple[str, ...]) -> list[Clip]:
+        return [self.by_id[t] for t in track_ids]
+
+    def targets(self, clips: list[Clip]) -> np.ndarray:
+        """Class indices (multiclass) or a 0/1 indicator matrix (multilabel)."""
+        return encode_labels(clips, self.classes, self.task.spec.kind)
+
+    def attribute(self, field: str) -> dict[str, str | None]:
+        """Track id -> value of any track attribute (for group protocols)."""
+        if field == self.task.spec.group:
+            return {c.track_id: c.group for c in self.clips}
+        return {c.track_id: self.task.track_attribute(c.track_id, field) for c in self.clips}
+
+
+def encode_labels(clips: list[Clip], classes: list[str], kind: str) -> np.ndarray:
+    index = {c: i for i, c in enumerate(classes)}
+    if kind == "multiclass":
+        return np.array([index[c.label] for c in clips], dtype=np.int64)
+    y = np.zeros((len(clips), len(classes)), dtype=np.int64)
+    for row, clip in enumerate(clips):
+        for tag in clip.label:
+            y[row, index[tag]] = 1
+    return y
+
+
+def parse_task_ref(ref: str) -> tuple[str, str | None]:
+    """``name`` or ``name:version``."""
+    name, _, version = ref.partition(":")
+    if not name:
+        raise ConfigError(f"task reference {ref!r}: expected NAME or NAME:VERSION")
+    return name, (version or None)
+
+
+def resolve_data_home(root: str | None, dataset: str) -> str | None:
+    """A folder of datasets (``ROOT/<dataset>``, like ~/mir_datasets) or one dataset's folder."""
+    root = root or os.environ.get(DATA_HOME_ENV)
+    if not root:
+        return None
+    nested = Path(root) / dataset
+    return str(nested if nested.is_dir() else Path(root))
+
+
+class Task:
+    """A task spec bound to a version, a data home and an index folder."""
+
+    def __init__(
+        self,
+        spec: TaskSpec,
+        version: str | None = None,
+        data_home: str | None = None,
+        index_dir: str | None = None,
+    ):
+        self.spec = spec
+        self.version = version or spec.version
+        self.data_home_root = data_home
+        self.index_dir = index_dir or os.environ.get(INDEX_DIR_ENV)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}:{self.version}"
+
+    @cached_property
+    def dataset(self) -> Any:
+        """The mirdata ``core.Dataset`` (synthetic tasks generate theirs on first use)."""
+        return self.open_dataset(require_index=True)
+
+    def open_dataset(self, require_index: bool) -> Any:
+        spec = self.spec
+        if spec.source == "synthetic":
+            from musicbench.tasks.synth import SynthDataset
+
+            return SynthDataset(spec.synth, self.version, spec.clip.sample_rate, self.data_home_root)
+        module = importlib.import_module(f"mirdata.datasets.{spec.dataset}")
+        versions = [v for v in module.INDEXES if v not in ("default", "test")]
+        try:
+            ds = module.Dataset(
+                data_home=resolve_data_home(self.data_home_root, spec.dataset),
+                version=self.version,
+            )
+        except ValueError:
+            raise UnknownNameError(f"version of {self.name}", self.version, versions) from None
+        filename = ds._index_data.filename
+        if self.index_dir:
+            ds.index_path = os.path.join(self.index_dir, filename)
+        if require_index and not os.path.exists(ds.index_path):
+            where = f"index folder {self.index_dir}" if self.index_dir else "mirdata's package"
+            raise DataError(
+                f"task {self.ref}: index file {filename} not found in {where}. Online: "
+                f"`musicbench data fetch {self.ref}`. Offline: pass --index-dir (or set "
+                f"{INDEX_DIR_ENV}) to a folder holding {filename}."
+            )
+        return ds
+
+    @property
+    def data_home(self) -> str:
+        return self.dataset.data_home
+
+    def track_ids(self) -> list[str]:
+        return list(self.dataset.track_ids)
+
+    def track_attribute(self, track_id: str, field: str) -> str | None:
+        track = self.dataset.track(track_id)
+        try:
+            value = getattr(track, field)
+        except AttributeError:
+            valid = [a for a in dir(track) if not a.startswith("_") and not a.endswith("_path")]
+            raise UnknownNameError(f"attribute of {self.name} tracks", field, valid) from None
+        except FileNotFoundError as exc:
+            raise DataError(
+                f"task {self.ref}: metadata for track {track_id!r} is missing ({exc}). "
+                f"Fetch the dataset's annotations (musicbench data fetch {self.ref})."
+            ) from None
+        return None if value is None else str(value)
+
+    def _label(self, track: Any) -> str | tuple[str, ...]:
+        try:
+            value = getattr(track, self.spec.label)
+        except FileNotFoundError as exc:
+            raise DataError(
+                f"task {self.ref}: the label of track {track.track_id!r} needs a metadata file "
+                f"that is missing ({exc}). Fetch the annotations (musicbench data fetch {self.ref})."
+            ) from None
+        if self.spec.kind == "multiclass":
+            if value is None or value == "":
+                raise DataError(f"task {self.ref}: track {track.track_id!r} has no {self.spec.label}")
+            return str(value)
+        if isinstance(value, dict):  # tag -> confidence (openmic2018)
+            value = [k for k, v in value.items() if v >= self.spec.label_threshold]
+        elif value is None:
+            value = []
+        elif isinstance(value, str):
+            value = [value]
+        return tuple(sorted({str(v) for v in value}))
+
+    def _audio_path(self, track: Any) -> str:
+        path = getattr(track, "audio_path", None)
+        if not path:
+            raise DataError(f"task {self.ref}: track {track.track_id!r} has no audio in the index")
+        return path
+
+    def clips(self, allow_partial: bool = False) -> ClipSet:
+        """Every track of the index as a clip; refuses partial data unless allowed."""
+        clips, missing = [], []
+        ds = self.dataset
+        for track_id in ds.track_ids:
+            track = ds.track(track_id)
+            path = self._audio_path(track)
+            if not os.path.exists(path):
+                missing.append(track_id)
+                continue
+            group = None
+            if self.spec.group:
+                group = self.track_attribute(track_id, self.spec.group)
+            split = None
+            if self.spec.official and self.spec.official.attribute:
+                split = self.track_attribute(track_id, self.spec.official.attribute)
+            clips.append(Clip(track_id, path, self._label(track), group, split))
+        n_index = len(clips) + len(missing)
+        if missing and not allow_partial:
+            raise DataError(
+                f"task {self.ref}: {len(missing)} of {n_index} tracks in the index are not on disk "
+                f"under {ds.data_home} (first: {', '.join(missing[:3])}). Fetch them "
+                f"(musicbench data fetch {self.ref}), point --data-home at the data, or pass "
+                f"--allow-partial to run on the {len(clips)} tracks present (the count is recorded)."
+            )
+        if not clips:
+            raise DataError(
+                f"task {self.ref}: none of the {n_index} indexed tracks is on disk under "
+                f"{ds.data_home}. Point --data-home (or {DATA_HOME_ENV}) at the data."
+            )
+        return ClipSet(self, clips, self._classes(clips), n_index, missing)
+
+    def _classes(self, clips: list[Clip]) -> list[str]:
+        if self.spec.kind == "multiclass":
+            seen = {c.label for c in clips}
+        else:
+            seen = {tag for c in clips for tag in c.label}
+        if self.spec.classes is None:
+            return sorted(seen)
+        unknown = seen - set(self.spec.classes)
+        if unknown:
+            raise DataError(
+                f"task {self.ref}: labels {sorted(unknown)} are not among the classes declared "
+                f"in {self.spec.path}; add them there or fix the data."
+            )
+        return list(self.spec.classes)
+
+    def load_audio(self, clip: Clip) -> np.ndarray:
+        return load_audio(clip.path, clip.track_id, self.spec.clip)
+
+    def status(self, checksums: bool = True) -> dict[str, Any]:
+        """Tracks in the index, on disk, missing, and (optionally) failing checksums."""
+        ds = self.dataset
+        ids = list(ds.track_ids)
+        missing = [t for t in ids if not os.path.exists(self._audio_path(ds.track(t)))]
+        bad: list[str] = []
+        if checksums:
+            from mirdata import validate
+
+            missing_files, invalid = validate.validator(ds._index, ds.data_home, verbose=False)
+            bad = sorted(invalid.get("tracks", {}))
+        return {
+            "task": self.ref,
+            "data_home": ds.data_home,
+            "index": ds.index_path,
+            "in_index": len(ids),
+            "on_disk": len(ids) - len(missing),
+            "missing": len(missing),
+            "bad_checksum": len(bad),
+            "missing_ids": missing,
+            "bad_checksum_ids": bad,
+        }
+
+
+def get_task(
+    ref: str, data_home: str | None = None, index_dir: str | None = None
+) -> Task:
+    """Build a task from ``name[:version]``; unknown names list the valid ones."""
+    name, version = parse_task_ref(ref)
+    return Task(get_spec(name), version, data_home, index_dir)
