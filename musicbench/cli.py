@@ -7,6 +7,7 @@ Exit codes: 0 success; 1 some cells failed or a check did not pass; 2 bad input
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from pathlib import Path
@@ -62,7 +63,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default sqlite:///./mlflow.db)")
     p.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
     p.add_argument("--device", default="cpu", help="cpu, cuda[:N] or mps (default cpu)")
+    p.add_argument("--tuned", metavar="STUDY", help="use the best parameters of an Optuna study "
+                   "(musicbench tune) for its system; rows are marked tuned")
+    p.add_argument("--storage", help="Optuna storage URL of --tuned (default sqlite:///optuna.db)")
     p.add_argument("--quiet", action="store_true", help="print only the leaderboard")
+
+    for name, module in PLUGIN_COMMANDS.items():
+        importlib.import_module(module).add_parser(sub, name)
     return parser
 
 
@@ -129,6 +136,14 @@ def cmd_run(args) -> int:
         suite = get_suite("demo")
     suite = suite.with_overrides(tasks=args.task, systems=args.system, protocols=args.protocol,
                                  seeds=args.seeds)
+    if args.tuned:
+        from musicbench.tuning import load_tuned
+
+        tuned = load_tuned(args.tuned, args.storage)  # system -> {params, study, trials}
+        suite = suite.with_overrides(
+            params={**suite.params, **{s: t["params"] for s, t in tuned.items()}},
+            tuned={**suite.tuned, **tuned},
+        )
     out = Path(args.out or Path("runs") / suite.name)
     opts = RunOptions(out=out, data_home=args.data_home, index_dir=args.index_dir,
                       allow_partial=args.allow_partial, tracking_uri=args.tracking_uri,
@@ -145,6 +160,8 @@ def cmd_run(args) -> int:
 
 
 COMMANDS = {"list": cmd_list, "data": cmd_data, "run": cmd_run}
+# Commands living in their own modules: name -> module defining add_parser(sub, name) and run(args)
+PLUGIN_COMMANDS: dict[str, str] = {}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -159,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
+        if args.command in PLUGIN_COMMANDS:
+            return importlib.import_module(PLUGIN_COMMANDS[args.command]).run(args)
         return COMMANDS[args.command](args)
     except (MusicbenchError, DataError) as exc:
         print(f"musicbench: error: {exc}", file=sys.stderr)

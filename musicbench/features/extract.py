@@ -11,7 +11,7 @@ from musicbench.audio import ClipPolicy, load_audio
 from musicbench.errors import AudioError, DataError
 from musicbench.features.cache import FeatureCache, audio_digest, entry_key
 from musicbench.features.frontends import FrontEnd
-from musicbench.systems.base import ClipData
+from musicbench.systems.base import ClipData, seed_for
 
 JOBS_ENV = "MUSICBENCH_JOBS"
 PARALLEL_MIN = 16  # below this many misses, worker start-up costs more than it saves
@@ -21,12 +21,17 @@ def default_jobs() -> int:
     return int(os.environ.get(JOBS_ENV) or os.cpu_count() or 1)
 
 
-def _compute(path: str, track_id: str, policy: ClipPolicy, frontends: list[FrontEnd]):
-    """Worker: decode once, run every front end. Errors come back as values."""
+def _compute(path: str, track_id: str, policy: ClipPolicy, frontends: list[FrontEnd],
+             transform: str | None):
+    """Worker: decode once, transform, run every front end. Errors come back as values."""
     try:
         audio = load_audio(path, track_id, policy)
     except AudioError as exc:
         return exc
+    if transform:
+        from musicbench.augment import apply
+
+        audio = apply(transform, audio, policy.sample_rate, seed_for(track_id, transform))
     return [fe(audio) for fe in frontends]
 
 
@@ -40,15 +45,20 @@ def extract_frames(
     frontends: list[FrontEnd],
     cache: FeatureCache | None = None,
     n_jobs: int | None = None,
+    transform: str | None = None,
 ) -> list[np.ndarray]:
     """Per clip, the front ends' frames side by side: a [frames, dims] array each.
+
+    ``transform`` (an augmentation spec) is applied to each clip's audio first, with a
+    per-clip seed, and is part of the cache key; by default it is ``data.deform``.
 
     Audio is decoded only for clips missing from the cache, one clip at a time per
     worker, so memory is bounded by the features, not the audio. Every unreadable track
     is named in one error.
     """
     policy = data.task.spec.clip
-    policy_cfg = policy.as_dict()
+    transform = transform if transform is not None else data.deform
+    policy_cfg = {**policy.as_dict(), "transform": transform}
     configs = [fe.config() for fe in frontends]
     out: list[list[np.ndarray] | None] = [None] * len(data)
     keys: list[list[str]] = []
@@ -67,7 +77,8 @@ def extract_frames(
                 out[i] = hits
     todo = [i for i in range(len(data)) if out[i] is None and keys[i]]
     jobs = min(n_jobs or default_jobs(), max(1, len(todo) // 4))
-    args = [(data.clips[i].path, data.clips[i].track_id, policy, frontends) for i in todo]
+    args = [(data.clips[i].path, data.clips[i].track_id, policy, frontends, transform)
+            for i in todo]
     if jobs > 1 and len(todo) >= PARALLEL_MIN:
         from joblib import Parallel, delayed
 

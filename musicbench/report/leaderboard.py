@@ -11,7 +11,7 @@ import pandas as pd
 
 from musicbench.protocol.metrics import MULTICLASS_METRICS, MULTILABEL_METRICS
 
-GROUP = ["task", "version", "protocol", "split_hash", "system"]
+GROUP = ["task", "version", "protocol", "split_hash", "system", "augment", "deform"]
 
 
 def _fmt(values: pd.Series) -> str:
@@ -66,11 +66,13 @@ def to_markdown(results: pd.DataFrame) -> str:
             out.append(f"> **Group leakage**: up to {leak:.0%} of test tracks share a group with "
                        "training tracks under this protocol; scores are optimistic.")
             out.append("")
-        header = ["system", *metrics, "cells", "failed", "tracks", "fit s", "tuned"]
+        variants = g[["augment", "deform"]].ne("none").any().any()
+        header = ["system", *(["augment", "deform"] if variants else []), *metrics, "cells", "failed", "tracks", "fit s", "tuned"]
         out.append("| " + " | ".join(header) + " |")
         out.append("|" + "|".join("---" for _ in header) + "|")
         for _, r in g.iterrows():
-            cells = [r["system"], *(r[m] for m in metrics), str(r["cells"]), str(r["failed"]),
+            cells = [r["system"], *([r["augment"], r["deform"]] if variants else []),
+                     *(r[m] for m in metrics), str(r["cells"]), str(r["failed"]),
                      r["tracks"], "—" if np.isnan(r["fit_s"]) else f"{r['fit_s']:.2f}",
                      "yes" if r["tuned"] else "no"]
             out.append("| " + " | ".join(cells) + " |")

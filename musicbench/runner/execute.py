@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 import musicbench
+from musicbench.augment import validate_spec
 from musicbench.errors import ConfigError, MusicbenchError
 from musicbench.protocol.metrics import evaluate, primary_metric
 from musicbench.protocol.splits import Fold, Split, resolve
@@ -142,12 +143,15 @@ class Runner:
             for fold in split.folds:
                 for system in self.suite.systems:
                     for seed in self.suite.seeds:
-                        self._run_cell(clipset, split, fold, system, seed)
+                        for augment in self.suite.augment:
+                            self._run_cell(clipset, split, fold, system, seed, augment)
 
     def _base_record(self, task, protocol: str, system: str, seed: int) -> dict[str, Any]:
+        tuned = self.suite.tuned.get(system)
         return {"task": task.name, "version": task.version, "protocol": protocol,
                 "system": system, "seed": seed, "device": self.opts.device,
-                "tuned": bool(self.suite.params.get(system)),
+                "tuned": bool(tuned), "tuned_study": (tuned or {}).get("study"),
+                "tuned_trials": (tuned or {}).get("trials"),
                 "finished_at": None, "mlflow_run_id": None}
 
     def _record_unresolved(self, task, protocol: str, exc: Exception) -> None:
@@ -158,57 +162,95 @@ class Runner:
                 key = cell_key(task=task.ref, protocol=protocol, system=system, seed=seed,
                                unresolved=True)
                 rec.update(cell_key=key, fold=-1, split_hash="", status="failed",
+                           augment="none", deform="none",
                            error=f"{type(exc).__name__}: {exc}",
                            finished_at=datetime.now(UTC).isoformat())
                 self.store.save(rec)
                 self.counts["failed"] += 1
 
     def _run_cell(self, clipset: ClipSet, split: Split, fold: Fold, system: str,
-                  seed: int) -> None:
+                  seed: int, augment: str) -> None:
+        """Fit once for (fold, system, seed, augment); evaluate under every deformation."""
         task = clipset.task
         overrides = self.suite.params.get(system, {})
         preset = get_preset(system)
         est = build_system(system, seed=seed, device=self.opts.device, **overrides)
         params = {k: v for k, v in est.get_params().items() if k not in ("seed", "device")}
         spec = {k: v for k, v in asdict(task.spec).items() if k != "path"}
-        key = cell_key(task=spec, version=task.version, protocol=split.protocol,
-                       split_hash=split.hash, fold=fold.index, system=system,
-                       family=preset["family"], params=params, seed=seed)
-        label = f"{task.ref} {split.protocol} fold {fold.index} {system} seed {seed}"
-        if self.store.is_done(key):
-            self.counts["skipped"] += 1
-            self._ensure_logged(self.store.load(key), params)
+        keys = {
+            deform: cell_key(task=spec, version=task.version, protocol=split.protocol,
+                             split_hash=split.hash, fold=fold.index, system=system,
+                             family=preset["family"], params=params, seed=seed,
+                             augment=augment, deform=deform)
+            for deform in self.suite.deform
+        }
+        todo = [d for d, k in keys.items() if not self.store.is_done(k)]
+        for deform, key in keys.items():
+            if deform not in todo:
+                self.counts["skipped"] += 1
+                self._ensure_logged(self.store.load(key), params)
+        if not todo:
             return
-        rec = self._base_record(task, split.protocol, system, seed)
-        rec.update(cell_key=key, split_hash=split.hash, fold=fold.index,
-                   n_train=len(fold.train), n_valid=len(fold.valid), n_test=len(fold.test),
-                   n_tracks_used=len(clipset), n_tracks_index=clipset.n_index,
-                   group_leakage=fold.leakage, params=params)
 
-        def part(ids):
+        def part(ids, **kw):
             clips = clipset.subset(ids)
-            return ClipData(task, clips, clipset.classes, task.spec.kind, clipset.targets(clips))
+            return ClipData(task, clips, clipset.classes, task.spec.kind,
+                            clipset.targets(clips), **kw)
 
+        def record(deform: str) -> dict[str, Any]:
+            rec = self._base_record(task, split.protocol, system, seed)
+            rec.update(cell_key=keys[deform], split_hash=split.hash, fold=fold.index,
+                       augment=augment, deform=deform,
+                       n_train=len(fold.train), n_valid=len(fold.valid), n_test=len(fold.test),
+                       n_tracks_used=len(clipset), n_tracks_index=clipset.n_index,
+                       group_leakage=fold.leakage, params=params)
+            return rec
+
+        base = f"{task.ref} {split.protocol} fold {fold.index} {system} seed {seed}"
+        if augment != "none":
+            base += f" augment {augment}"
         try:
-            train, valid, test = part(fold.train), part(fold.valid), part(fold.test)
+            aug = None if augment == "none" else validate_spec(augment)
+            train = part(fold.train, augment=aug)
+            valid = part(fold.valid)
             seed_everything(seed)
             t0 = time.perf_counter()
             est.fit(train, valid if len(valid) else None)
-            t1 = time.perf_counter()
-            scores = np.asarray(est.predict_scores(test.without_labels()), dtype=np.float64)
-            t2 = time.perf_counter()
-            result = evaluate(task.spec.kind, test.y, scores, clipset.classes)
-            pred_path = self.store.predictions_dir / f"{key}.csv"
-            atomic_write(pred_path, _predictions_csv(test, scores))
-            details = {k: v for k, v in result.items() if isinstance(v, (dict, list))}
-            rec.update({k: v for k, v in result.items() if k not in details})
-            rec.update(status="ok", error=None, fit_seconds=round(t1 - t0, 4),
-                       predict_seconds=round(t2 - t1, 4), classes=clipset.classes,
-                       details=details, predictions=str(pred_path.relative_to(self.store.root)))
-            metric = primary_metric(task.spec.kind)
-            _log(self.opts, f"[ok] {label}: {metric} {rec[metric]:.4f} "
-                            f"(fit {t1 - t0:.1f}s, predict {t2 - t1:.1f}s)")
+            fit_seconds = time.perf_counter() - t0
         except Exception as exc:  # one broken cell must not stop the others
+            for deform in todo:
+                self._finish(record(deform), params, exc=exc, label=base)
+            return
+        for deform in todo:
+            rec = record(deform)
+            label = base + (f" deform {deform}" if deform != "none" else "")
+            try:
+                test = part(fold.test, deform=None if deform == "none" else validate_spec(deform))
+                t1 = time.perf_counter()
+                scores = np.asarray(est.predict_scores(test.without_labels()), dtype=np.float64)
+                predict_seconds = time.perf_counter() - t1
+                result = evaluate(task.spec.kind, test.y, scores, clipset.classes)
+                pred_path = self.store.predictions_dir / f"{rec['cell_key']}.csv"
+                atomic_write(pred_path, _predictions_csv(test, scores))
+                details = {k: v for k, v in result.items() if isinstance(v, (dict, list))}
+                rec.update({k: v for k, v in result.items() if k not in details})
+                rec.update(fit_seconds=round(fit_seconds, 4),
+                           predict_seconds=round(predict_seconds, 4), classes=clipset.classes,
+                           details=details,
+                           predictions=str(pred_path.relative_to(self.store.root)))
+                metric = primary_metric(task.spec.kind)
+                label += (f": {metric} {rec[metric]:.4f} (fit {fit_seconds:.1f}s, "
+                          f"predict {predict_seconds:.1f}s)")
+                self._finish(rec, params, label=label)
+            except Exception as exc:  # one broken cell must not stop the others
+                self._finish(rec, params, exc=exc, label=label)
+
+    def _finish(self, rec: dict[str, Any], params: dict[str, Any], label: str,
+                exc: Exception | None = None) -> None:
+        if exc is None:
+            rec.update(status="ok", error=None)
+            _log(self.opts, f"[ok] {label}")
+        else:
             rec.update(status="failed", error=f"{type(exc).__name__}: {exc}",
                        details={"traceback": traceback.format_exc()})
             _log(self.opts, f"[FAILED] {label}: {type(exc).__name__}: {exc}")

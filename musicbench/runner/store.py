@@ -16,10 +16,12 @@ from typing import Any
 import pandas as pd
 
 COLUMNS = [
-    "task", "version", "protocol", "split_hash", "fold", "system", "seed", "status",
+    "task", "version", "protocol", "split_hash", "fold", "system", "seed", "augment", "deform",
+    "status",
     "n_train", "n_valid", "n_test", "n_tracks_used", "n_tracks_index", "group_leakage",
     "fit_seconds", "predict_seconds", "accuracy", "balanced_accuracy", "macro_f1",
-    "roc_auc_macro", "pr_auc_macro", "n_tags_dropped", "tuned", "device", "error",
+    "roc_auc_macro", "pr_auc_macro", "n_tags_dropped", "tuned", "tuned_study", "tuned_trials", "device",
+    "error",
     "cell_key", "mlflow_run_id", "finished_at",
 ]
 
@@ -63,7 +65,7 @@ class ResultStore:
             return []
         recs = [json.loads(p.read_text()) for p in sorted(self.cells_dir.glob("*.json"))]
         return sorted(recs, key=lambda r: (r["task"], r["protocol"], r["system"], r["fold"],
-                                           r["seed"]))
+                                           r["seed"], r.get("augment", ""), r.get("deform", "")))
 
     def table(self) -> pd.DataFrame:
         df = pd.DataFrame(self.records())

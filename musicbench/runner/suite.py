@@ -17,7 +17,10 @@ class Suite:
     seeds: tuple[int, ...] = (0,)
     allow_partial: bool = False
     description: str = ""
+    augment: tuple[str, ...] = ("none",)  # train-time augmentation axis
+    deform: tuple[str, ...] = ("none",)  # test-time deformation axis
     params: dict = field(default_factory=dict)  # system name -> parameter overrides
+    tuned: dict = field(default_factory=dict)  # system name -> {"study": .., "trials": ..}
 
     def with_overrides(self, **kw) -> Suite:
         return replace(self, **{k: tuple(v) if isinstance(v, list) else v

@@ -15,6 +15,9 @@ class ClipData:
     """Clips of one fold part with their targets, and the task that reads their audio.
 
     ``y`` is class indices (multiclass) or a 0/1 matrix (multilabel); None at predict time.
+    ``augment`` is a train-time augmentation spec that systems apply while fitting;
+    ``deform`` a test-time deformation applied to every clip's audio as it is read
+    (both in the grammar of ``musicbench.augment``; None for neither).
     """
 
     task: Task
@@ -22,19 +25,35 @@ class ClipData:
     classes: list[str]
     kind: str
     y: np.ndarray | None = None
+    augment: str | None = None
+    deform: str | None = None
 
     def __len__(self) -> int:
         return len(self.clips)
 
     def audio(self, i: int) -> np.ndarray:
-        return self.task.load_audio(self.clips[i])
+        """Clip i's audio under the task's clip policy, deformed if ``deform`` is set."""
+        clip = self.clips[i]
+        audio = self.task.load_audio(clip)
+        if self.deform:
+            from musicbench.augment import apply
+
+            audio = apply(self.deform, audio, self.sample_rate, seed_for(clip.track_id, self.deform))
+        return audio
 
     @property
     def sample_rate(self) -> int:
         return self.task.spec.clip.sample_rate
 
     def without_labels(self) -> ClipData:
-        return ClipData(self.task, self.clips, self.classes, self.kind, None)
+        return ClipData(self.task, self.clips, self.classes, self.kind, None, None, self.deform)
+
+
+def seed_for(*parts: str) -> int:
+    """A stable 32-bit seed from strings (e.g. track id and transform), for per-clip rngs."""
+    import hashlib
+
+    return int.from_bytes(hashlib.sha1("|".join(parts).encode()).digest()[:4], "little")
 
 
 class System(BaseEstimator):
@@ -48,6 +67,9 @@ class System(BaseEstimator):
     """
 
     kinds: tuple[str, ...] = ("multiclass", "multilabel")
+    #: Set by the tuner on neural systems: called as ``epoch_callback(epoch, valid_score)``
+    #: after each epoch; it may raise ``optuna.TrialPruned`` to stop a poor trial early.
+    epoch_callback = None
 
     def fit(self, train: ClipData, valid: ClipData | None = None) -> System:
         raise NotImplementedError

@@ -116,12 +116,11 @@ class ClassicalSystem(FrameFeatureSystem):
 
     def fit(self, train: ClipData, valid: ClipData | None = None) -> ClassicalSystem:
         self.check_kind(train)
-        frames = self.frames(train)
+        frames, y = self.training_frames(train)
         if self.summary == "vq":
             self.codebook_ = Codebook(self.codebook_size, self.seed).fit(frames)
         x = self._summarise(frames)
         multilabel = train.kind == "multilabel"
-        y = train.y
         if not multilabel:
             self.seen_ = np.unique(y)
             if len(self.seen_) < 2:

@@ -53,13 +53,13 @@ class GMMSystem(FrameFeatureSystem):
         from sklearn.mixture import GaussianMixture
 
         self.check_kind(train)
-        frames = self.frames(train)
+        frames, y = self.training_frames(train)
         allf = np.vstack(frames)
         self.mean_, self.std_ = allf.mean(axis=0), allf.std(axis=0) + 1e-8
         rng = np.random.default_rng(self.seed)
         self.models_ = {}
-        for c in np.unique(train.y):
-            fc = np.vstack([f for f, y in zip(frames, train.y, strict=True) if y == c])
+        for c in np.unique(y):
+            fc = np.vstack([f for f, yi in zip(frames, y, strict=True) if yi == c])
             if len(fc) > self.max_frames:
                 fc = fc[rng.choice(len(fc), self.max_frames, replace=False)]
             self.models_[int(c)] = GaussianMixture(

@@ -24,10 +24,20 @@ class FrameFeatureSystem(System):
             for n in names
         ]
 
-    def frames(self, data: ClipData) -> list[np.ndarray]:
+    def frames(self, data: ClipData, transform: str | None = None) -> list[np.ndarray]:
         """Per clip: front-end frames, with delta / double-delta frames appended."""
-        raw = extract_frames(data, self.frontends(data.sample_rate), FeatureCache())
+        raw = extract_frames(data, self.frontends(data.sample_rate), FeatureCache(),
+                             transform=transform)
         return [add_deltas(f.astype(np.float64), self.deltas) for f in raw]
+
+    def training_frames(self, train: ClipData) -> tuple[list[np.ndarray], np.ndarray]:
+        """Training frames and targets; with ``train.augment``, plus one augmented copy
+        of every clip (seeded per clip, cached like any other feature)."""
+        frames, y = self.frames(train), train.y
+        if train.augment:
+            frames = frames + self.frames(train, transform=train.augment)
+            y = np.concatenate([y, y])
+        return frames, y
 
     @staticmethod
     def expand_scores(scores: np.ndarray, seen: np.ndarray, n_classes: int, fill: float):
