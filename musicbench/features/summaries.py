@@ -60,11 +60,12 @@ class Codebook:
     def fit(self, clips: list[np.ndarray]) -> Codebook:
         from sklearn.cluster import MiniBatchKMeans
 
-        frames = np.vstack(clips)
+        frames = np.vstack(clips).astype(np.float32)
         rng = np.random.default_rng(self.seed)
         if len(frames) > self.max_frames:
             frames = frames[rng.choice(len(frames), self.max_frames, replace=False)]
-        self.mean_, self.std_ = frames.mean(axis=0), frames.std(axis=0) + 1e-8
+        self.mean_ = frames.mean(axis=0)
+        self.std_ = frames.std(axis=0) + np.float32(1e-8)
         self.kmeans_ = MiniBatchKMeans(
             n_clusters=min(self.size, len(frames)), random_state=self.seed, n_init=3,
             batch_size=4096,

@@ -110,8 +110,9 @@ class Runner:
 
     def run(self) -> ResultStore:
         check_device(self.opts.device)
-        for name in self.suite.systems:
-            get_preset(name)  # unknown systems fail before any work
+        for name in self.suite.systems:  # unknown systems or parameters fail before any work
+            base, overrides = self.suite.resolve_system(name)
+            build_system(base, device=self.opts.device, **overrides)
         for task_ref in self.suite.tasks:
             self._run_task(task_ref)
         self.store.write_csv()
@@ -172,15 +173,15 @@ class Runner:
                   seed: int, augment: str) -> None:
         """Fit once for (fold, system, seed, augment); evaluate under every deformation."""
         task = clipset.task
-        overrides = self.suite.params.get(system, {})
-        preset = get_preset(system)
-        est = build_system(system, seed=seed, device=self.opts.device, **overrides)
+        base, overrides = self.suite.resolve_system(system)
+        preset = get_preset(base)
+        est = build_system(base, seed=seed, device=self.opts.device, **overrides)
         params = {k: v for k, v in est.get_params().items() if k not in ("seed", "device")}
         spec = {k: v for k, v in asdict(task.spec).items() if k != "path"}
         keys = {
             deform: cell_key(task=spec, version=task.version, protocol=split.protocol,
                              split_hash=split.hash, fold=fold.index, system=system,
-                             family=preset["family"], params=params, seed=seed,
+                             preset=base, family=preset["family"], params=params, seed=seed,
                              augment=augment, deform=deform)
             for deform in self.suite.deform
         }

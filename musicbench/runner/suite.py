@@ -20,7 +20,15 @@ class Suite:
     augment: tuple[str, ...] = ("none",)  # train-time augmentation axis
     deform: tuple[str, ...] = ("none",)  # test-time deformation axis
     params: dict = field(default_factory=dict)  # system name -> parameter overrides
+    # named variants of presets for ablations: name -> {"system": preset, "params": {...}}
+    variants: dict = field(default_factory=dict)
+    reference: str | None = None  # the row ablation deltas are measured against
     tuned: dict = field(default_factory=dict)  # system name -> {"study": .., "trials": ..}
+
+    def resolve_system(self, name: str) -> tuple[str, dict]:
+        """A suite system name -> (preset name, parameter overrides)."""
+        variant = self.variants.get(name, {})
+        return variant.get("system", name), {**variant.get("params", {}), **self.params.get(name, {})}
 
     def with_overrides(self, **kw) -> Suite:
         return replace(self, **{k: tuple(v) if isinstance(v, list) else v
@@ -40,4 +48,9 @@ def get_suite(name: str) -> Suite:
         raise ConfigError(f"suite {where}: {exc}") from None
     if not suite.tasks or not suite.systems:
         raise ConfigError(f"suite {where}: needs at least one task and one system")
+    for name, variant in suite.variants.items():
+        if set(variant) - {"system", "params"} or "system" not in variant:
+            raise ConfigError(f"suite {where}: variant {name!r} needs 'system' and optional 'params'")
+    if suite.reference and suite.reference not in suite.systems:
+        raise ConfigError(f"suite {where}: reference {suite.reference!r} is not one of its systems")
     return suite
