@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -59,10 +60,10 @@ class ClipPolicy:
 def load_audio(path: str, track_id: str, policy: ClipPolicy) -> np.ndarray:
     """Decode ``path`` into a float32 mono (or [channels, n]) array at the policy's rate."""
     refetch = "Re-download it (musicbench data fetch) or remove the track from the index."
+    if not os.path.isfile(path):
+        raise AudioError(track_id, path, "file is missing", refetch)
     try:
         info = sf.info(path)
-    except FileNotFoundError:
-        raise AudioError(track_id, path, "file is missing", refetch) from None
     except (sf.LibsndfileError, RuntimeError, OSError) as exc:
         raise AudioError(track_id, path, f"cannot be decoded ({exc})", refetch) from None
     if info.frames == 0:

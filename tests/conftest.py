@@ -43,7 +43,7 @@ def isolated_env(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def synth_task():
-    """The small synthetic task (version mini: 6 classes x 8 clips of 2 s)."""
+    """The small synthetic task (version mini: 6 classes x 12 clips of 3 s)."""
     from musicbench.tasks import get_task
 
     return get_task("synth_genre:mini")
@@ -56,11 +56,11 @@ def synth_clipset(synth_task):
 
 @pytest.fixture(scope="session")
 def synth_fold(synth_clipset):
-    """One fold of the mini synthetic task under kfold:4, as (train, valid, test) ClipData."""
+    """One fold of the mini synthetic task (performer-disjoint), as (train, valid, test) ClipData."""
     from musicbench.protocol.splits import resolve
     from musicbench.systems import ClipData
 
-    split = resolve("kfold:4", synth_clipset)
+    split = resolve("group-kfold:performer", synth_clipset)
     fold = split.folds[0]
     task = synth_clipset.task
 

@@ -27,7 +27,7 @@ import musicbench
 from musicbench.augment import validate_spec
 from musicbench.errors import ConfigError, MusicbenchError
 from musicbench.protocol.metrics import evaluate, primary_metric
-from musicbench.protocol.splits import Fold, Split, resolve
+from musicbench.protocol.splits import Fold, Split, parse_protocol, resolve
 from musicbench.runner.store import ResultStore, atomic_write
 from musicbench.runner.suite import Suite
 from musicbench.systems import build_system, get_preset
@@ -110,7 +110,12 @@ class Runner:
 
     def run(self) -> ResultStore:
         check_device(self.opts.device)
-        for name in self.suite.systems:  # unknown systems or parameters fail before any work
+        for spec in self.suite.protocols:  # malformed options fail before any work
+            parse_protocol(spec)
+        for spec in (*self.suite.augment, *self.suite.deform):
+            if spec != "none":
+                validate_spec(spec)
+        for name in self.suite.systems:
             base, overrides = self.suite.resolve_system(name)
             build_system(base, device=self.opts.device, **overrides)
         for task_ref in self.suite.tasks:

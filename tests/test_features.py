@@ -1,0 +1,147 @@
+"""Front ends, summaries and the content-addressed feature cache."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+
+import numpy as np
+import pytest
+
+from musicbench.errors import ConfigError, DataError, UnknownNameError
+from musicbench.features import FRONTENDS, FeatureCache, FrontEnd, extract_frames
+from musicbench.features.summaries import Codebook, add_deltas, dct_2d, dct_time, stats
+
+SR = 22050
+DIMS = {"mel": 128, "logmel": 128, "cqt": 84, "mfcc": 20, "chroma": 12, "rms": 1, "centroid": 1,
+        "bandwidth": 1, "rolloff": 1, "contrast": 7, "flatness": 1, "zcr": 1}
+
+
+@pytest.fixture(scope="module")
+def chirp():
+    t = np.arange(SR) / SR
+    return (0.5 * np.sin(2 * np.pi * (220 + 880 * t) * t)).astype(np.float32)
+
+
+@pytest.mark.parametrize("name", sorted(FRONTENDS))
+def test_front_end_shapes(name, chirp):
+    frames = FrontEnd(name, SR)(chirp)
+    assert frames.dtype == np.float32 and frames.ndim == 2
+    assert frames.shape == (1 + len(chirp) // 512, DIMS[name])
+    assert np.isfinite(frames).all()
+
+
+def test_front_end_parameters_are_validated():
+    with pytest.raises(ConfigError, match="power of 2"):
+        FrontEnd("mfcc", SR, n_fft=1000)
+    with pytest.raises(ConfigError, match="n_mfcc"):
+        FrontEnd("mfcc", SR, n_mfcc=200, n_mels=40)
+    with pytest.raises(ConfigError, match="Nyquist"):
+        FrontEnd("cqt", 8000, n_bins=96)
+    with pytest.raises(UnknownNameError, match="mfcc"):
+        FrontEnd("mfcc2", SR)
+
+
+def test_cache_key_depends_only_on_relevant_parameters():
+    assert FrontEnd("chroma", SR, n_mels=64).config() == FrontEnd("chroma", SR, n_mels=128).config()
+    assert FrontEnd("mfcc", SR, n_mels=64).config() != FrontEnd("mfcc", SR, n_mels=128).config()
+
+
+def test_summaries():
+    frames = np.tile(np.arange(3.0), (50, 1))  # constant over time
+    assert np.allclose(stats(frames), [0, 1, 2, 0, 0, 0])
+    coef = dct_time(frames, 4).reshape(3, 4)
+    assert np.allclose(coef[:, 0], [0, 1, 2]) and np.allclose(coef[:, 1:], 0)  # mean-like scaling
+    assert dct_time(frames[:2], 4).shape == (12,)  # shorter than k: zero padded
+    assert dct_2d(frames, 2).shape == (4,)
+    assert add_deltas(frames, 2).shape == (50, 9)
+    assert np.allclose(add_deltas(frames, 1)[:, 3:], 0)
+    with pytest.raises(ConfigError):
+        add_deltas(frames, 3)
+
+
+def test_codebook_histograms_are_distributions():
+    rng = np.random.default_rng(0)
+    train = [rng.normal(size=(40, 4)) + i for i in range(5)]
+    book = Codebook(8, seed=0).fit(train)
+    h = book.histogram(rng.normal(size=(30, 4)))
+    assert h.shape == (8,) and h.sum() == pytest.approx(1.0) and (h >= 0).all()
+    again = Codebook(8, seed=0).fit(train)
+    assert np.array_equal(book.kmeans_.cluster_centers_, again.kmeans_.cluster_centers_)
+
+
+def test_extraction_is_cached_and_corrupt_entries_are_rebuilt(tmp_path, synth_fold):
+    train = synth_fold[0]
+    fes = [FrontEnd("mfcc", train.sample_rate), FrontEnd("rms", train.sample_rate)]
+    cache = FeatureCache(tmp_path)
+    first = extract_frames(train, fes, cache, n_jobs=1)
+    entries = sorted(tmp_path.rglob("*.npy"))
+    assert len(entries) == 2 * len(train)
+    assert all(f.shape[1] == 21 for f in first)
+    stamps = [e.stat().st_mtime_ns for e in entries]
+    second = extract_frames(train, fes, cache, n_jobs=1)
+    assert all(np.array_equal(a, b) for a, b in zip(first, second, strict=True))
+    assert [e.stat().st_mtime_ns for e in entries] == stamps  # served, not rewritten
+    victim = entries[0]
+    victim.write_bytes(victim.read_bytes()[:-40])  # truncate
+    third = extract_frames(train, fes, cache, n_jobs=1)
+    assert cache.rebuilt == 1
+    assert all(np.array_equal(a, b) for a, b in zip(first, third, strict=True))
+    flipped = bytearray(victim.read_bytes())
+    flipped[200] ^= 0xFF  # same size, one corrupted byte
+    victim.write_bytes(bytes(flipped))
+    extract_frames(train, fes, cache, n_jobs=1)
+    assert cache.rebuilt == 2
+
+
+def test_parallel_extraction_equals_serial(tmp_path, synth_fold):
+    train = synth_fold[0]
+    fes = [FrontEnd("mfcc", train.sample_rate)]
+    serial = extract_frames(train, fes, None, n_jobs=1)
+    parallel = extract_frames(train, fes, FeatureCache(tmp_path), n_jobs=2)
+    # worker processes may differ from the parent in the last float32 bits (SIMD paths)
+    assert all(np.allclose(a, b, rtol=1e-5, atol=1e-4) for a, b in zip(serial, parallel, strict=True))
+
+
+def _fill(root, ready):
+    from musicbench.tasks import get_task
+    from musicbench.systems import ClipData
+
+    task = get_task("synth_genre:mini")
+    clipset = task.clips()
+    data = ClipData(task, clipset.clips, clipset.classes, "multiclass")
+    ready.wait()
+    extract_frames(data, [FrontEnd("mfcc", data.sample_rate)], FeatureCache(root), n_jobs=1)
+
+
+def test_two_processes_fill_one_cache_safely(tmp_path, synth_clipset):
+    ctx = mp.get_context("spawn")
+    ready = ctx.Event()
+    procs = [ctx.Process(target=_fill, args=(tmp_path, ready)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    ready.set()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    cache = FeatureCache(tmp_path)
+    entries = list(tmp_path.rglob("*.npy"))
+    assert len(entries) == len(synth_clipset)
+    assert not list(tmp_path.rglob("*.tmp"))
+    assert all(cache.get(e.stem) is not None for e in entries) and cache.rebuilt == 0
+
+
+def test_unreadable_tracks_are_all_named(tmp_path, synth_fold):
+    from dataclasses import replace
+
+    from musicbench.systems import ClipData
+
+    train = synth_fold[0]
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"not audio at all")
+    clips = [replace(train.clips[0], path=str(bad), track_id="broken-1"),
+             replace(train.clips[1], path=str(tmp_path / "gone.wav"), track_id="gone-2"),
+             *train.clips[2:4]]
+    data = ClipData(train.task, clips, train.classes, train.kind)
+    with pytest.raises(DataError, match="2 track") as exc:
+        extract_frames(data, [FrontEnd("mfcc", SR)], None, n_jobs=1)
+    assert "broken-1" in str(exc.value) and "gone-2" in str(exc.value)

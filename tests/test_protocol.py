@@ -1,0 +1,159 @@
+"""Protocols: deterministic folds, split hashes, group leakage, manifests, metrics."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from conftest import SHARED, needs_shared
+from musicbench.errors import ConfigError, DataError
+from musicbench.protocol.metrics import evaluate
+from musicbench.protocol.splits import LeakageWarning, parse_protocol, resolve, split_hash
+from musicbench.tasks import ClipSet, get_task
+from musicbench.tasks.loader import Clip
+
+
+def quiet_resolve(protocol, clipset):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LeakageWarning)
+        return resolve(protocol, clipset)
+
+
+def test_kfold_partitions_every_track_once_and_is_stratified(synth_clipset):
+    split = quiet_resolve("kfold:4", synth_clipset)
+    assert len(split.folds) == 4
+    all_ids = sorted(c.track_id for c in synth_clipset.clips)
+    tests = sorted(t for f in split.folds for t in f.test)
+    assert tests == all_ids
+    for f in split.folds:
+        assert not set(f.train) & set(f.test) and not set(f.valid) & set(f.test)
+        assert not set(f.train) & set(f.valid)
+        assert sorted(f.train + f.valid + f.test) == all_ids
+        labels = [synth_clipset.by_id[t].label for t in f.test]
+        assert len(set(labels)) == len(synth_clipset.classes)  # every class in every test fold
+
+
+def test_same_seed_same_folds_other_seed_other_hash(synth_clipset):
+    a = quiet_resolve("kfold:4", synth_clipset)
+    b = quiet_resolve("kfold:4", synth_clipset)
+    c = quiet_resolve("kfold:4:7", synth_clipset)
+    assert a.folds == b.folds and a.hash == b.hash
+    assert c.hash != a.hash
+
+
+def test_split_hash_changes_iff_track_ids_change(synth_clipset):
+    folds = quiet_resolve("kfold:4", synth_clipset).folds
+    same = [type(f)(f.index, tuple(reversed(f.train)), f.valid, f.test, f.leakage) for f in folds]
+    assert split_hash(same) == split_hash(folds)  # order does not matter
+    f0 = folds[0]
+    moved = [type(f0)(0, f0.train[1:], f0.valid + f0.train[:1], f0.test)] + list(folds[1:])
+    assert split_hash(moved) != split_hash(folds)
+
+
+def test_kfold_on_grouped_task_warns_about_leakage(synth_clipset):
+    with pytest.warns(LeakageWarning, match="group-kfold:performer"):
+        split = resolve("kfold:4", synth_clipset)
+    assert max(f.leakage for f in split.folds) > 0
+
+
+def test_group_kfold_leaves_one_group_out_without_leakage(synth_clipset):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", LeakageWarning)
+        split = resolve("group-kfold:performer", synth_clipset)
+    groups = sorted({c.group for c in synth_clipset.clips})
+    assert len(split.folds) == len(groups)
+    for f in split.folds:
+        test_groups = {synth_clipset.by_id[t].group for t in f.test}
+        train_groups = {synth_clipset.by_id[t].group for t in f.train + f.valid}
+        assert len(test_groups) == 1 and not test_groups & train_groups
+        assert f.leakage == 0
+
+
+def test_group_kfold_with_k(synth_clipset):
+    split = resolve("group-kfold:performer:2", synth_clipset)
+    assert len(split.folds) == 2
+    assert all(f.leakage == 0 for f in split.folds)
+
+
+def test_manifest_protocol(tmp_path, synth_clipset):
+    ids = sorted(c.track_id for c in synth_clipset.clips)
+    (tmp_path / "my_train.txt").write_text("\n".join(ids[:30]))
+    (tmp_path / "my_valid.txt").write_text("\n".join(ids[30:38]))
+    # paths to audio files are accepted too: matched on the file stem
+    (tmp_path / "my_test.txt").write_text("\n".join(f"x/{t}.wav" for t in ids[38:]))
+    split = quiet_resolve(f"manifest:{tmp_path}", synth_clipset)
+    (fold,) = split.folds
+    assert list(fold.train) == ids[:30] and list(fold.valid) == ids[30:38]
+    assert list(fold.test) == ids[38:]
+    (tmp_path / "my_test.txt").write_text("not_a_track\n")
+    with pytest.raises(DataError, match="not_a_track"):
+        resolve(f"manifest:{tmp_path}", synth_clipset)
+
+
+@needs_shared
+def test_gtzan_fault_filtered_manifest_maps_onto_the_index():
+    task = get_task("gtzan_genre", index_dir=str(SHARED / "indexes"))
+    clips = [Clip(t, "", t.split(".")[0].replace("hiphop", "hip-hop")) for t in task.track_ids()]
+    clipset = ClipSet(task, clips, list(task.spec.classes), len(clips), [])
+    split = resolve(f"manifest:{SHARED / 'splits' / 'gtzan_genre'}", clipset)
+    (fold,) = split.folds
+    assert (len(fold.train), len(fold.valid), len(fold.test)) == (443, 197, 290)
+
+
+@needs_shared
+def test_mridangam_leave_one_tonic_out():
+    task = get_task("mridangam_stroke", str(SHARED / "data"), str(SHARED / "indexes"))
+    clipset = task.clips(allow_partial=True)
+    split = resolve("group-kfold:tonic", clipset)
+    assert len(split.folds) == len({c.group for c in clipset.clips}) == 6
+    assert all(f.leakage == 0 for f in split.folds)
+    with pytest.warns(LeakageWarning):
+        assert resolve("kfold:5", clipset).folds[0].leakage == 1.0
+
+
+@pytest.mark.parametrize("bad", ["", "kfold", "kfold:1", "kfold:x", "kfold:5:1:2", "group-kfold",
+                                 "group-kfold:tonic:1", "manifest:", "official:1", "leave-one-out"])
+def test_malformed_protocols_list_the_grammar(bad):
+    with pytest.raises(ConfigError, match="kfold"):
+        parse_protocol(bad)
+
+
+def test_official_refused_where_the_dataset_has_none(synth_clipset):
+    with pytest.raises(ConfigError, match="no official split"):
+        resolve("official", synth_clipset)
+
+
+def test_group_field_must_exist(synth_clipset):
+    from musicbench.errors import UnknownNameError
+
+    with pytest.raises(UnknownNameError, match="genre"):
+        resolve("group-kfold:no_such_field", synth_clipset)
+
+
+def test_multiclass_metrics_known_values():
+    y = np.array([0, 0, 1, 1, 2, 2])
+    scores = np.eye(3)[[0, 1, 1, 1, 2, 0]]
+    m = evaluate("multiclass", y, scores, ["a", "b", "c"])
+    assert m["accuracy"] == pytest.approx(4 / 6)
+    assert m["per_class_recall"] == {"a": 0.5, "b": 1.0, "c": 0.5}
+    assert m["balanced_accuracy"] == pytest.approx(2 / 3)
+    assert m["confusion_matrix"] == [[1, 1, 0], [0, 2, 0], [1, 0, 1]]
+    assert 0 < m["macro_f1"] < 1
+
+
+def test_multilabel_metrics_drop_single_class_tags():
+    y = np.array([[1, 0, 1], [0, 0, 1], [1, 0, 1], [0, 0, 1]])
+    scores = np.array([[0.9, 0.1, 0.5], [0.2, 0.3, 0.5], [0.8, 0.2, 0.5], [0.1, 0.9, 0.5]])
+    m = evaluate("multilabel", y, scores, ["x", "y", "z"])
+    assert m["n_tags_dropped"] == 2 and m["n_tags_scored"] == 1  # y all-negative, z all-positive
+    assert m["roc_auc_macro"] == 1.0 and m["pr_auc_macro"] == 1.0
+    assert set(m["per_tag"]) == {"x"}
+
+
+def test_scores_of_wrong_shape_or_nan_are_rejected():
+    with pytest.raises(ValueError, match="shape"):
+        evaluate("multiclass", np.array([0, 1]), np.zeros((2, 3)), ["a", "b"])
+    with pytest.raises(ValueError, match="NaN"):
+        evaluate("multiclass", np.array([0, 1]), np.array([[np.nan, 0], [0, 1]]), ["a", "b"])

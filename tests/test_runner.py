@@ -1,0 +1,197 @@
+"""The runner: cells, skipping finished work, failure isolation, MLflow, interruption."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from musicbench.runner.execute import RunOptions, Runner
+from musicbench.runner.store import COLUMNS
+from musicbench.runner.suite import Suite
+
+MINI = Suite("unit", ("synth_genre:mini",), ("mfcc-stats-svm", "gmm"),
+             ("group-kfold:performer",), (0,))
+
+
+def run(suite: Suite, out: Path, **kw) -> Runner:
+    runner = Runner(suite, RunOptions(out=out, quiet=True, **kw))
+    runner.run()
+    return runner
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    uri = f"sqlite:///{out / 'mlflow.db'}"
+    return out, uri, run(MINI, out, tracking_uri=uri)
+
+
+def test_results_have_one_row_per_cell_with_the_contract_columns(finished):
+    out, _, runner = finished
+    df = pd.read_csv(out / "results.csv")
+    assert list(df.columns) == COLUMNS
+    assert len(df) == 2 * 4 and (df.status == "ok").all()  # 2 systems x 4 performer folds
+    assert runner.counts == {"ok": 8, "failed": 0, "skipped": 0}
+    assert df.split_hash.nunique() == 1 and (df.group_leakage == 0).all()
+    assert (df.n_train + df.n_valid + df.n_test == 72).all()
+    assert df.accuracy.between(0, 1).all() and df.macro_f1.notna().all()
+    for rec in runner.store.records():
+        preds = pd.read_csv(out / rec["predictions"])
+        assert len(preds) == rec["n_test"]
+        assert (preds.label == preds.prediction).mean() == pytest.approx(rec["accuracy"])
+        assert sum(map(sum, rec["details"]["confusion_matrix"])) == rec["n_test"]
+
+
+def test_rerun_skips_finished_cells_and_changes_nothing(finished):
+    out, uri, _ = finished
+    before = {p.name: p.read_text() for p in (out / "cells").glob("*.json")}
+    again = run(MINI, out, tracking_uri=uri)
+    assert again.counts == {"ok": 0, "failed": 0, "skipped": 8}
+    assert {p.name: p.read_text() for p in (out / "cells").glob("*.json")} == before
+
+
+def test_each_cell_is_one_mlflow_run_with_tags_params_and_artifacts(finished):
+    from mlflow import MlflowClient
+
+    out, uri, runner = finished
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name("unit")
+    runs = client.search_runs([exp.experiment_id])
+    assert len(runs) == 8  # also after the rerun above: nothing logged twice
+    recs = {r["mlflow_run_id"]: r for r in runner.store.records()}
+    for r in runs:
+        rec = recs[r.info.run_id]
+        assert r.data.tags["split_hash"] == rec["split_hash"]
+        assert r.data.tags["musicbench.cell_key"] == rec["cell_key"]
+        assert "code_version" in r.data.tags and "version.torch" in r.data.tags
+        assert r.data.tags["device"] == "cpu"
+        assert r.data.metrics["accuracy"] == pytest.approx(rec["accuracy"])
+        assert r.data.params["system"] == rec["system"] and r.data.params["fold"] == str(rec["fold"])
+        names = {a.path for a in client.list_artifacts(r.info.run_id)}
+        assert f"{rec['cell_key']}.csv" in names and f"{rec['cell_key']}.confusion.csv" in names
+
+
+def test_a_crashing_cell_is_recorded_and_the_rest_go_on(tmp_path):
+    """One corrupt audio file breaks the cells whose test fold holds it, nothing else."""
+    from musicbench.tasks import get_task
+
+    home = tmp_path / "data"
+    task = get_task("synth_genre:mini", data_home=str(home))
+    clips = task.clips().clips
+    victim = clips[0]
+    Path(victim.path).write_bytes(b"RIFF....WAVEfmt garbage")
+    os.utime(victim.path)
+    runner = run(Suite("crash", ("synth_genre:mini",), ("mfcc-stats-svm",),
+                       ("group-kfold:performer",)), tmp_path / "out", data_home=str(home),
+                 track=False)
+    df = pd.read_csv(tmp_path / "out" / "results.csv")
+    assert runner.counts["failed"] == 4  # the clip is in train or test of every fold
+    failed = df[df.status == "failed"]
+    assert failed.error.str.contains(victim.track_id).all()
+    assert failed.error.str.contains("cannot be decoded").all()
+
+
+def test_unknown_parameter_in_a_suite_fails_before_any_work(tmp_path):
+    from musicbench.errors import UnknownNameError
+
+    suite = Suite("bad", ("synth_genre:mini",), ("v",), variants={
+        "v": {"system": "mfcc-stats-svm", "params": {"nope": 1}}})
+    with pytest.raises(UnknownNameError, match="nope"):
+        run(suite, tmp_path / "out", track=False)
+    assert not (tmp_path / "out" / "cells").exists()
+
+
+def test_variants_axes_and_deformations_are_separate_rows(tmp_path):
+    suite = Suite("axes", ("synth_genre:mini",), ("stats", "stats-nodelta"),
+                  ("group-kfold:performer:2",), deform=("none", "noise:10"),
+                  variants={"stats": {"system": "mfcc-stats-svm"},
+                            "stats-nodelta": {"system": "mfcc-stats-svm", "params": {"deltas": 0}}})
+    runner = run(suite, tmp_path / "out", track=False)
+    df = pd.read_csv(tmp_path / "out" / "results.csv")
+    assert runner.counts["ok"] == 2 * 2 * 2 and df.cell_key.nunique() == 8
+    pivot = df.pivot_table(index=["system", "fold"], columns="deform", values="accuracy")
+    assert (pivot["none"] != pivot["noise:10"]).any()  # the deformation reached the test audio
+
+
+def test_same_seed_same_metrics(tmp_path, finished):
+    out, _, _ = finished
+    run(MINI, tmp_path / "again", track=False)
+    a = pd.read_csv(out / "results.csv").sort_values("cell_key")
+    b = pd.read_csv(tmp_path / "again" / "results.csv").sort_values("cell_key")
+    assert list(a.cell_key) == list(b.cell_key)
+    assert a.accuracy.tolist() == b.accuracy.tolist()
+
+
+def cli_env() -> dict:
+    """The session's environment without MLFLOW_TRACKING_URI: the CLI's default store."""
+    return {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+
+
+def cli(*args, cwd, **kw):
+    return subprocess.run([sys.executable, "-m", "musicbench", *args], cwd=cwd, env=cli_env(),
+                          capture_output=True, text=True, timeout=600, **kw)
+
+
+def test_killed_run_resumes_without_losing_or_duplicating_results(tmp_path):
+    """SIGKILL a run after its first finished cell; the rerun completes only the rest."""
+    args = ["run", "--task", "synth_genre:mini", "--system", "mfcc-stats-svm", "--system", "gmm",
+            "--system", "mfcc-vq-svm", "--protocol", "group-kfold:performer", "--out", "out"]
+    proc = subprocess.Popen([sys.executable, "-m", "musicbench", *args], cwd=tmp_path,
+                            env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cells = tmp_path / "out" / "cells"
+    deadline = time.time() + 300
+    while time.time() < deadline and not (cells.is_dir() and list(cells.glob("*.json"))):
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    survivors = {p.name: p.read_text() for p in cells.glob("*.json")}
+    assert 1 <= len(survivors) < 12, "the run should have been killed part-way"
+    done = cli(*args, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert f"{len(survivors)} already finished" in done.stderr
+    df = pd.read_csv(tmp_path / "out" / "results.csv")
+    assert len(df) == 12 and df.cell_key.is_unique and (df.status == "ok").all()
+    for name, text in survivors.items():  # finished results untouched (MLflow id aside)
+        now = json.loads((cells / name).read_text())
+        then = json.loads(text)
+        then.pop("mlflow_run_id"), now.pop("mlflow_run_id")
+        assert now == then
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")  # the default: ./mlflow.db
+    runs = client.search_runs([client.get_experiment_by_name("adhoc").experiment_id],
+                              "attributes.status = 'FINISHED'")
+    assert sorted(r.data.tags["musicbench.cell_key"] for r in runs) == sorted(df.cell_key)
+    assert not list((tmp_path / "out").rglob("*.tmp"))
+
+
+def test_cli_errors_are_actionable(tmp_path):
+    cases = [
+        (["run", "--task", "nope", "--system", "mfcc-stats-svm"], "unknown task 'nope'"),
+        (["run", "--task", "synth_genre:mini", "--system", "nope"], "valid systems: .*mfcc-stats-svm"),
+        (["run", "--suite", "nope"], "valid suites: .*demo"),
+        (["run", "--task", "synth_genre:mini", "--system", "gmm", "--protocol", "kfold:x"],
+         "malformed|not an integer"),
+        (["run", "--task", "synth_genre:mini", "--system", "gmm", "--protocol", "nonsense"],
+         "valid forms: official, kfold"),
+        (["run", "--device", "cuda:0", "--task", "synth_genre:mini", "--system", "gmm"],
+         "not available"),
+        (["data", "status", "gtzan_genre", "--index-dir", str(tmp_path)], "index file .* not found"),
+    ]
+    for args, pattern in cases:
+        res = cli(*args, "--no-mlflow", cwd=tmp_path) if args[0] == "run" else cli(*args, cwd=tmp_path)
+        assert res.returncode == 2, (args, res.stderr)
+        assert "Traceback" not in res.stderr
+        import re
+
+        assert re.search(pattern, res.stderr), (pattern, res.stderr)
+    shutil.rmtree(tmp_path / "runs", ignore_errors=True)

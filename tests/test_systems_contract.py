@@ -1,0 +1,110 @@
+"""Contract: every registered system preset builds, fits, scores and is deterministic.
+
+Adding a preset to ``systems/`` is enough to be covered here. Neural presets are
+shortened (``max_epochs``) so the suite stays fast; learning quality is tested per family.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+
+from musicbench.errors import ConfigError, UnknownNameError
+from musicbench.systems import ClipData, build_system, family_class, get_preset, system_names
+from musicbench.systems import valid_params
+
+QUICK = {"max_epochs": 2}  # applied where a family has the parameter
+
+
+def quick(name: str) -> dict:
+    valid = valid_params(family_class(get_preset(name)["family"]))
+    return {k: v for k, v in QUICK.items() if k in valid}
+
+
+def build(name: str, seed: int = 0):
+    return build_system(name, seed=seed, **quick(name))
+
+
+def multilabel(data: ClipData) -> ClipData:
+    """The synthetic clips as a multilabel task: genre tags plus a 'danceable' tag."""
+    dance = {"electro", "latin", "reggae"}
+    classes = data.classes + ["danceable"]
+    y = np.zeros((len(data), len(classes)), dtype=np.int64)
+    for i, clip in enumerate(data.clips):
+        y[i, data.classes.index(clip.label)] = 1
+        y[i, -1] = clip.label in dance
+    return ClipData(data.task, data.clips, classes, "multilabel", y)
+
+
+@pytest.fixture(scope="module", params=system_names())
+def fitted(request, synth_fold):
+    train, valid, test = synth_fold
+    system = build(request.param).fit(train, valid)
+    return request.param, system, system.predict_scores(test.without_labels())
+
+
+def test_preset_declares_family_and_valid_search_space(fitted):
+    name = fitted[0]
+    preset = get_preset(name)
+    valid = valid_params(family_class(preset["family"]))
+    assert preset.get("description")
+    assert set(preset["params"]) <= set(valid)
+    assert preset["search_space"], f"{name} declares no Optuna search space"
+    assert set(preset["search_space"]) <= set(valid)
+
+
+def test_parameters_are_plain_attributes(fitted):
+    name, system, _ = fitted
+    params = system.get_params()
+    expected_params = {**get_preset(name)["params"], **quick(name)}
+    for key, value in expected_params.items():
+        expected = tuple(value) if isinstance(value, list) else value
+        got = tuple(params[key]) if isinstance(params[key], list) else params[key]
+        assert got == expected
+    fresh = clone(system)
+    assert fresh.get_params() == params and not hasattr(fresh, "n_classes_")
+
+
+def test_scores_have_one_column_per_class(fitted, synth_fold):
+    _, _, scores = fitted
+    test = synth_fold[2]
+    assert scores.shape == (len(test), len(test.classes))
+    assert np.isfinite(scores).all()
+
+
+def test_same_seed_same_scores(fitted, synth_fold):
+    name, _, scores = fitted
+    train, valid, test = synth_fold
+    again = build(name).fit(train, valid).predict_scores(test.without_labels())
+    np.testing.assert_allclose(again, scores, rtol=1e-6, atol=1e-7)
+
+
+def test_multilabel_supported_or_refused_clearly(fitted, synth_fold):
+    name, system, _ = fitted
+    train, valid, test = (multilabel(d) for d in synth_fold)
+    fresh = build(name)
+    if "multilabel" not in system.kinds:
+        with pytest.raises(ConfigError, match="multiclass"):
+            fresh.fit(train, valid)
+        return
+    scores = fresh.fit(train, valid).predict_scores(test.without_labels())
+    assert scores.shape == (len(test), len(train.classes)) and np.isfinite(scores).all()
+
+
+def test_unknown_parameter_lists_valid_ones(fitted):
+    with pytest.raises(UnknownNameError, match="seed"):
+        build_system(fitted[0], no_such_param=1)
+
+
+def test_unknown_system_lists_valid_ones():
+    with pytest.raises(UnknownNameError, match="mfcc-stats-svm"):
+        build_system("no-such-system")
+
+
+@pytest.mark.parametrize("name", ["mfcc-stats-svm", "mfcc-vq-svm", "gmm", "features-stats-svm"])
+def test_classical_systems_learn_the_synthetic_task(name, synth_fold):
+    train, valid, test = synth_fold
+    scores = build(name).fit(train, valid).predict_scores(test.without_labels())
+    accuracy = float(np.mean(scores.argmax(axis=1) == test.y))
+    assert accuracy >= 0.4, f"{name}: {accuracy:.2f} on 6 classes (chance 0.17)"

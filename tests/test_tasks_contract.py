@@ -1,0 +1,115 @@
+"""Contract: every registered task loads against mirdata's sample data (or generates itself).
+
+Adding a task spec to ``datasets/`` is enough to be covered here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import SHARED, needs_shared
+from musicbench.tasks import get_spec, get_task, task_names
+from musicbench.tasks.spec import KINDS
+
+MIRDATA_TASKS = [n for n in task_names() if get_spec(n).source == "mirdata"]
+
+
+def sample_task(name: str):
+    return get_task(f"{name}:sample", str(SHARED / "mirdata_sample" / "resources"),
+                    str(SHARED / "mirdata_sample" / "indexes"))
+
+
+def check_clipset(clipset) -> None:
+    spec = clipset.task.spec
+    assert spec.kind in KINDS
+    assert len(clipset) >= 1
+    for clip in clipset.clips:
+        if spec.kind == "multiclass":
+            assert isinstance(clip.label, str) and clip.label in clipset.classes
+        else:
+            assert isinstance(clip.label, tuple)
+            assert set(clip.label) <= set(clipset.classes)
+        if spec.group:
+            assert clip.group, f"{clip.track_id} has no {spec.group}"
+        if spec.classes is not None:
+            assert clipset.classes == list(spec.classes)
+    clip = clipset.clips[0]
+    audio = clipset.task.load_audio(clip)
+    policy = spec.clip
+    assert audio.dtype == np.float32 and audio.ndim == 1  # mono at the policy's rate
+    assert np.isfinite(audio).all() and np.abs(audio).max() > 0
+    seconds = audio.shape[0] / policy.sample_rate
+    if policy.max_duration:
+        assert seconds <= policy.max_duration + 1e-6
+    assert seconds >= policy.min_duration
+
+
+@needs_shared
+@pytest.mark.parametrize("name", MIRDATA_TASKS)
+def test_task_loads_mirdata_sample(name):
+    clipset = sample_task(name).clips(allow_partial=True)
+    check_clipset(clipset)
+    assert clipset.n_index == len(clipset) + len(clipset.missing)
+
+
+@needs_shared
+@pytest.mark.parametrize("name", [n for n in MIRDATA_TASKS if get_spec(n).official])
+def test_official_split_attribute_readable(name):
+    task = sample_task(name)
+    clipset = task.clips(allow_partial=True)
+    off = task.spec.official
+    if off.attribute:
+        values = {c.split for c in clipset.clips}
+        assert None not in values
+        if off.folds is None:  # named parts must name values the data really uses
+            assert values & set(off.train + off.valid + off.test), values
+
+
+def test_synthetic_task_contract(synth_clipset):
+    check_clipset(synth_clipset)
+    assert len(synth_clipset.classes) >= 5
+    assert synth_clipset.missing == []
+
+
+def test_synthetic_data_is_deterministic(tmp_path, synth_task):
+    """Generated twice in two places, the files are byte-identical (same md5 in the index)."""
+    other = get_task("synth_genre:mini", data_home=str(tmp_path))
+    a, b = synth_task.dataset._index["tracks"], other.dataset._index["tracks"]
+    assert a == b
+    assert other.data_home.startswith(str(tmp_path))
+
+
+def test_unknown_task_lists_valid_names():
+    from musicbench.errors import UnknownNameError
+
+    with pytest.raises(UnknownNameError, match="mridangam_stroke"):
+        get_task("no_such_task")
+
+
+def test_unknown_version_lists_valid_versions():
+    from musicbench.errors import UnknownNameError
+
+    with pytest.raises(UnknownNameError, match="1.5") as exc:
+        get_task("mridangam_stroke:9.9").dataset
+    assert "9.9" in str(exc.value)
+
+
+def test_missing_index_says_how_to_get_it(tmp_path):
+    from musicbench.errors import DataError
+
+    task = get_task("gtzan_genre", data_home=str(tmp_path), index_dir=str(tmp_path))
+    with pytest.raises(DataError, match="data fetch gtzan_genre:1.0.*--index-dir"):
+        task.dataset
+
+
+@needs_shared
+def test_partial_data_refused_unless_allowed():
+    from musicbench.errors import DataError
+
+    task = get_task("mridangam_stroke", str(SHARED / "data"), str(SHARED / "indexes"))
+    with pytest.raises(DataError, match="--allow-partial"):
+        task.clips()
+    clipset = task.clips(allow_partial=True)
+    assert clipset.n_index == 6976
+    assert len(clipset) == 2879 and len(clipset.missing) == 6976 - 2879
