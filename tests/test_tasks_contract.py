@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from conftest import SHARED, needs_shared
+
 from musicbench.tasks import get_spec, get_task, task_names
 from musicbench.tasks.spec import KINDS
 
@@ -91,7 +91,7 @@ def test_unknown_version_lists_valid_versions():
     from musicbench.errors import UnknownNameError
 
     with pytest.raises(UnknownNameError, match="1.5") as exc:
-        get_task("mridangam_stroke:9.9").dataset
+        get_task("mridangam_stroke:9.9").track_ids()
     assert "9.9" in str(exc.value)
 
 
@@ -100,7 +100,7 @@ def test_missing_index_says_how_to_get_it(tmp_path):
 
     task = get_task("gtzan_genre", data_home=str(tmp_path), index_dir=str(tmp_path))
     with pytest.raises(DataError, match="data fetch gtzan_genre:1.0.*--index-dir"):
-        task.dataset
+        task.track_ids()
 
 
 @needs_shared

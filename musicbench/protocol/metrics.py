@@ -29,7 +29,9 @@ def multiclass(y_true: np.ndarray, scores: np.ndarray, classes: list[str]) -> di
         "macro_f1": float(
             skm.f1_score(y_true, y_pred, labels=labels[present], average="macro", zero_division=0)
         ),
-        "per_class_recall": {c: (None if np.isnan(r) else float(r)) for c, r in zip(classes, recall)},
+        "per_class_recall": {
+            c: (None if np.isnan(r) else float(r)) for c, r in zip(classes, recall, strict=True)
+        },
         "confusion_matrix": cm.tolist(),
     }
 

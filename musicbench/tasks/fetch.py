@@ -12,8 +12,7 @@ from musicbench.tasks.loader import Task
 
 def fetch(task: Task) -> None:
     if task.spec.source == "synthetic":
-        task.dataset  # generated on first use; nothing to download
-        print(f"{task.ref} is generated locally at {task.data_home}")
+        print(f"{task.ref} is generated locally at {task.data_home}")  # generated on first use
         return
     ds = task.open_dataset(require_index=False)
     try:
