@@ -75,7 +75,7 @@ def test_parallel_extraction_speedup(benchmark, bench_data):
 
 
 def test_second_suite_run_is_20x_faster(benchmark, tmp_path, monkeypatch):
-    from musicbench.runner.execute import RunOptions, Runner
+    from musicbench.runner.execute import Runner, RunOptions
     from musicbench.runner.suite import Suite
 
     monkeypatch.setenv("MUSICBENCH_CACHE", str(tmp_path / "cache"))

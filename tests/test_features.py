@@ -103,8 +103,8 @@ def test_parallel_extraction_equals_serial(tmp_path, synth_fold):
 
 
 def _fill(root, ready):
-    from musicbench.tasks import get_task
     from musicbench.systems import ClipData
+    from musicbench.tasks import get_task
 
     task = get_task("synth_genre:mini")
     clipset = task.clips()

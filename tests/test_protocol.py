@@ -6,8 +6,8 @@ import warnings
 
 import numpy as np
 import pytest
-
 from conftest import SHARED, needs_shared
+
 from musicbench.errors import ConfigError, DataError
 from musicbench.protocol.metrics import evaluate
 from musicbench.protocol.splits import LeakageWarning, parse_protocol, resolve, split_hash

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from musicbench.runner.execute import RunOptions, Runner
+from musicbench.runner.execute import Runner, RunOptions
 from musicbench.runner.store import COLUMNS
 from musicbench.runner.suite import Suite
 

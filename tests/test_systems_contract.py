@@ -11,8 +11,7 @@ import pytest
 from sklearn.base import clone
 
 from musicbench.errors import ConfigError, UnknownNameError
-from musicbench.systems import ClipData, build_system, family_class, get_preset, system_names
-from musicbench.systems import valid_params
+from musicbench.systems import ClipData, build_system, family_class, get_preset, system_names, valid_params
 
 QUICK = {"max_epochs": 2}  # applied where a family has the parameter
 
