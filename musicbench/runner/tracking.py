@@ -87,7 +87,7 @@ class Tracker:
         found = self.find(record["cell_key"])
         if found:
             return found
-        name = f"{record['task']}|{record['protocol']}|f{record['fold']}|{record['system']}|s{record['seed']}"
+        name = "|".join(str(record[k]) for k in ("task", "protocol", "fold", "system", "seed"))
         tags = {
             CELL_TAG: record["cell_key"], "mlflow.runName": name,
             "split_hash": record["split_hash"], "code_version": code_version(),
@@ -99,8 +99,9 @@ class Tracker:
         now = int(time.time() * 1000)
         metrics = [Metric(k, float(v), now, 0) for k, v in record.items()
                    if k in METRIC_KEYS and v is not None]
-        flat = {**params, **{k: record[k] for k in ("task", "version", "protocol", "fold",
-                                                        "system", "seed", "n_train", "n_test")}}
+        flat = {**params, **{k: record.get(k) for k in (
+            "task", "version", "protocol", "fold", "system", "seed", "augment", "deform", "tuned",
+            "tuned_study", "tuned_trials", "n_train", "n_test")}}
         self.client.log_batch(
             run_id, metrics=metrics,
             params=[Param(k, str(v)[:6000]) for k, v in flat.items()],
