@@ -123,6 +123,7 @@ def cmd_data(args) -> int:
 
 def cmd_run(args) -> int:
     from musicbench.report.leaderboard import to_markdown
+    from musicbench.report.load import load_folders
     from musicbench.runner.execute import Runner, RunOptions
     from musicbench.runner.suite import Suite, get_suite
 
@@ -150,7 +151,7 @@ def cmd_run(args) -> int:
                       track=not args.no_mlflow, device=args.device, quiet=args.quiet)
     runner = Runner(suite, opts)
     store = runner.run()
-    board = to_markdown(store.table())
+    board = to_markdown(load_folders([out])) if store.records() else "No results.\n"
     (out / "leaderboard.md").write_text(board)
     print(board)
     c = runner.counts
@@ -161,7 +162,12 @@ def cmd_run(args) -> int:
 
 COMMANDS = {"list": cmd_list, "data": cmd_data, "run": cmd_run}
 # Commands living in their own modules: name -> module defining add_parser(sub, name) and run(args)
-PLUGIN_COMMANDS: dict[str, str] = {}
+PLUGIN_COMMANDS: dict[str, str] = {
+    "tune": "musicbench.tuning.cli",
+    "report": "musicbench.report.command",
+    "bench": "musicbench.throughput.command",
+    "check": "musicbench.gate.command",
+}
 
 
 def main(argv: list[str] | None = None) -> int:

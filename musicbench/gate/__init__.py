@@ -1,0 +1,1 @@
+"""Regression gates: results against a committed metric baseline, benchmarks against saved timings."""

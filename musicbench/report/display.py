@@ -1,0 +1,238 @@
+"""The report laid out for reading: sections of titled tables (strings) and figures.
+
+Markdown and HTML render the same layout, so the two formats always say the same thing.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from musicbench.protocol.metrics import MULTICLASS_METRICS, MULTILABEL_METRICS
+from musicbench.report.build import Report
+from musicbench.report.tables import TABLE
+
+MARKS = {"best": "★", "tied": "≈"}
+
+
+@dataclass
+class Figure:
+    caption: str
+    png: bytes
+    name: str  # file stem when written beside a Markdown report
+
+
+@dataclass
+class Block:
+    title: str
+    headers: list[str]
+    rows: list[list[str]]
+    notes: list[str] = field(default_factory=list)
+    marked: list[bool] = field(default_factory=list)  # rows to highlight
+    figures: list[Figure] = field(default_factory=list)
+
+
+@dataclass
+class Section:
+    title: str
+    intro: list[str]
+    blocks: list[Block]
+
+
+def _num(x, digits: int = 4) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "—"
+    return f"{x:.{digits}f}"
+
+
+def _pm(mean, std) -> str:
+    return "—" if _num(mean) == "—" else f"{mean:.4f} ± {std:.4f}"
+
+
+def _ci(lo, hi) -> str:
+    return "—" if _num(lo) == "—" else f"[{lo:.4f}, {hi:.4f}]"
+
+
+def _p(p) -> str:
+    if p is None or (isinstance(p, float) and math.isnan(p)):
+        return ""
+    return "p<0.001" if p < 0.001 else f"p={p:.3f}"
+
+
+def _table_title(key: dict) -> str:
+    return f"{key['task']}:{key['version']} — {key['protocol']} (split {key['split_hash']})"
+
+
+def _slug(*parts: object) -> str:
+    return "-".join("".join(ch if ch.isalnum() else "_" for ch in str(p)) for p in parts)
+
+
+def _tables(df: pd.DataFrame):
+    if df.empty:
+        return
+    yield from ((dict(zip(TABLE, k, strict=True)), g) for k, g in df.groupby(TABLE, sort=True, dropna=False))
+
+
+def _has_variants(g: pd.DataFrame) -> bool:
+    return bool((g["augment"] != "none").any() or (g["deform"] != "none").any())
+
+
+def _variant_cells(r, variants: bool) -> list[str]:
+    return [r["system"], *([r["augment"], r["deform"]] if variants else [])]
+
+
+def _with_variant(g: pd.DataFrame) -> pd.DataFrame:
+    """Adds a short variant name: system, +augmentation, @deformation, (tuned)."""
+    names = [" ".join(x for x in (s, "" if a == "none" else f"+{a}", "" if d == "none" else f"@{d}",
+                                  "(tuned)" if t else "") if x)
+             for s, a, d, t in zip(g.system, g.augment, g.deform, g.tuned, strict=True)]
+    return g.assign(variant=names)
+
+
+def leaderboard_section(report: Report) -> Section:
+    intro = [
+        f"Mean ± std over cells (folds × seeds), a 95% t interval and the number of cells. Each variant "
+        f"is tested against the best one on the same test tracks (cells matched on fold and seed; "
+        f"McNemar's exact test, or its exact sign-flip generalisation when averaged over seeds; a paired "
+        f"bootstrap of macro ROC-AUC for multilabel tasks). ★ marks the best, ≈ the variants not "
+        f"significantly different from it at α={report.alpha}. Rows are compared only within one split hash."
+    ]
+    blocks = []
+    for key, g in _tables(report.leaderboard):
+        g = g.sort_values("rank")
+        kind = g["kind"].iloc[0]
+        metrics = MULTICLASS_METRICS if kind == "multiclass" else MULTILABEL_METRICS
+        variants = _has_variants(g)
+        headers = ["", "system", *(["augment", "deform"] if variants else []), "tuned",
+                   f"{metrics[0]}", "95% CI", *metrics[1:], "cells", "failed", "vs best"]
+        rows, marked = [], []
+        for _, r in g.iterrows():
+            vs = r["vs_best"] if r["vs_best"] in ("best", "n/a") else f"{r['vs_best']} ({_p(r['p_value'])})"
+            rows.append([MARKS.get(r["vs_best"], ""), *_variant_cells(r, variants), r["tuned_label"],
+                         _pm(r[f"{metrics[0]}_mean"], r[f"{metrics[0]}_std"]),
+                         _ci(r[f"{metrics[0]}_ci_low"], r[f"{metrics[0]}_ci_high"]),
+                         *(_pm(r[f"{m}_mean"], r[f"{m}_std"]) for m in metrics[1:]),
+                         f"{r['cells']} ({r['folds']}×{r['seeds']})", str(r["failed"]), vs])
+            marked.append(r["vs_best"] in MARKS)
+        notes = []
+        used, index = g["tracks_used"].max(), g["tracks_index"].max()
+        if pd.notna(used) and pd.notna(index) and used < index:
+            notes.append(f"Partial data: {int(used)} of {int(index)} tracks of the index were present.")
+        leak = g["leakage"].max()
+        if pd.notna(leak) and leak > 0:
+            notes.append(f"Group leakage: up to {leak:.0%} of test tracks share a group with training "
+                         "tracks under this protocol; scores are optimistic.")
+        blocks.append(Block(_table_title(key), headers, rows, notes, marked))
+    return Section("Leaderboard", intro, blocks)
+
+
+def mismatch_section(report: Report) -> Section | None:
+    if report.split_mismatches.empty and report.failed.empty:
+        return None
+    blocks = []
+    if not report.split_mismatches.empty:
+        df = report.split_mismatches
+        blocks.append(Block(
+            "Split mismatches", ["task", "protocol", "split hash", "tracks", "systems", "cells", "source"],
+            [[f"{r.task}:{r.version}", r.protocol, r.split_hash, f"{r.tracks_used}/{r.tracks_index}",
+              r.systems, str(r.cells), r.sources] for r in df.itertuples()],
+            ["The same protocol was resolved into different splits (other tracks present, another "
+             "index); each split has its own leaderboard table and they are not compared."]))
+    if not report.failed.empty:
+        df = report.failed
+        blocks.append(Block(
+            "Failed cells", ["task", "protocol", "system", "fold", "seed", "error"],
+            [[f"{r.task}:{r.version}", r.protocol, r.system, str(r.fold), str(r.seed), str(r.error)[:200]]
+             for r in df.itertuples()]))
+    return Section("Not compared", [], blocks)
+
+
+def per_class_section(report: Report, figures: bool) -> Section | None:
+    if report.per_class.empty and report.per_tag.empty:
+        return None
+    from musicbench.report.figures import confusion_png
+
+    blocks = []
+    for key, g in _tables(report.per_class):
+        g = _with_variant(g)
+        wide = g.pivot_table(index="class", columns="variant", values="recall_mean", sort=False)
+        rows = [[cls, *(_num(v, 3) for v in vals)] for cls, vals in zip(wide.index, wide.to_numpy(),
+                                                                         strict=True)]
+        figs = []
+        if figures:
+            for c in report.confusions:
+                if all(c[k] == key[k] for k in TABLE):
+                    title = f"{c['system']}{' (tuned)' if c['tuned'] else ''} — {_table_title(key)}"
+                    figs.append(Figure(f"Confusion matrix of {c['system']}, summed over {c['cells']} cells",
+                                       confusion_png(c["classes"], c["matrix"], title),
+                                       _slug("confusion", *key.values(), c["system"],
+                                             *(["tuned"] if c["tuned"] else []))))
+        blocks.append(Block(_table_title(key) + " — recall per class", ["class", *wide.columns], rows,
+                            figures=figs))
+    for key, g in _tables(report.per_tag):
+        g = _with_variant(g)
+        wide = g.pivot_table(index="tag", columns="variant", values="roc_auc_mean", sort=False)
+        rows = [[tag, *(_num(v, 3) for v in vals)] for tag, vals in zip(wide.index, wide.to_numpy(),
+                                                                         strict=True)]
+        blocks.append(Block(_table_title(key) + " — ROC-AUC per tag", ["tag", *wide.columns], rows))
+    return Section("Per class and per tag", [], blocks)
+
+
+def ablation_section(report: Report) -> Section | None:
+    if report.ablations.empty:
+        return None
+    intro = ["Each variant against its reference (augmentation/deformation: the same system with "
+             "'none'; system: the reference system), paired on fold and seed: delta of the mean, "
+             "a 95% t interval of the per-cell differences, and the paired per-track test."]
+    blocks = []
+    for key, g in _tables(report.ablations):
+        rows = [[r.axis, r.system + (" (tuned)" if r.tuned else ""), r.variant, r.reference,
+                 _num(r.reference_value), _num(r.value), f"{r.delta:+.4f}", _ci(r.ci_low, r.ci_high),
+                 str(r.pairs), _p(r.p_value) or "n/a"] for r in g.itertuples()]
+        blocks.append(Block(_table_title(key), ["axis", "system", "variant", "reference",
+                                                f"reference {g['metric'].iloc[0]}", "variant value",
+                                                "delta", "95% CI", "pairs", "paired test"], rows,
+                            marked=g["significant"].eq(True).tolist()))
+    return Section("Ablations", intro, blocks)
+
+
+def throughput_section(report: Report, figures: bool) -> Section | None:
+    blocks = []
+    from musicbench.report.figures import tradeoff_png
+
+    for key, g in _tables(report.throughput):
+        rows = [[r.system + ("" if r.augment == "none" else f" +{r.augment}")
+                 + (" (tuned)" if r.tuned else ""), str(r.device), _num(r.score), _num(r.fit_seconds, 2),
+                 _num(r.predict_seconds, 3),
+                 _num(r.train_clips_per_s, 1), _num(r.infer_clips_per_s, 1), "yes" if r.on_front else ""]
+                for r in g.itertuples()]
+        figs = []
+        if figures:
+            figs.append(Figure("Score against inference throughput; red: the Pareto front",
+                               tradeoff_png(g, _table_title(key)), _slug("tradeoff", *key.values())))
+        blocks.append(Block(_table_title(key), ["system", "device", g["metric"].iloc[0], "fit s/cell",
+                                                "predict s/cell", "train clips/s", "inference clips/s",
+                                                "Pareto front"], rows,
+                            ["Timings are wall-clock seconds per cell from the run (features cached or "
+                             "not, as the run found them); use 'musicbench bench' for controlled timings."],
+                            marked=list(g["on_front"]), figures=figs))
+    if report.bench:
+        from musicbench.throughput.results import summary_table
+
+        headers, rows = summary_table(report.bench)
+        hw = report.bench.get("hardware", {})
+        blocks.append(Block("Benchmarks (musicbench bench)", headers, rows,
+                            [f"Hardware: {hw.get('cpu_model', '?')}, {hw.get('cpu_cores', '?')} cores, "
+                             f"GPU {hw.get('gpu') or 'none'}; device {hw.get('device', '?')}."]))
+    if not blocks:
+        return None
+    return Section("Throughput", [], blocks)
+
+
+def sections(report: Report, figures: bool = True) -> list[Section]:
+    """The report's sections in reading order; ``figures=False`` skips rendering plots."""
+    out = [leaderboard_section(report), mismatch_section(report), per_class_section(report, figures),
+           ablation_section(report), throughput_section(report, figures)]
+    return [s for s in out if s is not None]

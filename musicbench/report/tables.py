@@ -1,0 +1,321 @@
+"""The report's tables, computed from a results table (see ``musicbench.report.load``).
+
+Every table is keyed by task x version x protocol x split hash: rows with different split
+hashes were scored on different track sets, so they are never compared with each other;
+``split_mismatches`` lists where that happened. Within a table a *variant* is one system
+under one augmentation, deformation and tuning setting; its cells are its folds x seeds.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+import pandas as pd
+
+from musicbench.protocol.metrics import MULTICLASS_METRICS, MULTILABEL_METRICS
+from musicbench.report.load import read_predictions
+from musicbench.report.stats import (
+    PairedTest,
+    mean_ci,
+    paired_auc_bootstrap,
+    paired_correctness_test,
+    pareto_front,
+)
+
+TABLE = ["task", "version", "protocol", "split_hash"]
+VARIANT = ["system", "augment", "deform", "tuned"]
+PAIR = ["fold", "seed"]
+
+
+def ok_cells(results: pd.DataFrame) -> pd.DataFrame:
+    """Finished cells with a resolved split, one per cell key (the latest wins)."""
+    ok = results[(results.status == "ok") & (results.split_hash != "")]
+    return ok.sort_values("finished_at", na_position="first").drop_duplicates("cell_key", keep="last")
+
+
+def table_kind(cells: pd.DataFrame) -> str:
+    return "multiclass" if cells["accuracy"].notna().any() else "multilabel"
+
+
+def primary_of(kind: str) -> str:
+    return "accuracy" if kind == "multiclass" else "roc_auc_macro"
+
+
+def _metrics_of(kind: str) -> tuple[str, ...]:
+    return MULTICLASS_METRICS if kind == "multiclass" else MULTILABEL_METRICS
+
+
+def _tables(results: pd.DataFrame):
+    ok = ok_cells(results)
+    for key, cells in ok.groupby(TABLE, sort=True, dropna=False):
+        yield dict(zip(TABLE, key, strict=True)), cells
+
+
+def _variants(cells: pd.DataFrame):
+    for key, g in cells.groupby(VARIANT, sort=True, dropna=False):
+        yield dict(zip(VARIANT, key, strict=True)), g.drop_duplicates(PAIR, keep="last")
+
+
+@lru_cache(maxsize=512)
+def _predictions(path: str | None) -> pd.DataFrame | None:
+    p = read_predictions(path)
+    return None if p is None else p.drop_duplicates("track_id").set_index("track_id")
+
+
+def _correct(p: pd.DataFrame) -> np.ndarray:
+    return (p["label"].to_numpy() == p["prediction"].to_numpy()).astype(float)
+
+
+def _multilabel_arrays(p: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Targets (from the ``a|b`` label column) and scores, tags in score-column order."""
+    score_cols = [c for c in p.columns if c.startswith("score:")]
+    tags = [c.removeprefix("score:") for c in score_cols]
+    labels = [set(str(v).split("|")) if v else set() for v in p["label"]]
+    y = np.array([[t in lab for t in tags] for lab in labels], dtype=float)
+    return y, p[score_cols].to_numpy(dtype=float)
+
+
+def paired_test(a: pd.DataFrame, b: pd.DataFrame, kind: str) -> PairedTest | None:
+    """Paired test of variant ``a`` against ``b`` over cells matched on fold and seed.
+
+    Returns None where no matched cell has per-track predictions on disk.
+    """
+    cols = PAIR + ["predictions"]
+    matched = a[cols].merge(b[cols], on=PAIR, suffixes=("_a", "_b"))
+    diffs, pairs = [], []
+    for fold, path_a, path_b in matched[["fold", "predictions_a", "predictions_b"]].itertuples(index=False):
+        pa, pb = _predictions(path_a), _predictions(path_b)
+        if pa is None or pb is None:
+            continue
+        shared = pa.index.intersection(pb.index)
+        if shared.empty:
+            continue
+        pa, pb = pa.loc[shared], pb.loc[shared]
+        if kind == "multiclass":
+            diffs.append(pd.DataFrame({"fold": fold, "track_id": shared, "d": _correct(pa) - _correct(pb)}))
+        else:
+            ya, sa = _multilabel_arrays(pa)
+            _, sb = _multilabel_arrays(pb)
+            pairs.append((ya, sa, sb))
+    if kind == "multiclass":
+        if not diffs:
+            return None
+        per_track = pd.concat(diffs).groupby(["fold", "track_id"])["d"].mean()  # mean over seeds
+        return paired_correctness_test(per_track.to_numpy(), seeds=matched["seed"].nunique())
+    return paired_auc_bootstrap(pairs) if pairs else None
+
+
+def _tuned_label(g: pd.DataFrame) -> str:
+    if not g["tuned"].any():
+        return "no"
+    study = g["tuned_study"].dropna()
+    trials = pd.to_numeric(g["tuned_trials"], errors="coerce").dropna()
+    extra = ", ".join(x for x in (study.iloc[0] if len(study) else "",
+                                  f"{int(trials.iloc[0])} trials" if len(trials) else "") if x)
+    return f"yes ({extra})" if extra else "yes"
+
+
+def leaderboard(results: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
+    """One row per variant: mean, std, 95% CI of each metric, cells, and a paired test vs the best.
+
+    ``vs_best`` is ``best`` for the top row, ``tied`` where the paired test does not reject
+    equality at ``alpha`` (not significantly worse), ``worse`` where it does, and ``n/a``
+    where per-track predictions are missing or no cells share a fold and seed.
+    """
+    failed = results[results.status != "ok"].groupby(TABLE + VARIANT, dropna=False).size()
+    rows = []
+    for tkey, cells in _tables(results):
+        kind = table_kind(cells)
+        primary = primary_of(kind)
+        variants = list(_variants(cells))
+        table_rows = []
+        for vkey, g in variants:
+            row = {**tkey, **vkey, "kind": kind, "metric": primary}
+            for m in _metrics_of(kind):
+                mean, lo, hi = mean_ci(g[m].to_numpy(dtype=float), bounds=(0.0, 1.0))
+                std = float(g[m].astype(float).std(ddof=1)) if g[m].notna().sum() > 1 else 0.0
+                row.update({f"{m}_mean": mean, f"{m}_std": std, f"{m}_ci_low": lo, f"{m}_ci_high": hi})
+            row.update(
+                tuned_label=_tuned_label(g), cells=len(g),
+                failed=int(failed.get(tuple(tkey.values()) + tuple(vkey.values()), 0)),
+                folds=g["fold"].nunique(), seeds=g["seed"].nunique(),
+                tracks_used=int(g["n_tracks_used"].max()) if g["n_tracks_used"].notna().any() else None,
+                tracks_index=int(g["n_tracks_index"].max()) if g["n_tracks_index"].notna().any() else None,
+                leakage=float(g["group_leakage"].astype(float).mean()),
+                fit_seconds=float(g["fit_seconds"].astype(float).mean()),
+            )
+            table_rows.append((row, g))
+        table_rows.sort(key=lambda rg: -np.nan_to_num(rg[0][f"{primary}_mean"], nan=-np.inf))
+        best_row, best_cells = table_rows[0]
+        for rank, (row, g) in enumerate(table_rows, 1):
+            row["rank"] = rank
+            if row is best_row:
+                row.update(vs_best="best", p_value=None, test=None, discordant=None)
+            else:
+                t = paired_test(best_cells, g, kind)
+                if t is None or np.isnan(t.p_value):
+                    row.update(vs_best="n/a", p_value=None, test=None, discordant=None)
+                else:
+                    row.update(vs_best="tied" if t.p_value >= alpha else "worse", p_value=t.p_value,
+                               test=t.method,
+                               discordant=f"{t.a_better}/{t.b_better}" if kind == "multiclass" else None)
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def split_mismatches(results: pd.DataFrame) -> pd.DataFrame:
+    """Task x version x protocol combinations scored on more than one split (kept apart)."""
+    ok = ok_cells(results)
+    rows = []
+    for (task, version, protocol), g in ok.groupby(["task", "version", "protocol"], dropna=False):
+        if g["split_hash"].nunique() < 2:
+            continue
+        for sh, h in g.groupby("split_hash"):
+            rows.append({"task": task, "version": version, "protocol": protocol, "split_hash": sh,
+                         "tracks_used": int(h["n_tracks_used"].max()),
+                         "tracks_index": int(h["n_tracks_index"].max()),
+                         "systems": ", ".join(sorted(h["system"].unique())), "cells": len(h),
+                         "sources": ", ".join(sorted(h["source"].dropna().unique()))})
+    return pd.DataFrame(rows, columns=["task", "version", "protocol", "split_hash", "tracks_used",
+                                       "tracks_index", "systems", "cells", "sources"])
+
+
+def unresolved(results: pd.DataFrame) -> pd.DataFrame:
+    """Failed cells, with their error, so a report never hides what did not run."""
+    bad = results[results.status != "ok"]
+    return bad[TABLE + VARIANT + ["fold", "seed", "error"]].reset_index(drop=True)
+
+
+def per_class(results: pd.DataFrame) -> pd.DataFrame:
+    """Per-class recall (multiclass) per variant, mean and std over cells."""
+    rows = []
+    for tkey, cells in _tables(results):
+        if table_kind(cells) != "multiclass":
+            continue
+        for vkey, g in _variants(cells):
+            recalls = pd.DataFrame([(d or {}).get("per_class_recall", {}) for d in g["details"]])
+            for cls in recalls.columns:
+                v = recalls[cls].astype(float)
+                rows.append({**tkey, **vkey, "class": cls, "recall_mean": v.mean(),
+                             "recall_std": v.std(ddof=1) if v.notna().sum() > 1 else 0.0,
+                             "cells": int(v.notna().sum())})
+    return pd.DataFrame(rows)
+
+
+def per_tag(results: pd.DataFrame) -> pd.DataFrame:
+    """Per-tag ROC-AUC and PR-AUC (multilabel) per variant, mean over cells."""
+    rows = []
+    for tkey, cells in _tables(results):
+        if table_kind(cells) != "multilabel":
+            continue
+        for vkey, g in _variants(cells):
+            scores = pd.DataFrame([
+                {f"{tag}\x00{k}": v for tag, d in (det or {}).get("per_tag", {}).items()
+                 for k, v in d.items()}
+                for det in g["details"]
+            ])
+            for col in sorted(c for c in scores.columns if c.endswith("\x00roc_auc")):
+                tag = col.split("\x00")[0]
+                rows.append({**tkey, **vkey, "tag": tag,
+                             "roc_auc_mean": scores[col].astype(float).mean(),
+                             "pr_auc_mean": scores.get(f"{tag}\x00pr_auc", pd.Series(dtype=float))
+                             .astype(float).mean(),
+                             "cells": int(scores[col].notna().sum())})
+    return pd.DataFrame(rows)
+
+
+def confusions(results: pd.DataFrame) -> list[dict]:
+    """Confusion matrices summed over the cells of each un-augmented, un-deformed variant."""
+    out = []
+    for tkey, cells in _tables(results):
+        if table_kind(cells) != "multiclass":
+            continue
+        for vkey, g in _variants(cells):
+            if vkey["augment"] != "none" or vkey["deform"] != "none":
+                continue
+            mats = [np.asarray(d["confusion_matrix"]) for d in g["details"]
+                    if d and d.get("confusion_matrix") is not None]
+            classes = next((c for c in g["classes"] if c), None)
+            if mats and classes:
+                out.append({**tkey, **vkey, "classes": list(classes), "matrix": sum(mats).tolist(),
+                            "cells": len(mats)})
+    return out
+
+
+def _delta_row(tkey: dict, axis: str, ref: pd.DataFrame, var: pd.DataFrame, metric: str,
+               kind: str, alpha: float) -> dict:
+    m = var[PAIR + [metric]].merge(ref[PAIR + [metric]], on=PAIR, suffixes=("", "_ref"))
+    d = (m[metric] - m[f"{metric}_ref"]).to_numpy(dtype=float)
+    mean, lo, hi = mean_ci(d)
+    t = paired_test(var, ref, kind)
+    return {**tkey, "axis": axis, "metric": metric, "reference_value": float(m[f"{metric}_ref"].mean()),
+            "value": float(m[metric].mean()), "delta": mean, "ci_low": lo, "ci_high": hi, "pairs": len(d),
+            "p_value": None if t is None else t.p_value,
+            "significant": None if t is None else bool(t.p_value < alpha)}
+
+
+def ablations(results: pd.DataFrame, reference_system: str | None = None,
+              alpha: float = 0.05) -> pd.DataFrame:
+    """Deltas of each variant against its reference, paired on fold and seed.
+
+    Augmentation and deformation variants are compared with the same system and tuning
+    without them (``none``); with ``reference_system``, every other system (un-augmented,
+    un-deformed) is compared with that system. The interval is a t interval over the
+    per-cell differences; the p-value is the paired per-track test.
+    """
+    rows = []
+    for tkey, cells in _tables(results):
+        kind = table_kind(cells)
+        metric = primary_of(kind)
+        variants = {tuple(v.values()): g for v, g in _variants(cells)}
+        for (system, augment, deform, tuned), g in variants.items():
+            if augment == "none" and deform == "none":
+                continue
+            ref = variants.get((system, "none", "none", tuned))
+            if ref is None:
+                continue
+            axis = " + ".join(a for a, v in (("augment", augment), ("deform", deform)) if v != "none")
+            rows.append({**_delta_row(tkey, axis, ref, g, metric, kind, alpha), "system": system,
+                         "tuned": tuned, "variant": " + ".join(v for v in (augment, deform) if v != "none"),
+                         "reference": "none"})
+        if reference_system is None:
+            continue
+        refs = [g for (s, a, d, _), g in sorted(variants.items(), key=lambda kv: kv[0][3])
+                if s == reference_system and a == "none" and d == "none"]
+        if not refs:
+            continue
+        for (system, augment, deform, tuned), g in variants.items():
+            if system == reference_system or augment != "none" or deform != "none":
+                continue
+            rows.append({**_delta_row(tkey, "system", refs[0], g, metric, kind, alpha), "system": system,
+                         "tuned": tuned, "variant": system, "reference": reference_system})
+    return pd.DataFrame(rows)
+
+
+def throughput(results: pd.DataFrame) -> pd.DataFrame:
+    """Training and inference speed per system (clean test data), with the Pareto front.
+
+    ``on_front`` marks systems that no other system in the table beats on both the
+    primary metric and inference clips per second.
+    """
+    rows = []
+    for tkey, cells in _tables(results):
+        metric = primary_of(table_kind(cells))
+        clean = cells[cells.deform == "none"]
+        table = []
+        for (system, augment, tuned, device), g in clean.groupby(
+                ["system", "augment", "tuned", "device"], sort=True, dropna=False):
+            fit, pred = g["fit_seconds"].astype(float), g["predict_seconds"].astype(float)
+            table.append({**tkey, "system": system, "augment": augment, "tuned": tuned, "device": device,
+                          "metric": metric, "score": float(g[metric].astype(float).mean()),
+                          "fit_seconds": fit.mean(), "predict_seconds": pred.mean(),
+                          "train_clips_per_s": g["n_train"].astype(float).sum() / fit.sum()
+                          if fit.sum() > 0 else np.nan,
+                          "infer_clips_per_s": g["n_test"].astype(float).sum() / pred.sum()
+                          if pred.sum() > 0 else np.nan,
+                          "cells": len(g)})
+        front = pareto_front(np.array([r["score"] for r in table]),
+                             np.array([r["infer_clips_per_s"] for r in table]))
+        rows += [{**r, "on_front": bool(f)} for r, f in zip(table, front, strict=True)]
+    return pd.DataFrame(rows)

@@ -1,0 +1,1 @@
+"""Throughput benchmarks: run the pytest-benchmark suites of ``bench/``, describe the hardware."""
