@@ -195,3 +195,19 @@ def test_cli_errors_are_actionable(tmp_path):
 
         assert re.search(pattern, res.stderr), (pattern, res.stderr)
     shutil.rmtree(tmp_path / "runs", ignore_errors=True)
+
+
+def test_neural_cells_log_their_epoch_curves(tmp_path):
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    suite = Suite("curves", ("synth_genre:mini",), ("short-cnn",), ("group-kfold:performer:2",),
+                  variants={"short-cnn": {"system": "cnn1d", "params": {"max_epochs": 3}}})
+    runner = run(suite, tmp_path / "out", tracking_uri=uri)
+    rec = runner.store.records()[0]
+    history = rec["details"]["training"]["history"]
+    assert [row["epoch"] for row in history] == [1, 2, 3][: len(history)] and len(history) >= 2
+    client = MlflowClient(uri)
+    curve = client.get_metric_history(rec["mlflow_run_id"], "epoch.train_loss")
+    assert sorted(m.step for m in curve) == [row["epoch"] for row in history]
+    assert client.get_run(rec["mlflow_run_id"]).data.metrics["n_parameters"] > 0

@@ -79,6 +79,7 @@ class CQT(nn.Module):
         n_fft = basis.shape[1]
         basis = basis * (lengths[:, None] / n_fft)
         fft_basis = np.fft.fft(basis, n=n_fft, axis=1)[:, : n_fft // 2 + 1] / np.sqrt(lengths)[:, None]
+        fft_basis = librosa.util.sparsify_rows(fft_basis, quantile=0.01).toarray()
         self.register_buffer("fft_basis", torch.from_numpy(fft_basis.astype(np.complex64)),
                              persistent=False)
         self.register_buffer("window", torch.ones(n_fft), persistent=False)

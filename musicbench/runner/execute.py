@@ -74,6 +74,13 @@ def cell_key(**parts: Any) -> str:
     return hashlib.sha1(payload.encode()).hexdigest()[:20]
 
 
+def training_record(est) -> dict[str, Any]:
+    """What a neural system learnt per epoch (``history_``), for the cell record and MLflow."""
+    out = {k: getattr(est, k + "_") for k in ("history", "best_epoch", "n_parameters")
+           if hasattr(est, k + "_")}
+    return json.loads(json.dumps(out, default=float))
+
+
 def _log(opts: RunOptions, msg: str) -> None:
     if not opts.quiet:
         print(msg, file=sys.stderr, flush=True)
@@ -223,6 +230,7 @@ class Runner:
             t0 = time.perf_counter()
             est.fit(train, valid if len(valid) else None)
             fit_seconds = time.perf_counter() - t0
+            training = training_record(est)
         except Exception as exc:  # one broken cell must not stop the others
             for deform in todo:
                 self._finish(record(deform), params, exc=exc, label=base)
@@ -240,6 +248,7 @@ class Runner:
                 atomic_write(pred_path, _predictions_csv(test, scores))
                 details = {k: v for k, v in result.items() if isinstance(v, (dict, list))}
                 rec.update({k: v for k, v in result.items() if k not in details})
+                details["training"] = training
                 rec.update(fit_seconds=round(fit_seconds, 4),
                            predict_seconds=round(predict_seconds, 4), classes=clipset.classes,
                            details=details,

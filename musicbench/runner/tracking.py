@@ -99,6 +99,14 @@ class Tracker:
         now = int(time.time() * 1000)
         metrics = [Metric(k, float(v), now, 0) for k, v in record.items()
                    if k in METRIC_KEYS and v is not None]
+        training = (record.get("details") or {}).get("training", {})
+        for row in training.get("history", []):  # per-epoch curves of neural systems
+            step = int(row.get("epoch", 0))
+            metrics += [Metric(f"epoch.{k}", float(v), now, step) for k, v in row.items()
+                        if k != "epoch" and isinstance(v, (int, float)) and v == v]
+        for k in ("best_epoch", "n_parameters"):
+            if k in training:
+                metrics.append(Metric(k, float(training[k]), now, 0))
         flat = {**params, **{k: record.get(k) for k in (
             "task", "version", "protocol", "fold", "system", "seed", "augment", "deform", "tuned",
             "tuned_study", "tuned_trials", "n_train", "n_test")}}

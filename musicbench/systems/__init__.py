@@ -18,6 +18,7 @@ from musicbench.systems.base import ClipData, System
 FAMILIES = {
     "classical": "musicbench.systems.classical:ClassicalSystem",
     "gmm": "musicbench.systems.density:GMMSystem",
+    "deep": "musicbench.deep.systems:DeepSystem",
 }
 
 

@@ -1,0 +1,124 @@
+"""Throughput of the deep family: torch front end vs librosa, training and inference speed.
+
+Run with ``pytest bench --benchmark-only``. The audio is every clip of the embedded
+``synth_genre:mini`` task (clip count and seconds of audio are in ``extra_info``).
+librosa and torch are warmed up (numba compilation, first kernel launches) before
+anything is timed. On CPU the torch front end is bound by the same FFT
+work as librosa and must not be more than 2x slower; on CUDA it must be at least 50x
+faster than librosa in one process.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from musicbench.deep.frontend import LogMel
+from musicbench.deep.systems import clip_waveforms
+from musicbench.deep.trainer import Trainer, WaveBank
+from musicbench.features.frontends import FrontEnd
+from musicbench.systems import ClipData, build_system
+
+SR, N_FFT, HOP, N_MELS = 22050, 1024, 512, 64
+DEEP_PRESETS = ("cnn1d", "cnn2d", "samplecnn", "harmoniccnn")
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+@pytest.fixture(scope="module")
+def clips() -> ClipData:
+    from musicbench.tasks import get_task
+
+    task = get_task("synth_genre:mini")
+    clipset = task.clips()
+    return ClipData(task, clipset.clips, clipset.classes, task.spec.kind, clipset.targets(clipset.clips))
+
+
+@pytest.fixture(scope="module")
+def waves(clips) -> list[np.ndarray]:
+    return clip_waveforms(clips)
+
+
+def test_logmel_torch_batched_vs_librosa(benchmark, waves, bench_device):
+    librosa_fe = FrontEnd("logmel", SR, n_fft=N_FFT, hop_length=HOP, n_mels=N_MELS)
+    torch_fe = LogMel(SR, N_FFT, HOP, N_MELS).to(bench_device)
+    batch = torch.from_numpy(np.stack(waves)).to(bench_device)
+
+    def run_torch():
+        with torch.no_grad():
+            out = torch_fe(batch)
+        _sync(bench_device)
+        return out
+
+    librosa_fe(waves[0])  # numba compilation and librosa's filter caches
+    run_torch()
+    librosa_times = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        for y in waves:
+            librosa_fe(y)
+        librosa_times.append(time.perf_counter() - t0)
+    benchmark.pedantic(run_torch, rounds=5, warmup_rounds=1)
+    librosa_s, torch_s = min(librosa_times), benchmark.stats.stats.min
+    seconds_of_audio = sum(len(y) for y in waves) / SR
+    benchmark.extra_info.update(
+        clips=len(waves), audio_seconds=seconds_of_audio, librosa_s=librosa_s, torch_s=torch_s,
+        torch_vs_librosa_speedup=librosa_s / torch_s, torch_x_realtime=seconds_of_audio / torch_s,
+        librosa_x_realtime=seconds_of_audio / librosa_s,
+    )
+    if bench_device.startswith("cuda"):
+        assert librosa_s / torch_s >= 50, f"torch on {bench_device} only {librosa_s / torch_s:.1f}x librosa"
+    else:
+        assert torch_s <= 2 * librosa_s, f"torch {torch_s:.3f}s vs librosa {librosa_s:.3f}s"
+
+
+def _trainer(name: str, clips: ClipData, device: str) -> Trainer:
+    system = build_system(name, device=device)
+    net = system.build_network(len(clips.classes), clips.sample_rate)
+    cfg = system.train_config(clips.sample_rate, None, name)
+    cfg.max_epochs = 1
+    return Trainer(net, cfg, torch.device(device), clips.kind, list(clips.classes))
+
+
+@pytest.mark.parametrize("name", DEEP_PRESETS)
+def test_training_throughput(benchmark, name, clips, waves, bench_device):
+    """One epoch over the task's clips (one chunk each) at the preset's size: clips/s."""
+    torch.manual_seed(0)
+    trainer = _trainer(name, clips, bench_device)
+    bank = WaveBank(waves, trainer.cfg.chunk, torch.device(bench_device))
+    ids = [c.track_id for c in clips.clips]
+    trainer.fit(bank, clips.y, ids)  # warm-up epoch
+
+    def epoch():
+        trainer.fit(bank, clips.y, ids)
+        _sync(bench_device)
+
+    benchmark.pedantic(epoch, rounds=3)
+    benchmark.extra_info.update(clips_per_s=len(waves) / benchmark.stats.stats.mean,
+                                chunk_seconds=trainer.cfg.chunk / SR)
+
+
+@pytest.mark.parametrize("name", DEEP_PRESETS)
+def test_inference_latency(benchmark, name, clips, waves, bench_device):
+    """Scoring one clip (all its chunks, aggregated): p50 and p95 latency."""
+    trainer = _trainer(name, clips, bench_device)
+    banks = [WaveBank([w], trainer.cfg.chunk, torch.device(bench_device)) for w in waves[:20]]
+    trainer.predict(banks[0])
+    times: list[float] = []
+    cycle = iter(banks * 10)
+
+    def one_clip():
+        t0 = time.perf_counter()
+        trainer.predict(next(cycle))
+        _sync(bench_device)
+        times.append(time.perf_counter() - t0)
+
+    benchmark.pedantic(one_clip, rounds=30)
+    benchmark.extra_info.update(p50_ms=1e3 * float(np.percentile(times, 50)),
+                                p95_ms=1e3 * float(np.percentile(times, 95)))

@@ -1,0 +1,257 @@
+"""The one trainer of the deep family: chunked training, clip-level inference.
+
+Training draws one random fixed-length chunk per clip per epoch (a new position every
+epoch, seeded), optionally augmented; inference cuts each clip into overlapping chunks
+and averages the chunk probabilities into one score per clip. AdamW with linear warm-up
+and cosine decay; the epoch with the best validation score is kept (early stopping after
+``patience`` epochs without improvement). Mixed precision is used on CUDA only; on CPU,
+the same seed gives the same weights and scores.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from musicbench.errors import ConfigError
+from musicbench.protocol.metrics import evaluate, primary_metric
+from musicbench.systems.base import seed_for
+
+STRETCH_MARGIN = 1.25  # extra audio read around an augmented chunk, so a faster stretch still fills it
+
+
+def resolve_device(name: str) -> torch.device:
+    """``cpu``, ``cuda[:N]`` or ``mps`` as a torch device; a clear error when it is absent."""
+    kind = name.split(":")[0]
+    if kind not in ("cpu", "cuda", "mps"):
+        raise ConfigError(f"device {name!r}: must be cpu, cuda[:N] or mps")
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {name!r} was asked for but CUDA is not available on this "
+                              "machine (no GPU, or a CPU-only torch build); use --device cpu")
+        index = int(name.split(":")[1]) if ":" in name else 0
+        if index >= torch.cuda.device_count():
+            raise ConfigError(f"device {name!r}: only {torch.cuda.device_count()} CUDA device(s) here")
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"device {name!r} was asked for but MPS is not available on this machine")
+    return torch.device(name)
+
+
+class WaveBank:
+    """Clips' waveforms in one zero-padded ``[clips, samples]`` tensor, with their lengths.
+
+    It lives on the training device when it takes less than half of the free memory
+    there, so chunks are cut without host-device copies; otherwise in host memory.
+    """
+
+    def __init__(self, waves: list[np.ndarray], min_length: int, device: torch.device):
+        self.lengths = np.array([len(w) for w in waves], dtype=np.int64)
+        width = max(int(self.lengths.max()), min_length)
+        bank = np.zeros((len(waves), width), dtype=np.float32)
+        for i, w in enumerate(waves):
+            bank[i, : len(w)] = w
+        home = device
+        if device.type == "cuda":
+            free, _ = torch.cuda.mem_get_info(device)
+            home = device if bank.nbytes < free // 2 else torch.device("cpu")
+        self.data = torch.from_numpy(bank).to(home)
+        self.device = device
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def cut(self, rows: np.ndarray, starts: np.ndarray, length: int) -> torch.Tensor:
+        """``[len(rows), length]`` chunks (zeros past a clip's end), on the training device."""
+        rows_t = torch.as_tensor(rows, device=self.data.device)
+        cols = torch.as_tensor(starts, device=self.data.device)[:, None] + torch.arange(
+            length, device=self.data.device)
+        past_end = cols >= torch.as_tensor(self.lengths[rows], device=self.data.device)[:, None]
+        out = self.data[rows_t[:, None], cols.clamp_(max=self.data.shape[1] - 1)]
+        return out.masked_fill_(past_end, 0.0).to(self.device, non_blocking=True)
+
+
+def eval_chunks(lengths: np.ndarray, length: int, hop: int) -> tuple[np.ndarray, np.ndarray]:
+    """(clip index, start) of every inference chunk: hop-spaced, the last one ending at the clip's end."""
+    rows, starts = [], []
+    for i, n in enumerate(lengths):
+        last = max(int(n) - length, 0)
+        s = list(range(0, last + 1, hop))
+        if s[-1] != last:
+            s.append(last)
+        rows += [i] * len(s)
+        starts += s
+    return np.array(rows, dtype=np.int64), np.array(starts, dtype=np.int64)
+
+
+@dataclass
+class TrainConfig:
+    """How to train; the system fills it from its parameters."""
+
+    chunk: int  # samples per chunk
+    eval_hop: int  # samples between inference chunks
+    batch_size: int = 16
+    lr: float = 1e-3
+    weight_decay: float = 1e-2
+    max_epochs: int = 30
+    patience: int = 8
+    warmup_epochs: float = 1.0
+    amp: bool = True
+    augment: str | None = None
+    augment_p: float = 0.5
+    sample_rate: int = 22050
+    seed: int = 0
+    desc: str = "train"
+
+
+class Trainer:
+    """Fits a ``ChunkClassifier`` and scores clips with it; ``history`` has one dict per epoch."""
+
+    def __init__(self, model: nn.Module, config: TrainConfig, device: torch.device, kind: str,
+                 classes: list[str]):
+        self.model, self.cfg, self.device = model.to(device), config, device
+        self.kind, self.classes = kind, classes
+        self.history: list[dict[str, Any]] = []
+        self.best_epoch: int | None = None
+        use_amp = config.amp and device.type == "cuda"
+        self.amp_dtype = (torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16)
+        self.use_amp = use_amp
+        self.scaler = torch.amp.GradScaler("cuda", enabled=use_amp and self.amp_dtype == torch.float16)
+
+    def _loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if self.kind == "multilabel":
+            return nn.functional.binary_cross_entropy_with_logits(logits.float(), target.float())
+        return nn.functional.cross_entropy(logits.float(), target)
+
+    def _augment(self, chunks: torch.Tensor, ids: list[str], epoch: int,
+                 rng: np.random.Generator) -> torch.Tensor:
+        """Apply the train-time spec to a random ``augment_p`` share of the chunks.
+
+        Each chunk's transform is seeded by its track, the run's seed and the epoch, so
+        a clip sees a different augmentation every epoch and reruns see the same ones.
+        """
+        from musicbench.augment import apply
+
+        audio = chunks.cpu().numpy()
+        out = audio[:, : self.cfg.chunk].copy()
+        for j, track_id in enumerate(ids):
+            if rng.random() >= self.cfg.augment_p:
+                continue
+            seed = seed_for(track_id, self.cfg.augment, str(self.cfg.seed), str(epoch))
+            y = apply(self.cfg.augment, audio[j], self.cfg.sample_rate, seed)[: self.cfg.chunk]
+            out[j] = np.pad(y, (0, self.cfg.chunk - len(y)))
+        return torch.from_numpy(out).to(self.device)
+
+    def training_batches(self, bank: WaveBank, ids: list[str], epoch: int,
+                         rng: np.random.Generator):
+        """(chunks, clip rows) per batch for one epoch: every clip once, in random order."""
+        cfg = self.cfg
+        read = int(cfg.chunk * STRETCH_MARGIN) if cfg.augment else cfg.chunk
+        order = rng.permutation(len(bank))
+        for b in range(0, len(order), cfg.batch_size):
+            rows = order[b: b + cfg.batch_size]
+            if len(rows) < 2 and len(order) > 1:  # batch norm needs two items
+                rows = order[b - 1: b + 1]
+            span = np.maximum(bank.lengths[rows] - cfg.chunk, 0)
+            starts = (rng.random(len(rows)) * (span + 1)).astype(np.int64)
+            chunks = bank.cut(rows, starts, read)
+            if cfg.augment:
+                chunks = self._augment(chunks, [ids[r] for r in rows], epoch, rng)
+            yield chunks, rows
+
+    @torch.no_grad()
+    def predict(self, bank: WaveBank) -> np.ndarray:
+        """``[clips, classes]`` clip scores: mean chunk probabilities (softmax or sigmoid)."""
+        self.model.eval()
+        rows, starts = eval_chunks(bank.lengths, self.cfg.chunk, self.cfg.eval_hop)
+        sums = torch.zeros(len(bank), len(self.classes), dtype=torch.float64, device=self.device)
+        step = 4 * self.cfg.batch_size
+        for b in range(0, len(rows), step):
+            r, s = rows[b: b + step], starts[b: b + step]
+            with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
+                logits = self.model(bank.cut(r, s, self.cfg.chunk)).float()
+            probs = torch.sigmoid(logits) if self.kind == "multilabel" else logits.softmax(dim=1)
+            sums.index_add_(0, torch.as_tensor(r, device=self.device), probs.double())
+        counts = np.bincount(rows, minlength=len(bank)).astype(np.float64)
+        return sums.cpu().numpy() / counts[:, None]
+
+    def _clip_loss(self, scores: np.ndarray, y: np.ndarray) -> float:
+        p = np.clip(scores, 1e-7, 1 - 1e-7)
+        if self.kind == "multilabel":
+            return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+        return float(-np.mean(np.log(p[np.arange(len(y)), y])))
+
+    def fit(self, train: WaveBank, y: np.ndarray, ids: list[str], valid: WaveBank | None = None,
+            y_valid: np.ndarray | None = None,
+            epoch_callback: Callable[[int, float], None] | None = None) -> Trainer:
+        """Train, keeping the weights of the best validation epoch (the last, without ``valid``).
+
+        ``epoch_callback(epoch, valid_score)`` runs after each epoch that has a validation
+        score; whatever it raises (``optuna.TrialPruned``) ends training and propagates.
+        """
+        cfg = self.cfg
+        rng = np.random.default_rng(cfg.seed)
+        target = torch.as_tensor(y, device=self.device)
+        opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
+        total, warm = cfg.max_epochs * steps_per_epoch, max(1, int(cfg.warmup_epochs * steps_per_epoch))
+
+        def lr_factor(step: int) -> float:
+            if step < warm:
+                return (step + 1) / warm
+            return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm))))
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
+        metric = primary_metric(self.kind)
+        best_key, best_state, stale = None, None, 0
+        bar = tqdm(range(1, cfg.max_epochs + 1), desc=cfg.desc, disable=None, leave=False)
+        for epoch in bar:
+            t0 = time.perf_counter()
+            self.model.train()
+            losses, seen = [], 0
+            for chunks, rows in self.training_batches(train, ids, epoch, rng):
+                with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
+                    logits = self.model(chunks)
+                loss = self._loss(logits, target[torch.as_tensor(rows, device=self.device)])
+                opt.zero_grad(set_to_none=True)
+                self.scaler.scale(loss).backward()
+                self.scaler.step(opt)
+                self.scaler.update()
+                sched.step()
+                losses.append(loss.item() * len(rows))
+                seen += len(rows)
+            seconds = time.perf_counter() - t0
+            row: dict[str, Any] = {"epoch": epoch, "train_loss": sum(losses) / seen,
+                                   "lr": opt.param_groups[0]["lr"], "seconds": round(seconds, 3),
+                                   "train_clips_per_s": seen / seconds}
+            if valid is not None and y_valid is not None:
+                scores = self.predict(valid)
+                score = float(evaluate(self.kind, y_valid, scores, self.classes)[metric])
+                row.update({"valid_loss": self._clip_loss(scores, y_valid), f"valid_{metric}": score})
+                # NaN AUC (a tag absent from valid) falls back on the loss alone
+                key = (score if not math.isnan(score) else -math.inf, -row["valid_loss"])
+                if best_key is None or key > best_key:
+                    best_key, stale, self.best_epoch = key, 0, epoch
+                    best_state = copy.deepcopy(self.model.state_dict())
+                else:
+                    stale += 1
+            self.history.append(row)
+            bar.set_postfix({k: f"{v:.3g}" for k, v in row.items() if k.startswith(("train_loss", "valid_"))})
+            if valid is not None and epoch_callback is not None:
+                epoch_callback(epoch, row[f"valid_{metric}"])
+            if valid is not None and stale > cfg.patience:
+                break
+        bar.close()
+        if best_state is not None:
+            self.model.load_state_dict(best_state)
+        else:
+            self.best_epoch = len(self.history)
+        return self
