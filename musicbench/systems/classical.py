@@ -7,7 +7,7 @@ import numpy as np
 from musicbench.errors import ConfigError
 from musicbench.features.summaries import SUMMARIES, Codebook, dct_2d, dct_time, stats
 from musicbench.systems.base import ClipData
-from musicbench.systems.frames import FrameFeatureSystem
+from musicbench.systems.frames import FrameFeatureSystem, single_threaded
 
 CLASSIFIERS = ("svm", "knn", "logreg", "mlp")
 
@@ -114,7 +114,7 @@ class ClassicalSystem(FrameFeatureSystem):
             steps.append(PCA(self.pca_components, random_state=self.seed))
         return make_pipeline(*steps, clf)
 
-    def fit(self, train: ClipData, valid: ClipData | None = None) -> ClassicalSystem:
+    def _fit(self, train: ClipData, valid: ClipData | None = None) -> ClassicalSystem:
         self.check_kind(train)
         frames, y = self.training_frames(train)
         if self.summary == "vq":
@@ -129,7 +129,7 @@ class ClassicalSystem(FrameFeatureSystem):
         self.n_classes_ = len(train.classes)
         return self
 
-    def predict_scores(self, data: ClipData) -> np.ndarray:
+    def _predict_scores(self, data: ClipData) -> np.ndarray:
         x = self._summarise(self.frames(data))
         model = self.model_
         if hasattr(model, "decision_function") and self.classifier == "svm":
@@ -143,3 +143,11 @@ class ClassicalSystem(FrameFeatureSystem):
         if data.kind == "multilabel":
             return np.asarray(scores, dtype=np.float64)
         return self.expand_scores(scores, self.seen_, self.n_classes_, fill)
+
+    def fit(self, train: ClipData, valid: ClipData | None = None) -> ClassicalSystem:
+        with single_threaded():
+            return self._fit(train, valid)
+
+    def predict_scores(self, data: ClipData) -> np.ndarray:
+        with single_threaded():
+            return self._predict_scores(data)

@@ -6,7 +6,7 @@ import numpy as np
 from scipy.special import softmax
 
 from musicbench.systems.base import ClipData
-from musicbench.systems.frames import FrameFeatureSystem
+from musicbench.systems.frames import FrameFeatureSystem, single_threaded
 
 
 class GMMSystem(FrameFeatureSystem):
@@ -49,7 +49,7 @@ class GMMSystem(FrameFeatureSystem):
         self.seed = seed
         self.device = device
 
-    def fit(self, train: ClipData, valid: ClipData | None = None) -> GMMSystem:
+    def _fit(self, train: ClipData, valid: ClipData | None = None) -> GMMSystem:
         from sklearn.mixture import GaussianMixture
 
         self.check_kind(train)
@@ -70,10 +70,18 @@ class GMMSystem(FrameFeatureSystem):
         self.n_classes_ = len(train.classes)
         return self
 
-    def predict_scores(self, data: ClipData) -> np.ndarray:
+    def _predict_scores(self, data: ClipData) -> np.ndarray:
         loglik = np.full((len(data), self.n_classes_), -np.inf)
         for i, f in enumerate(self.frames(data)):
             z = (f - self.mean_) / self.std_
             for c, gmm in self.models_.items():
                 loglik[i, c] = gmm.score_samples(z).sum()
         return softmax(loglik, axis=1)
+
+    def fit(self, train: ClipData, valid: ClipData | None = None) -> GMMSystem:
+        with single_threaded():
+            return self._fit(train, valid)
+
+    def predict_scores(self, data: ClipData) -> np.ndarray:
+        with single_threaded():
+            return self._predict_scores(data)
