@@ -189,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"musicbench: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("musicbench: interrupted; finished cells are kept, rerun to complete the rest",
-              file=sys.stderr)
+        done = "trials are kept in the study" if args.command == "tune" else "cells are kept"
+        print(f"musicbench: interrupted; finished {done}, rerun the same command to complete "
+              "the rest", file=sys.stderr)
         return 130

@@ -1,0 +1,260 @@
+"""Running a study: K worker processes share one Optuna study through its storage.
+
+``trials`` is the number of finished (complete or pruned) trials the study should hold:
+rerunning an interrupted command runs only the missing ones, and a larger number extends
+the study. The missing trials are divided exactly among the local workers, so K workers
+neither lose nor duplicate trials; each worker also stops once the study holds the target
+counting running trials, which bounds the overshoot when commands on several machines
+share one study.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+from musicbench.errors import ConfigError, MusicbenchError
+
+MAX_CONSECUTIVE_FAILURES = 3  # a worker whose trials keep failing stops: the cause is systematic
+
+
+@dataclass(frozen=True)
+class TuneConfig:
+    task: str
+    system: str
+    protocol: str | None = None  # None: the task's default protocol
+    trials: int | None = 20
+    timeout: float | None = None
+    storage: str | None = None  # None: sqlite optuna.db in the working directory
+    study_name: str | None = None  # None: derived from system, task and protocol
+    workers: int = 1
+    seed: int = 0
+    folds: int | None = None  # tune on the first N folds only; None: all
+    pruner: str = "median"
+    data_home: str | None = None
+    index_dir: str | None = None
+    allow_partial: bool = False
+    device: str = "cpu"
+    tracking_uri: str | None = None
+    track: bool = True
+
+
+@dataclass
+class Prepared:
+    """What every worker needs: the study name and attributes, and the objective."""
+
+    study_name: str
+    attrs: dict[str, Any]
+    objective: Any
+
+
+@dataclass
+class TuneResult:
+    study_name: str
+    storage: str
+    n_finished: int
+    n_failed: int
+    n_ran: int
+    best_value: float | None
+    best_params: dict[str, Any]
+    metric: str
+    errors: list[str]
+    stopped_on_failures: bool
+
+
+def prepare(cfg: TuneConfig, log: Any = None) -> Prepared:
+    """Resolve task, data, protocol and search space, before any storage is touched.
+
+    Warnings of the protocol (group leakage) go to ``log``; workers pass None, as the
+    parent has reported them already.
+    """
+    from musicbench.protocol.metrics import primary_metric
+    from musicbench.protocol.splits import resolve
+    from musicbench.runner.execute import check_device
+    from musicbench.tasks import get_task
+    from musicbench.tuning.objective import Objective, tuning_folds
+    from musicbench.tuning.space import load_space
+
+    if cfg.workers < 1:
+        raise ConfigError(f"--workers {cfg.workers}: must be >= 1")
+    if cfg.trials is None and cfg.timeout is None:
+        raise ConfigError("give --trials, --timeout or both")
+    if cfg.trials is not None and cfg.trials < 1:
+        raise ConfigError(f"--trials {cfg.trials}: must be >= 1")
+    if cfg.folds is not None and cfg.folds < 1:
+        raise ConfigError(f"--folds {cfg.folds}: must be >= 1")
+    check_device(cfg.device)
+    space = load_space(cfg.system)
+    task = get_task(cfg.task, cfg.data_home, cfg.index_dir)
+    clipset = task.clips(allow_partial=cfg.allow_partial)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        split = resolve(cfg.protocol or task.spec.default_protocol, clipset)
+    for w in caught if log else ():
+        log(f"WARNING: {w.message}")
+    if clipset.missing and log:
+        log(f"{task.ref}: partial data, tuning on {len(clipset)} of {clipset.n_index} tracks")
+    folds = tuning_folds(clipset, split, cfg.folds, cfg.seed)
+    attrs = {
+        "system": cfg.system, "task": task.ref, "protocol": split.protocol,
+        "split_hash": split.hash, "folds": len(folds), "metric": primary_metric(task.spec.kind),
+        "n_tracks_used": len(clipset), "n_tracks_index": clipset.n_index,
+        "search_space": space.as_dict(),
+    }
+    name = cfg.study_name or f"{cfg.system}@{task.ref}@{split.protocol}"
+    return Prepared(name, attrs, Objective(cfg.system, space, folds, cfg.seed, cfg.device))
+
+
+def _counts(study: Any) -> tuple[int, int]:
+    from optuna.trial import TrialState
+
+    from musicbench.tuning.study import finished_trials
+
+    failed = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+    return len(finished_trials(study)), len(failed)
+
+
+class _StopRules:
+    """After each trial: stop at the study's target, or after repeated failures."""
+
+    def __init__(self, target: int | None):
+        self.target, self.failures_in_a_row, self.gave_up = target, 0, False
+
+    def __call__(self, study: Any, trial: Any) -> None:
+        from optuna.trial import TrialState
+
+        self.failures_in_a_row = self.failures_in_a_row + 1 if trial.state == TrialState.FAIL else 0
+        if self.failures_in_a_row >= MAX_CONSECUTIVE_FAILURES:
+            self.gave_up = True
+            study.stop()
+        states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+        if self.target is not None and len(study.get_trials(deepcopy=False, states=states)) >= self.target:
+            study.stop()
+
+
+def _optimize(cfg: TuneConfig, prep: Prepared, worker: int, n_trials: int | None, n_before: int,
+              callbacks: list[Any]) -> bool:
+    """Run this worker's share of trials; True when it stopped on repeated failures."""
+    import optuna
+
+    from musicbench.tuning.study import make_pruner, make_sampler, open_storage
+
+    study = optuna.load_study(study_name=prep.study_name, storage=open_storage(cfg.storage),
+                              sampler=make_sampler(cfg.seed, worker, n_before),
+                              pruner=make_pruner(cfg.pruner))
+    stop = _StopRules(cfg.trials)
+    tag = f"{socket.gethostname()}:{os.getpid()}"
+
+    def objective(trial: Any) -> float:
+        trial.set_user_attr("worker", tag)
+        return prep.objective(trial)
+
+    study.optimize(objective, n_trials=n_trials, timeout=cfg.timeout, catch=(Exception,),
+                   callbacks=[*callbacks, stop], gc_after_trial=False)
+    return stop.gave_up
+
+
+def _worker_main(cfg: TuneConfig, worker: int, n_trials: int | None, n_before: int) -> None:
+    """Entry point of a spawned worker process; exit code 3 means it gave up on failures."""
+    from joblib.externals.loky import get_reusable_executor
+
+    try:
+        gave_up = _optimize(cfg, prepare(cfg), worker, n_trials, n_before, [])
+    except MusicbenchError as exc:
+        print(f"musicbench tune worker {worker}: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    finally:
+        # a spawned process joins its children at exit: without this, feature extraction's
+        # idle joblib workers would keep it alive until their idle timeout (minutes)
+        get_reusable_executor().shutdown(wait=True)
+    sys.exit(3 if gave_up else 0)
+
+
+def shares(remaining: int | None, workers: int) -> list[int | None]:
+    """``remaining`` trials divided among workers, differing by at most one."""
+    if remaining is None:
+        return [None] * workers
+    return [remaining // workers + (i < remaining % workers) for i in range(workers)]
+
+
+def tune(cfg: TuneConfig, log: Any = print) -> TuneResult:
+    """Create or resume the study and run the trials missing to reach ``cfg.trials``."""
+    from musicbench.tuning.study import (
+        default_storage,
+        fail_stale_trials,
+        make_pruner,
+        open_storage,
+        open_study,
+        redact,
+    )
+
+    prep = prepare(cfg, log)
+    metric = prep.attrs["metric"]
+    storage_url = cfg.storage or default_storage()
+    study = open_study(prep.study_name, open_storage(storage_url), prep.attrs,
+                       pruner=make_pruner(cfg.pruner))
+    fail_stale_trials(study)
+    n_before = len(study.get_trials(deepcopy=False))
+    done, _ = _counts(study)
+    remaining = None if cfg.trials is None else max(cfg.trials - done, 0)
+    tracker = None
+    if cfg.track:
+        from musicbench.tuning.tracking import StudyTracker
+
+        tracker = StudyTracker(prep.study_name, redact(storage_url), cfg.tracking_uri)
+        tracker.start(prep.attrs)
+    gave_up = False
+    try:
+        if remaining == 0:
+            log(f"study {prep.study_name!r} already holds {done} finished trial(s); "
+                "raise --trials to extend it")
+        elif cfg.workers == 1:
+            callbacks = [lambda s, t: tracker.log_trial(t, metric)] if tracker else []
+            gave_up = _optimize(cfg, prep, 0, remaining, n_before, callbacks)
+        else:
+            gave_up = _run_workers(cfg, prep, shares(remaining, cfg.workers), n_before, study, tracker, log)
+    finally:  # an interrupted study still gets its finished trials and best parameters logged
+        if tracker:
+            tracker.finish(study, metric)
+    trials = study.get_trials(deepcopy=False)
+    finished, failed = _counts(study)
+    complete = [t for t in trials if t.state.name == "COMPLETE"]
+    best = study.best_trial if complete else None
+    errors = [f"trial {t.number}: {t.user_attrs['error']}" for t in trials[n_before:]
+              if t.state.name == "FAIL" and "error" in t.user_attrs]
+    return TuneResult(prep.study_name, redact(storage_url), finished, failed, len(trials) - n_before,
+                      best.value if best else None, dict(best.params) if best else {}, metric,
+                      errors, gave_up)
+
+
+def _run_workers(cfg: TuneConfig, prep: Prepared, counts: list[int | None], n_before: int, study: Any,
+                 tracker: Any, log: Any) -> bool:
+    """Spawn one process per worker; this process logs their trials to MLflow meanwhile."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_worker_main, args=(cfg, i, n, n_before), name=f"tune-worker-{i}")
+             for i, n in enumerate(counts) if n != 0]
+    for p in procs:
+        p.start()
+    log(f"study {prep.study_name!r}: {len(procs)} worker process(es) started")
+    try:
+        while any(p.is_alive() for p in procs):
+            for p in procs:
+                p.join(timeout=2.0 / len(procs))
+            if tracker:
+                tracker.sync(study, prep.attrs["metric"])
+    except KeyboardInterrupt:
+        for p in procs:
+            p.join()
+        raise
+    codes = [p.exitcode for p in procs]
+    bad = [(p.name, c) for p, c in zip(procs, codes, strict=True) if c not in (0, 3)]
+    if bad:
+        raise ConfigError(f"worker process(es) failed: {', '.join(f'{n} (exit {c})' for n, c in bad)}; "
+                          "their messages are above. Finished trials are kept in the study.")
+    return 3 in codes

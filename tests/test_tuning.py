@@ -1,0 +1,308 @@
+"""Optuna tuning: search spaces, validation-only objective, studies, workers, MLflow, --tuned.
+
+Studies are real Optuna studies in real SQLite files, trials fit real systems on the
+synthetic task, and MLflow runs land in the session's temporary store.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import optuna
+import pytest
+
+from musicbench.cli import main
+from musicbench.errors import AudioError, ConfigError, UnknownNameError
+from musicbench.runner.store import ResultStore
+from musicbench.systems.classical import ClassicalSystem
+from musicbench.tuning import load_tuned
+from musicbench.tuning.space import parse_space
+from musicbench.tuning.study import N_STARTUP_TRIALS
+from musicbench.tuning.tune import TuneConfig, shares, tune
+
+CHEAP_SVM = """
+description = "MFCC stats + SVM with a classifier-only search space (fixed features: fast trials)"
+family = "classical"
+
+[params]
+features = ["mfcc"]
+n_mfcc = 13
+deltas = 0
+classifier = "svm"
+kernel = "rbf"
+C = 1.0
+gamma = "scale"
+
+[search_space]
+C = { type = "float", low = 0.01, high = 100.0, log = true }
+kernel = { type = "categorical", choices = ["rbf", "linear"] }
+gamma = { type = "float", low = 1e-4, high = 1.0, log = true, when = { kernel = "rbf" } }
+"""
+TASK = "synth_genre:mini"
+PROTOCOL = "group-kfold:performer:3"
+
+
+@pytest.fixture
+def workspace(tmp_path, monkeypatch):
+    """A workspace holding the cheap preset ``tune-svm``; the working directory is tmp_path."""
+    (tmp_path / "systems").mkdir()
+    (tmp_path / "systems" / "tune-svm.toml").write_text(CHEAP_SVM)
+    monkeypatch.setenv("MUSICBENCH_WORKSPACE", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+def cfg(storage: str, **kw) -> TuneConfig:
+    base = dict(task=TASK, system="tune-svm", protocol=PROTOCOL, trials=3, storage=storage,
+                folds=1, track=False, study_name="s")
+    return TuneConfig(**{**base, **kw})
+
+
+def trials_of(storage: str, name: str = "s") -> list[optuna.trial.FrozenTrial]:
+    return optuna.load_study(study_name=name, storage=storage).get_trials()
+
+
+# -- search spaces ---------------------------------------------------------------------------
+
+
+def space_of(search_space: dict, params: dict | None = None):
+    preset = {"family": "classical", "_path": "systems/x.toml", "params": params or {},
+              "search_space": search_space}
+    return parse_space("x", preset, ClassicalSystem)
+
+
+@pytest.mark.parametrize("entry, message", [
+    ({"gama": {"type": "float", "low": 0.1, "high": 1.0}}, "gama: not a tunable parameter"),
+    ({"seed": {"type": "int", "low": 0, "high": 3}}, "seed: not a tunable parameter"),
+    ({"C": {"type": "float", "low": 1.0, "high": 1.0}}, "C: empty range"),
+    ({"C": {"type": "float", "low": 10.0, "high": 1.0}}, "C: inverted range"),
+    ({"C": {"type": "float", "low": 0.0, "high": 1.0, "log": True}}, "log scale needs low > 0"),
+    ({"C": {"type": "real", "low": 0.1, "high": 1.0}}, "type = 'real' must be one of"),
+    ({"C": {"type": "float", "low": 0.1, "hi": 1.0}}, "unknown key(s) ['hi']"),
+    ({"C": {"type": "float", "low": "a", "high": 1.0}}, "low = 'a' must be a finite number"),
+    ({"n_mfcc": {"type": "int", "low": 13.5, "high": 40}}, "must be an integer"),
+    ({"kernel": {"type": "categorical", "choices": []}}, "choices must be a non-empty list"),
+    ({"C": 3.0}, "expected a table"),
+    ({"gamma": {"type": "float", "low": 0.1, "high": 1.0, "when": {"kernal": "rbf"}}},
+     "when names unknown parameter 'kernal'"),
+    ({"kernel": {"type": "categorical", "choices": ["rbf", "linear"]},
+      "gamma": {"type": "float", "low": 0.1, "high": 1.0, "when": {"kernel": "poly"}}},
+     "when.kernel = ['poly'] is not among kernel's choices"),
+    ({"C": {"type": "float", "low": 0.1, "high": 1.0, "when": {"n_mfcc": 20}},
+      "n_mfcc": {"type": "int", "low": 13, "high": 40, "when": {"C": 1.0}}}, "conditions form a cycle"),
+])
+def test_bad_search_space_is_a_clear_error(entry, message):
+    with pytest.raises(ConfigError) as err:
+        space_of(entry)
+    assert message in str(err.value)
+    assert "systems/x.toml" in str(err.value)
+
+
+def test_bad_preset_file_fails_the_command_before_any_study(workspace, capsys):
+    (workspace / "systems" / "bad.toml").write_text(
+        'family = "classical"\n[search_space]\nC = { type = "float", low = 5.0, high = 1.0 }\n')
+    url = sqlite_url(workspace / "optuna.db")
+    rc = main(["tune", "--task", TASK, "--system", "bad", "--storage", url, "--no-mlflow"])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert "bad.toml" in err and "[search_space] C: inverted range" in err
+    assert not (workspace / "optuna.db").exists()
+
+
+def test_conditional_parameter_is_sampled_only_when_its_condition_holds(tmp_path):
+    space = space_of({
+        "kernel": {"type": "categorical", "choices": ["rbf", "linear"]},
+        "gamma": {"type": "float", "low": 1e-3, "high": 1.0, "log": True, "when": {"kernel": "rbf"}},
+        # conditions on fixed parameters: the preset says classifier = "svm"
+        "C": {"type": "float", "low": 0.1, "high": 10.0, "when": {"classifier": ["svm", "logreg"]}},
+        "n_neighbors": {"type": "int", "low": 1, "high": 9, "when": {"classifier": "knn"}},
+    }, params={"classifier": "svm"})
+    assert [d.name for d in space.dims][:2] == ["kernel", "gamma"]
+    study = optuna.create_study(storage=sqlite_url(tmp_path / "o.db"),
+                                sampler=optuna.samplers.RandomSampler(seed=1))
+    sampled = []
+    study.optimize(lambda t: sampled.append(space.sample(t)) or 0.0, n_trials=30)
+    kernels = {p["kernel"] for p in sampled}
+    assert kernels == {"rbf", "linear"}
+    for params in sampled:
+        assert ("gamma" in params) == (params["kernel"] == "rbf")
+        assert "C" in params and "n_neighbors" not in params
+    stored = study.get_trials()
+    assert all(("gamma" in t.params) == (t.params["kernel"] == "rbf") for t in stored)
+
+
+def test_shares_divide_trials_exactly():
+    assert shares(7, 3) == [3, 2, 2]
+    assert shares(1, 2) == [1, 0]
+    assert shares(None, 2) == [None, None]
+
+
+# -- the test fold is never read -------------------------------------------------------------
+
+
+def test_tuning_never_reads_the_test_fold(workspace, capsys):
+    """Fold 0's test audio is overwritten with garbage on a private copy of the data; tuning
+    on fold 0 still completes every trial. The control run proves that the garbage is read
+    (and fails) as soon as any clip tuning needs is corrupted the same way."""
+    from musicbench.protocol.splits import resolve
+    from musicbench.tasks import get_task
+
+    source = Path(get_task(TASK).dataset.data_home)
+    data = workspace / "data"
+    shutil.copytree(source, data / source.name)
+    task = get_task(TASK, data_home=str(data))
+    clipset = task.clips()
+    fold = resolve(PROTOCOL, clipset).folds[0]
+    for clip in clipset.subset(fold.test):
+        assert clip.path.startswith(str(data))
+        Path(clip.path).write_bytes(b"this is not audio " * 64)
+    with pytest.raises(AudioError):
+        task.load_audio(clipset.by_id[fold.test[0]])
+
+    url = sqlite_url(workspace / "optuna.db")
+    common = ["tune", "--task", TASK, "--system", "tune-svm", "--protocol", PROTOCOL,
+              "--folds", "1", "--data-home", str(data), "--storage", url, "--no-mlflow", "--quiet"]
+    assert main([*common, "--trials", "3", "--study-name", "clean"]) == 0
+    assert capsys.readouterr().out.count("best valid  accuracy") == 1
+    clean = trials_of(url, "clean")
+    assert [t.state for t in clean] == [optuna.trial.TrialState.COMPLETE] * 3
+    assert all(0.0 <= t.value <= 1.0 for t in clean)
+
+    Path(clipset.by_id[fold.valid[0]].path).write_bytes(b"this is not audio " * 64)
+    assert main([*common, "--trials", "3", "--study-name", "control"]) == 1
+    out = capsys.readouterr()
+    assert fold.valid[0] in out.out and "cannot be decoded" in out.out
+    assert all(t.state == optuna.trial.TrialState.FAIL for t in trials_of(url, "control"))
+
+
+# -- studies: resume, seeds, workers ----------------------------------------------------------
+
+
+def test_rerun_resumes_the_study_and_a_larger_target_extends_it(workspace):
+    url = sqlite_url(workspace / "optuna.db")
+    first = tune(cfg(url, trials=2))
+    assert (first.n_ran, first.n_finished) == (2, 2)
+    before = [t.params for t in trials_of(url)]
+    again = tune(cfg(url, trials=2))
+    assert again.n_ran == 0 and len(trials_of(url)) == 2
+    extended = tune(cfg(url, trials=4))
+    trials = trials_of(url)
+    assert extended.n_ran == 2 and [t.number for t in trials] == [0, 1, 2, 3]
+    assert [t.params for t in trials[:2]] == before
+    assert trials[2].params not in before  # the resumed sampler does not replay the first trials
+
+
+def test_same_seed_and_fresh_storage_give_the_same_trials(workspace):
+    """Nine trials: eight random start-up trials, then one proposed by TPE."""
+    assert N_STARTUP_TRIALS == 8
+    runs = {}
+    for name, seed, n in (("a", 7, 9), ("b", 7, 9), ("c", 8, 3)):
+        url = sqlite_url(workspace / f"{name}.db")
+        tune(cfg(url, trials=n, seed=seed))
+        runs[name] = [(t.params, t.value) for t in trials_of(url)]
+    assert runs["a"] == runs["b"]
+    assert [p for p, _ in runs["a"][:3]] != [p for p, _ in runs["c"]]
+
+
+def test_two_worker_processes_share_one_study_without_losing_or_duplicating(workspace, capsys):
+    url = sqlite_url(workspace / "optuna.db")
+    rc = main(["tune", "--task", TASK, "--system", "tune-svm", "--protocol", PROTOCOL, "--folds", "1",
+               "--trials", "6", "--workers", "2", "--storage", url, "--study-name", "w", "--quiet"])
+    assert rc == 0, capsys.readouterr().err
+    trials = trials_of(url, "w")
+    assert sorted(t.number for t in trials) == list(range(6))
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+    assert len({json.dumps(t.params, sort_keys=True) for t in trials}) == 6
+    assert len({t.user_attrs["worker"] for t in trials}) == 2
+
+    from mlflow import MlflowClient
+
+    from musicbench.tuning.tracking import EXPERIMENT, STUDY_TAG, study_key
+
+    client = MlflowClient()
+    exp = client.get_experiment_by_name(EXPERIMENT).experiment_id
+    (parent,) = client.search_runs([exp], f"tags.`{STUDY_TAG}` = '{study_key(url, 'w')}'")
+    children = client.search_runs([exp], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
+    assert sorted(int(r.data.tags["musicbench.trial"]) for r in children) == list(range(6))
+    assert {r.info.status for r in children} == {"FINISHED"}
+    for run in children:
+        trial = trials[int(run.data.tags["musicbench.trial"])]
+        assert run.data.params == {k: str(v) for k, v in trial.params.items()}
+        assert run.data.metrics["valid_accuracy"] == pytest.approx(trial.value)
+    best = optuna.load_study(study_name="w", storage=url).best_trial
+    assert parent.data.tags["best.C"] == str(best.params["C"])
+    assert json.loads(parent.data.params["space.gamma"])["when"] == {"kernel": ["rbf"]}
+    assert parent.data.metrics["best_valid_accuracy"] == pytest.approx(best.value)
+    assert parent.info.status == "FINISHED"
+
+
+# -- bad input -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("url, message", [
+    ("sqlite:////no/such/folder/optuna.db", "cannot open Optuna storage sqlite:////no/such/folder"),
+    ("nosuchdb://host/db", "cannot open Optuna storage nosuchdb://host/db"),
+    ("postgresql+nosuchdriver://u:secret@localhost/db", "postgresql+nosuchdriver://u:***@localhost/db"),
+])
+def test_storage_that_cannot_be_opened_is_a_clear_error(workspace, capsys, url, message):
+    assert main(["tune", "--task", TASK, "--system", "tune-svm", "--storage", url, "--no-mlflow"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "secret" not in err
+
+
+def test_study_with_another_search_space_is_refused_and_kept(workspace):
+    url = sqlite_url(workspace / "optuna.db")
+    tune(cfg(url, trials=2))
+    kept = [(t.params, t.value) for t in trials_of(url)]
+    preset = workspace / "systems" / "tune-svm.toml"
+    preset.write_text(CHEAP_SVM.replace("high = 100.0", "high = 1000.0"))
+    with pytest.raises(ConfigError, match=r"another search space \(C: .*1000\.0"):
+        tune(cfg(url, trials=4))
+    assert [(t.params, t.value) for t in trials_of(url)] == kept
+    preset.write_text(CHEAP_SVM)
+    other = "group-kfold:performer:2"
+    with pytest.raises(ConfigError, match=f"created for protocol '{PROTOCOL}', not '{other}'"):
+        tune(cfg(url, trials=4, protocol=other))
+
+
+def test_load_tuned_errors_name_the_study(workspace):
+    url = sqlite_url(workspace / "optuna.db")
+    with pytest.raises(UnknownNameError, match="unknown Optuna study .* 'nope'"):
+        load_tuned("nope", url)
+    optuna.create_study(study_name="foreign", storage=url)
+    with pytest.raises(UnknownNameError, match="valid .*: foreign"):
+        load_tuned("nope", url)
+    with pytest.raises(ConfigError, match="not created by `musicbench tune`"):
+        load_tuned("foreign", url)
+
+
+# -- the best parameters flow into evaluation -------------------------------------------------
+
+
+def test_run_tuned_uses_the_best_parameters_and_marks_rows(workspace, capsys):
+    """Default storage (./optuna.db) end to end: tune, then `run --tuned` on the test folds."""
+    assert main(["tune", "--task", TASK, "--system", "tune-svm", "--protocol", PROTOCOL, "--folds", "1",
+                 "--trials", "3", "--study-name", "best", "--no-mlflow", "--quiet"]) == 0
+    assert (workspace / "optuna.db").exists()
+    tuned = load_tuned("best")
+    study = optuna.load_study(study_name="best", storage=sqlite_url(workspace / "optuna.db"))
+    assert tuned == {"tune-svm": {"params": study.best_params, "study": "best", "trials": 3}}
+    capsys.readouterr()
+
+    out = workspace / "runs"
+    assert main(["run", "--task", TASK, "--system", "tune-svm", "--protocol", PROTOCOL, "--tuned", "best",
+                 "--out", str(out), "--no-mlflow", "--quiet"]) == 0
+    with open(out / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 3 and all(r["status"] == "ok" for r in rows)
+    for row in rows:
+        assert row["tuned"] == "True" and row["tuned_study"] == "best" and row["tuned_trials"] == "3"
+    for record in ResultStore(out).records():
+        assert {k: record["params"][k] for k in study.best_params} == study.best_params
