@@ -61,10 +61,12 @@ def test_front_end_from_cache(benchmark, bench_data, tmp_path):
 def test_parallel_extraction_speedup(benchmark, bench_data):
     fe = [FrontEnd("logmel", bench_data.sample_rate)]
     extract_frames(bench_data, fe, None, n_jobs=2)  # start and warm the worker pool
-    t0 = time.perf_counter()
-    serial = extract_frames(bench_data, fe, None, n_jobs=1)
-    one = time.perf_counter() - t0
-    parallel = benchmark.pedantic(extract_frames, args=(bench_data, fe, None, 2), rounds=2,
+    one = float("inf")  # best of three, like the parallel figure: this VM's timings are noisy
+    for _ in range(3):
+        t0 = time.perf_counter()
+        serial = extract_frames(bench_data, fe, None, n_jobs=1)
+        one = min(one, time.perf_counter() - t0)
+    parallel = benchmark.pedantic(extract_frames, args=(bench_data, fe, None, 2), rounds=3,
                                   iterations=1)
     two = benchmark.stats.stats.min
     speedup = one / two

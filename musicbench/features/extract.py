@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -23,16 +24,30 @@ def default_jobs() -> int:
 
 def _compute(path: str, track_id: str, policy: ClipPolicy, frontends: list[FrontEnd],
              transform: str | None):
-    """Worker: decode once, transform, run every front end. Errors come back as values."""
+    """Worker: decode once, transform, run every front end. Errors come back as values.
+
+    One BLAS thread per clip: parallelism comes from worker processes, one per core, and
+    nested BLAS threads would only compete with them.
+    """
+    from threadpoolctl import threadpool_limits
+
     try:
         audio = load_audio(path, track_id, policy)
     except AudioError as exc:
         return exc
-    if transform:
-        from musicbench.augment import apply
+    with threadpool_limits(1):
+        if transform:
+            from musicbench.augment import apply
 
-        audio = apply(transform, audio, policy.sample_rate, seed_for(track_id, transform))
-    return [fe(audio) for fe in frontends]
+            audio = apply(transform, audio, policy.sample_rate, seed_for(track_id, transform))
+        return [fe(audio) for fe in frontends]
+
+
+def _digest_or_none(path: str) -> str | None:
+    try:
+        return audio_digest(path)
+    except FileNotFoundError:
+        return None
 
 
 def _combine(parts: list[np.ndarray]) -> np.ndarray:
@@ -63,10 +78,11 @@ def extract_frames(
     out: list[list[np.ndarray] | None] = [None] * len(data)
     keys: list[list[str]] = []
     errors: list[str] = []
-    for i, clip in enumerate(data.clips):
-        try:
-            sha = audio_digest(clip.path)
-        except FileNotFoundError:
+    jobs = n_jobs or default_jobs()
+    with ThreadPoolExecutor(jobs) as pool:  # hashlib and file reads release the GIL
+        digests = list(pool.map(_digest_or_none, [c.path for c in data.clips]))
+    for i, (clip, sha) in enumerate(zip(data.clips, digests, strict=True)):
+        if sha is None:
             errors.append(str(AudioError(clip.track_id, clip.path, "file is missing", "")))
             keys.append([])
             continue
@@ -76,7 +92,7 @@ def extract_frames(
             if all(h is not None for h in hits):
                 out[i] = hits
     todo = [i for i in range(len(data)) if out[i] is None and keys[i]]
-    jobs = min(n_jobs or default_jobs(), max(1, len(todo) // 4))
+    jobs = min(jobs, max(1, len(todo) // 4))
     args = [(data.clips[i].path, data.clips[i].track_id, policy, frontends, transform)
             for i in todo]
     if jobs > 1 and len(todo) >= PARALLEL_MIN:
