@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import REPO
 
 from musicbench.runner.execute import Runner, RunOptions
 from musicbench.runner.store import COLUMNS
@@ -211,3 +212,20 @@ def test_neural_cells_log_their_epoch_curves(tmp_path):
     curve = client.get_metric_history(rec["mlflow_run_id"], "epoch.train_loss")
     assert sorted(m.step for m in curve) == [row["epoch"] for row in history]
     assert client.get_run(rec["mlflow_run_id"]).data.metrics["n_parameters"] > 0
+
+
+def test_multilabel_task_end_to_end(tmp_path, monkeypatch):
+    """A workspace task spec reads the synthetic genres as tags: AUC columns, not accuracy."""
+    spec = (REPO / "datasets" / "synth_genre.toml").read_text()
+    (tmp_path / "datasets").mkdir()
+    (tmp_path / "datasets" / "synth_tags.toml").write_text(
+        spec.replace('kind = "multiclass"', 'kind = "multilabel"'))
+    monkeypatch.setenv("MUSICBENCH_WORKSPACE", str(tmp_path))
+    runner = run(Suite("tags", ("synth_tags:mini",), ("mfcc-stats-logreg",),
+                       ("group-kfold:performer:2",)), tmp_path / "out", track=False)
+    df = pd.read_csv(tmp_path / "out" / "results.csv")
+    assert runner.counts["ok"] == 2
+    assert df.roc_auc_macro.between(0.5, 1).all() and df.pr_auc_macro.notna().all()
+    assert df.accuracy.isna().all() and (df.n_tags_dropped == 0).all()
+    preds = pd.read_csv(tmp_path / "out" / runner.store.records()[0]["predictions"])
+    assert {f"score:{g}" for g in ("ballad", "rock")} <= set(preds.columns)
