@@ -23,8 +23,9 @@ def default_jobs() -> int:
 
 
 def _compute(path: str, track_id: str, policy: ClipPolicy, frontends: list[FrontEnd],
-             transform: str | None):
-    """Worker: decode once, transform, run every front end. Errors come back as values.
+             transform: str | None, keys: list[str], cache: FeatureCache | None):
+    """Worker: decode once, transform, run every front end, store the entries in the cache
+    (off the parent's critical path). Errors come back as values.
 
     One BLAS thread per clip: parallelism comes from worker processes, one per core, and
     nested BLAS threads would only compete with them.
@@ -40,7 +41,11 @@ def _compute(path: str, track_id: str, policy: ClipPolicy, frontends: list[Front
             from musicbench.augment import apply
 
             audio = apply(transform, audio, policy.sample_rate, seed_for(track_id, transform))
-        return [fe(audio) for fe in frontends]
+        frames = [fe(audio) for fe in frontends]
+    if cache is not None:
+        for key, arr in zip(keys, frames, strict=True):
+            cache.put(key, arr)
+    return frames
 
 
 def _digest_or_none(path: str) -> str | None:
@@ -76,24 +81,24 @@ def extract_frames(
     policy_cfg = {**policy.as_dict(), "transform": transform}
     configs = [fe.config() for fe in frontends]
     out: list[list[np.ndarray] | None] = [None] * len(data)
-    keys: list[list[str]] = []
+    keys: list[list[str] | None] = [[] for _ in data.clips]  # no cache: nothing to look up
     errors: list[str] = []
     jobs = n_jobs or default_jobs()
-    with ThreadPoolExecutor(jobs) as pool:  # hashlib and file reads release the GIL
-        digests = list(pool.map(_digest_or_none, [c.path for c in data.clips]))
-    for i, (clip, sha) in enumerate(zip(data.clips, digests, strict=True)):
-        if sha is None:
-            errors.append(str(AudioError(clip.track_id, clip.path, "file is missing", "")))
-            keys.append([])
-            continue
-        keys.append([entry_key(sha, policy_cfg, c) for c in configs])
-        if cache is not None:
+    if cache is not None:
+        with ThreadPoolExecutor(jobs) as pool:  # hashlib and file reads release the GIL
+            digests = list(pool.map(_digest_or_none, [c.path for c in data.clips]))
+        for i, (clip, sha) in enumerate(zip(data.clips, digests, strict=True)):
+            if sha is None:
+                errors.append(str(AudioError(clip.track_id, clip.path, "file is missing", "")))
+                keys[i] = None
+                continue
+            keys[i] = [entry_key(sha, policy_cfg, c) for c in configs]
             hits = [cache.get(k) for k in keys[i]]
             if all(h is not None for h in hits):
                 out[i] = hits
-    todo = [i for i in range(len(data)) if out[i] is None and keys[i]]
+    todo = [i for i in range(len(data)) if out[i] is None and keys[i] is not None]
     jobs = min(jobs, max(1, len(todo) // 4))
-    args = [(data.clips[i].path, data.clips[i].track_id, policy, frontends, transform)
+    args = [(data.clips[i].path, data.clips[i].track_id, policy, frontends, transform, keys[i], cache)
             for i in todo]
     if jobs > 1 and len(todo) >= PARALLEL_MIN:
         from joblib import Parallel, delayed
@@ -109,9 +114,6 @@ def extract_frames(
             errors.append(str(res))
             continue
         out[i] = res
-        if cache is not None:
-            for k, arr in zip(keys[i], res, strict=True):
-                cache.put(k, arr)
     if errors:
         raise DataError(
             f"{len(errors)} track(s) of {data.task.ref} could not be used:\n  "
