@@ -25,27 +25,30 @@ def default_jobs() -> int:
 def _compute(path: str, track_id: str, policy: ClipPolicy, frontends: list[FrontEnd],
              transform: str | None, keys: list[str], cache: FeatureCache | None):
     """Worker: decode once, transform, run every front end, store the entries in the cache
-    (off the parent's critical path). Errors come back as values.
-
-    One BLAS thread per clip: parallelism comes from worker processes, one per core, and
-    nested BLAS threads would only compete with them.
-    """
-    from threadpoolctl import threadpool_limits
-
+    (off the parent's critical path). Errors come back as values."""
     try:
         audio = load_audio(path, track_id, policy)
     except AudioError as exc:
         return exc
-    with threadpool_limits(1):
-        if transform:
-            from musicbench.augment import apply
+    if transform:
+        from musicbench.augment import apply
 
-            audio = apply(transform, audio, policy.sample_rate, seed_for(track_id, transform))
-        frames = [fe(audio) for fe in frontends]
+        audio = apply(transform, audio, policy.sample_rate, seed_for(track_id, transform))
+    frames = [fe(audio) for fe in frontends]
     if cache is not None:
         for key, arr in zip(keys, frames, strict=True):
             cache.put(key, arr)
     return frames
+
+
+def _in_process(args: list[tuple]):
+    """One BLAS thread, as in a worker (joblib limits its workers' threads likewise): the
+    parallelism is one process per core, and nested BLAS threads would only compete."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        for a in args:
+            yield _compute(*a)
 
 
 def _digest_or_none(path: str) -> str | None:
@@ -107,7 +110,7 @@ def extract_frames(
             delayed(_compute)(*a) for a in args
         )
     else:
-        results = (_compute(*a) for a in args)
+        results = _in_process(args)
     desc = f"features {'+'.join(fe.name for fe in frontends)} ({data.task.name})"
     for i, res in zip(todo, tqdm(results, total=len(todo), desc=desc, disable=None), strict=True):
         if isinstance(res, AudioError):
