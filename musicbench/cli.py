@@ -1,4 +1,4 @@
-"""The ``musicbench`` command line: a contract other tools script against.
+"""The musicbench command line: a contract other tools script against.
 
 Exit codes: 0 success; 1 some cells failed or a check did not pass; 2 bad input
 (unknown names, malformed options, missing data), with a message saying what to do.
