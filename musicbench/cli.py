@@ -142,7 +142,8 @@ def cmd_run(args) -> int:
 
         tuned = load_tuned(args.tuned, args.storage)  # system -> {params, study, trials}
         suite = suite.with_overrides(
-            params={**suite.params, **{s: t["params"] for s, t in tuned.items()}},
+            params={**suite.params,
+                    **{s: {**suite.params.get(s, {}), **t["params"]} for s, t in tuned.items()}},
             tuned={**suite.tuned, **tuned},
         )
     out = Path(args.out or Path("runs") / suite.name)

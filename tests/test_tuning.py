@@ -306,3 +306,64 @@ def test_run_tuned_uses_the_best_parameters_and_marks_rows(workspace, capsys):
         assert row["tuned"] == "True" and row["tuned_study"] == "best" and row["tuned_trials"] == "3"
     for record in ResultStore(out).records():
         assert {k: record["params"][k] for k in study.best_params} == study.best_params
+
+
+# -- fixed parameters (--set) ------------------------------------------------------------------
+
+
+def test_set_fixes_a_parameter_for_every_trial_and_is_part_of_the_study(workspace):
+    url = sqlite_url(workspace / "optuna.db")
+    tune(cfg(url, study_name="plain"))
+    tune(cfg(url, study_name="fixed", fixed={"n_mfcc": 4}))
+    plain, fixed = trials_of(url, "plain"), trials_of(url, "fixed")
+    # same seed, so the same sampled parameters; only the fixed one can change the scores
+    assert [t.params for t in plain] == [t.params for t in fixed]
+    assert [t.value for t in plain] != [t.value for t in fixed]
+    assert load_tuned("fixed", url)["tune-svm"]["params"]["n_mfcc"] == 4
+    kept = [t.value for t in fixed]
+    with pytest.raises(ConfigError, match=r'tuned with --set n_mfcc=4, not n_mfcc=5'):
+        tune(cfg(url, study_name="fixed", fixed={"n_mfcc": 5}, trials=4))
+    assert [t.value for t in trials_of(url, "fixed")] == kept
+
+
+@pytest.mark.parametrize("fixed, error, message", [
+    ({"C": 2.0}, ConfigError, r"--set C: searched by .*tune-svm.toml"),
+    ({"n_mfc": 4}, UnknownNameError, r"n_mfc.*valid .*n_mfcc"),
+])
+def test_set_of_a_searched_or_unknown_parameter_is_refused_before_any_study(workspace, fixed, error,
+                                                                             message):
+    with pytest.raises(error, match=message):
+        tune(cfg(sqlite_url(workspace / "optuna.db"), fixed=fixed))
+    assert not (workspace / "optuna.db").exists()
+
+
+def test_set_values_parse_as_toml_and_a_malformed_setting_is_a_usage_error(workspace, capsys):
+    from musicbench.tuning.cli import _setting
+
+    assert _setting("chunk_seconds=1.0") == ("chunk_seconds", 1.0)
+    assert _setting("deltas = 2") == ("deltas", 2)
+    assert _setting("kernel=linear") == ("kernel", "linear")
+    assert _setting('features=["mfcc", "chroma"]') == ("features", ["mfcc", "chroma"])
+    with pytest.raises(SystemExit) as exc:
+        main(["tune", "--task", TASK, "--system", "tune-svm", "--set", "n_mfcc"])
+    assert exc.value.code == 2
+    assert "expected KEY=VALUE" in capsys.readouterr().err
+
+
+def test_run_tuned_with_a_suite_keeps_the_suites_other_parameters(workspace, capsys):
+    (workspace / "bench" / "suites").mkdir(parents=True)
+    (workspace / "bench" / "suites" / "tiny.toml").write_text(
+        f'tasks = ["{TASK}"]\nsystems = ["tune-svm"]\nprotocols = ["{PROTOCOL}"]\n\n'
+        '[params.tune-svm]\nn_mfcc = 6\nC = 50.0\n')
+    assert main(["tune", "--task", TASK, "--system", "tune-svm", "--protocol", PROTOCOL, "--folds", "1",
+                 "--trials", "2", "--study-name", "t", "--set", "deltas=1", "--no-mlflow", "--quiet"]) == 0
+    best = load_tuned("t")["tune-svm"]["params"]
+    out = workspace / "runs"
+    assert main(["run", "--suite", "tiny", "--tuned", "t", "--out", str(out), "--no-mlflow",
+                 "--quiet"]) == 0
+    records = list(ResultStore(out).records())
+    assert len(records) == 3
+    for record in records:
+        assert record["params"]["n_mfcc"] == 6  # the suite's, not tuned
+        assert record["params"]["deltas"] == 1  # fixed while tuning
+        assert record["params"]["C"] == best["C"] != 50.0  # tuned beats the suite's

@@ -106,7 +106,9 @@ def extract_frames(
     if jobs > 1 and len(todo) >= PARALLEL_MIN:
         from joblib import Parallel, delayed
 
-        results = Parallel(n_jobs=jobs, return_as="generator", batch_size=4)(
+        # about four batches per worker: few round-trips to the parent, still load-balanced
+        batch = -(-len(args) // (4 * jobs))
+        results = Parallel(n_jobs=jobs, return_as="generator", batch_size=batch)(
             delayed(_compute)(*a) for a in args
         )
     else:

@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 import time
+import tomllib
+from typing import Any
 
 
 def _positive_float(text: str) -> float:
@@ -16,6 +18,18 @@ def _positive_float(text: str) -> float:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"{text!r}: must be > 0 seconds")
     return value
+
+
+def _setting(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` with a TOML value (``0.5``, ``true``, ``"rbf"``; a bare word is a string)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"{text!r}: expected KEY=VALUE, e.g. chunk_seconds=1.0")
+    try:
+        parsed = tomllib.loads(f"v = {value.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        parsed = value.strip()
+    return key.strip(), parsed
 
 
 def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
@@ -39,6 +53,9 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     p.add_argument("--workers", type=int, default=1, metavar="K", help="worker processes (default 1)")
     p.add_argument("--seed", type=int, default=0, help="seed of the sampler and the systems (default 0)")
     p.add_argument("--folds", type=int, metavar="N", help="tune on the first N folds only (default all)")
+    p.add_argument("--set", dest="fixed", type=_setting, action="append", default=[],
+                   metavar="KEY=VALUE", help="fix a preset parameter for every trial (repeatable); "
+                   "recorded with the study and applied by run --tuned")
     p.add_argument("--pruner", choices=("median", "halving", "none"), default="median",
                    help="pruner of neural systems' per-epoch scores (default median)")
     _data_args(p)
@@ -60,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = TuneConfig(
         task=args.task, system=args.system, protocol=args.protocol, trials=trials,
         timeout=args.timeout, storage=args.storage, study_name=args.study_name, workers=args.workers,
-        seed=args.seed, folds=args.folds, pruner=args.pruner, data_home=args.data_home,
+        seed=args.seed, folds=args.folds, fixed=dict(args.fixed), pruner=args.pruner,
+        data_home=args.data_home,
         index_dir=args.index_dir, allow_partial=args.allow_partial, device=args.device,
         tracking_uri=args.tracking_uri, track=not args.no_mlflow,
     )

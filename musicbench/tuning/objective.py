@@ -69,9 +69,9 @@ class Objective:
     """
 
     def __init__(self, system: str, space: SearchSpace, folds: list[TuningFold], seed: int,
-                 device: str = "cpu"):
+                 device: str = "cpu", fixed: dict[str, Any] | None = None):
         self.system, self.space, self.folds = system, space, folds
-        self.seed, self.device = seed, device
+        self.seed, self.device, self.fixed = seed, device, dict(fixed or {})
         self.metric = primary_metric(folds[0].train.kind)
 
     def __call__(self, trial: Any) -> float:
@@ -88,7 +88,8 @@ class Objective:
         params = self.space.sample(trial)
         scores: dict[str, float] = {}
         for position, fold in enumerate(self.folds):
-            est = build_system(self.system, seed=self.seed, device=self.device, **params)
+            est = build_system(self.system, seed=self.seed, device=self.device,
+                               **{**self.fixed, **params})
             if position == 0:
                 est.epoch_callback = EpochReporter(trial)
             seed_everything(self.seed)

@@ -226,9 +226,16 @@ def parse_space(system: str, preset: dict[str, Any], cls: type) -> SearchSpace:
     return SearchSpace(system, _order(dims, where), {k: v for k, v in fixed.items() if k not in dims})
 
 
-def load_space(system: str) -> SearchSpace:
-    """The search space of a registered system preset."""
+def load_space(system: str, fixed: dict[str, Any] | None = None) -> SearchSpace:
+    """The search space of a registered system preset, its ``[params]`` updated by
+    ``fixed`` (``tune --set``), which may not name a searched parameter."""
     from musicbench.systems import family_class, get_preset
 
     preset = get_preset(system)
+    fixed = dict(fixed or {})
+    searched = sorted(set(fixed) & set(preset["search_space"] or {}))
+    if searched:
+        raise ConfigError(f"--set {searched[0]}: searched by {preset['_path']} [search_space]; "
+                          "a parameter is either searched or fixed, so drop it from --set")
+    preset = {**preset, "params": {**preset["params"], **fixed}}
     return parse_space(system, preset, family_class(preset["family"]))

@@ -95,6 +95,10 @@ def _space_diff(old: dict[str, Any], new: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
+def _settings(fixed: dict[str, Any]) -> str:
+    return " ".join(f"{k}={json.dumps(v)}" for k, v in sorted(fixed.items())) or "(none)"
+
+
 def check_compatible(name: str, recorded: dict[str, Any], attrs: dict[str, Any]) -> None:
     """Refuse to add trials to a study that answers a different question."""
     for key in ("system", "task", "protocol", "metric"):
@@ -109,6 +113,12 @@ def check_compatible(name: str, recorded: dict[str, Any], attrs: dict[str, Any])
             f"({_space_diff(recorded.get('search_space') or {}, attrs['search_space'])}); its trials "
             "are kept. Restore the preset's [search_space] to resume it, or pass another "
             "--study-name to start a new study"
+        )
+    if (recorded.get("fixed_params") or {}) != attrs["fixed_params"]:
+        raise ConfigError(
+            f"study {name!r} was tuned with --set {_settings(recorded.get('fixed_params') or {})}, "
+            f"not {_settings(attrs['fixed_params'])}; pass the same --set to resume it, or another "
+            "--study-name for a new study"
         )
     if recorded.get("split_hash") != attrs["split_hash"] or recorded.get("folds") != attrs["folds"]:
         raise ConfigError(
@@ -166,7 +176,8 @@ def load_tuned(study_name: str, storage_url: str | None = None) -> dict[str, dic
 
     Returns ``{system: {"params": ..., "study": name, "trials": n}}`` where ``n`` counts
     finished (complete or pruned) trials: the trial budget the parameters came from.
-    Parameters a conditional search left unsampled are absent, so the preset's stand.
+    Parameters a conditional search left unsampled are absent, so the preset's stand;
+    parameters fixed with ``tune --set`` are included, as the trials used them.
     """
     from optuna.trial import TrialState
 
@@ -179,5 +190,6 @@ def load_tuned(study_name: str, storage_url: str | None = None) -> dict[str, dic
         raise ConfigError(f"study {study_name!r} has no completed trial yet; run `musicbench tune` "
                           "on it first")
     best = study.best_trial
-    return {system: {"params": dict(best.params), "study": study_name,
+    params = {**(study.user_attrs.get("fixed_params") or {}), **best.params}
+    return {system: {"params": params, "study": study_name,
                      "trials": len(finished_trials(study))}}

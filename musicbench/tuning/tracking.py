@@ -60,7 +60,8 @@ class StudyTracker:
             "code_version": code_version(), "study": self.study_name, "storage": self.storage_label,
         })
         self.parent_id = run.info.run_id
-        flat = {k: v for k, v in attrs.items() if k != "search_space"}
+        flat = {k: v for k, v in attrs.items() if k not in ("search_space", "fixed_params")}
+        flat.update({f"fixed.{k}": v for k, v in attrs.get("fixed_params", {}).items()})
         flat.update({f"space.{k}": json.dumps(v, sort_keys=True)
                      for k, v in attrs["search_space"].items()})
         self.client.log_batch(self.parent_id, params=[Param(k, str(v)) for k, v in flat.items()])

@@ -14,7 +14,7 @@ import os
 import socket
 import sys
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from musicbench.errors import ConfigError, MusicbenchError
@@ -34,6 +34,7 @@ class TuneConfig:
     workers: int = 1
     seed: int = 0
     folds: int | None = None  # tune on the first N folds only; None: all
+    fixed: dict[str, Any] = field(default_factory=dict)  # preset parameters set for every trial
     pruner: str = "median"
     data_home: str | None = None
     index_dir: str | None = None
@@ -75,6 +76,7 @@ def prepare(cfg: TuneConfig, log: Any = None) -> Prepared:
     from musicbench.protocol.metrics import primary_metric
     from musicbench.protocol.splits import resolve
     from musicbench.runner.execute import check_device
+    from musicbench.systems import build_system
     from musicbench.tasks import get_task
     from musicbench.tuning.objective import Objective, tuning_folds
     from musicbench.tuning.space import load_space
@@ -88,7 +90,8 @@ def prepare(cfg: TuneConfig, log: Any = None) -> Prepared:
     if cfg.folds is not None and cfg.folds < 1:
         raise ConfigError(f"--folds {cfg.folds}: must be >= 1")
     check_device(cfg.device)
-    space = load_space(cfg.system)
+    space = load_space(cfg.system, cfg.fixed)
+    build_system(cfg.system, **cfg.fixed)  # unknown names and bad values fail before any study
     task = get_task(cfg.task, cfg.data_home, cfg.index_dir)
     clipset = task.clips(allow_partial=cfg.allow_partial)
     with warnings.catch_warnings(record=True) as caught:
@@ -103,10 +106,10 @@ def prepare(cfg: TuneConfig, log: Any = None) -> Prepared:
         "system": cfg.system, "task": task.ref, "protocol": split.protocol,
         "split_hash": split.hash, "folds": len(folds), "metric": primary_metric(task.spec.kind),
         "n_tracks_used": len(clipset), "n_tracks_index": clipset.n_index,
-        "search_space": space.as_dict(),
+        "search_space": space.as_dict(), "fixed_params": dict(cfg.fixed),
     }
     name = cfg.study_name or f"{cfg.system}@{task.ref}@{split.protocol}"
-    return Prepared(name, attrs, Objective(cfg.system, space, folds, cfg.seed, cfg.device))
+    return Prepared(name, attrs, Objective(cfg.system, space, folds, cfg.seed, cfg.device, cfg.fixed))
 
 
 def _counts(study: Any) -> tuple[int, int]:
