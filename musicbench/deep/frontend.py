@@ -80,15 +80,17 @@ class CQT(nn.Module):
         basis = basis * (lengths[:, None] / n_fft)
         fft_basis = np.fft.fft(basis, n=n_fft, axis=1)[:, : n_fft // 2 + 1] / np.sqrt(lengths)[:, None]
         fft_basis = librosa.util.sparsify_rows(fft_basis, quantile=0.01).toarray()
-        self.register_buffer("fft_basis", torch.from_numpy(fft_basis.astype(np.complex64)),
-                             persistent=False)
+        used = np.flatnonzero(np.abs(fft_basis).sum(axis=0))
+        self.lo, self.hi = int(used[0]), int(used[-1]) + 1  # the band the bins cover: skip the rest
+        band = fft_basis[:, self.lo:self.hi].astype(np.complex64)
+        self.register_buffer("fft_basis", torch.from_numpy(band), persistent=False)
         self.register_buffer("window", torch.ones(n_fft), persistent=False)
         self.n_fft, self.hop_length, self.n_bins = n_fft, hop_length, n_bins
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         frames = torch.stft(wave, self.n_fft, self.hop_length, window=self.window, center=True,
                             pad_mode="constant", return_complex=True)
-        magnitude = torch.matmul(self.fft_basis, frames).abs()
+        magnitude = torch.matmul(self.fft_basis, frames[..., self.lo:self.hi, :]).abs()
         return 20.0 * torch.log10(torch.clamp(magnitude, min=AMIN_AMPLITUDE))
 
 
