@@ -66,3 +66,17 @@ def test_median_pruner_stops_poor_neural_trials_early(workspace):
     history = client.get_metric_history(runs[0].info.run_id, "valid_accuracy_epoch")
     trial = trials[int(runs[0].data.tags["musicbench.trial"])]
     assert {m.step: m.value for m in history} == pytest.approx(trial.intermediate_values)
+
+
+@pytest.mark.parametrize("max_epochs, warmup", [(4, 2), (30, 7)])
+def test_no_trial_is_pruned_before_a_quarter_of_its_epochs(workspace, max_epochs, warmup):
+    from musicbench.tuning.tune import prepare
+
+    (workspace / "systems" / "tune-cnn.toml").write_text(
+        TINY_CNN.replace(f"max_epochs = {EPOCHS}", f"max_epochs = {max_epochs}"))
+    prep = prepare(TuneConfig(task="synth_genre:mini", system="tune-cnn",
+                              protocol="group-kfold:performer:3", folds=1))
+    assert prep.prune_warmup == warmup
+    prep = prepare(TuneConfig(task="synth_genre:mini", system="tune-cnn",
+                              protocol="group-kfold:performer:3", folds=1, fixed={"max_epochs": 12}))
+    assert prep.prune_warmup == 3

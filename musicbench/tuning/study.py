@@ -74,14 +74,15 @@ def make_sampler(seed: int, worker: int = 0, n_before: int = 0) -> Any:
                                           group=True, constant_liar=True)
 
 
-def make_pruner(kind: str) -> Any:
-    """Pruners act only on systems that report epochs; classical systems never are."""
+def make_pruner(kind: str, warmup: int = 2) -> Any:
+    """Pruners act only on systems that report epochs; classical systems never are. No
+    trial is pruned before epoch ``warmup``."""
     import optuna
 
     if kind == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2)
+        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=warmup)
     if kind == "halving":
-        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=warmup, reduction_factor=3)
     if kind == "none":
         return optuna.pruners.NopPruner()
     raise ConfigError(f"pruner {kind!r}: must be one of {', '.join(PRUNERS)}")

@@ -19,6 +19,7 @@ from typing import Any
 
 from musicbench.errors import ConfigError, MusicbenchError
 
+PRUNE_WARMUP_MIN = 2  # epochs; a quarter of the preset's max_epochs when that is more
 MAX_CONSECUTIVE_FAILURES = 3  # a worker whose trials keep failing stops: the cause is systematic
 
 
@@ -51,6 +52,7 @@ class Prepared:
     study_name: str
     attrs: dict[str, Any]
     objective: Any
+    prune_warmup: int = PRUNE_WARMUP_MIN  # epochs a neural trial runs before it may be pruned
 
 
 @dataclass
@@ -91,7 +93,9 @@ def prepare(cfg: TuneConfig, log: Any = None) -> Prepared:
         raise ConfigError(f"--folds {cfg.folds}: must be >= 1")
     check_device(cfg.device)
     space = load_space(cfg.system, cfg.fixed)
-    build_system(cfg.system, **cfg.fixed)  # unknown names and bad values fail before any study
+    probe = build_system(cfg.system, **cfg.fixed)  # bad names and values fail before any study
+    # early epochs (learning-rate warm-up) say little about where a run ends up
+    warmup = max(PRUNE_WARMUP_MIN, int(getattr(probe, "max_epochs", 0)) // 4)
     task = get_task(cfg.task, cfg.data_home, cfg.index_dir)
     clipset = task.clips(allow_partial=cfg.allow_partial)
     with warnings.catch_warnings(record=True) as caught:
@@ -109,7 +113,8 @@ def prepare(cfg: TuneConfig, log: Any = None) -> Prepared:
         "search_space": space.as_dict(), "fixed_params": dict(cfg.fixed),
     }
     name = cfg.study_name or f"{cfg.system}@{task.ref}@{split.protocol}"
-    return Prepared(name, attrs, Objective(cfg.system, space, folds, cfg.seed, cfg.device, cfg.fixed))
+    return Prepared(name, attrs, Objective(cfg.system, space, folds, cfg.seed, cfg.device, cfg.fixed),
+                    warmup)
 
 
 def _counts(study: Any) -> tuple[int, int]:
@@ -148,7 +153,7 @@ def _optimize(cfg: TuneConfig, prep: Prepared, worker: int, n_trials: int | None
 
     study = optuna.load_study(study_name=prep.study_name, storage=open_storage(cfg.storage),
                               sampler=make_sampler(cfg.seed, worker, n_before),
-                              pruner=make_pruner(cfg.pruner))
+                              pruner=make_pruner(cfg.pruner, prep.prune_warmup))
     stop = _StopRules(cfg.trials)
     tag = f"{socket.gethostname()}:{os.getpid()}"
 
@@ -199,7 +204,7 @@ def tune(cfg: TuneConfig, log: Any = print) -> TuneResult:
     metric = prep.attrs["metric"]
     storage_url = cfg.storage or default_storage()
     study = open_study(prep.study_name, open_storage(storage_url), prep.attrs,
-                       pruner=make_pruner(cfg.pruner))
+                       pruner=make_pruner(cfg.pruner, prep.prune_warmup))
     fail_stale_trials(study)
     n_before = len(study.get_trials(deepcopy=False))
     done, _ = _counts(study)
