@@ -29,13 +29,13 @@ N = 40
 
 
 def _cell(store: ResultStore, *, system: str, fold: int, correct: np.ndarray, split_hash: str = "h1",
-          deform: str = "none", seed: int = 0, fit: float = 1.0, predict: float = 0.1,
+          deform: str = "none", augment: str = "none", seed: int = 0, fit: float = 1.0, predict: float = 0.1,
           used: int = 120, task: str = "toy") -> None:
     ids = [f"{split_hash}-f{fold}-t{i:02d}" for i in range(len(correct))]
     truth = np.arange(len(correct)) % 2
     pred = np.where(correct, truth, 1 - truth)
     scores = np.eye(2)[pred]
-    key = f"{task}-{split_hash}-{system}-{deform}-{fold}-{seed}"
+    key = f"{task}-{split_hash}-{system}-{augment}-{deform}-{fold}-{seed}"
     result = evaluate("multiclass", truth, scores, CLASSES)
     preds = pd.DataFrame({"track_id": ids, "label": [CLASSES[t] for t in truth],
                           "prediction": [CLASSES[p] for p in pred],
@@ -44,7 +44,7 @@ def _cell(store: ResultStore, *, system: str, fold: int, correct: np.ndarray, sp
     details = {k: v for k, v in result.items() if isinstance(v, (dict, list))}
     store.save({
         "task": task, "version": "1", "protocol": "kfold:3", "split_hash": split_hash, "fold": fold,
-        "system": system, "seed": seed, "augment": "none", "deform": deform, "status": "ok",
+        "system": system, "seed": seed, "augment": augment, "deform": deform, "status": "ok",
         "n_train": 80, "n_valid": 0, "n_test": len(correct), "n_tracks_used": used, "n_tracks_index": 120,
         "group_leakage": 0.0, "fit_seconds": fit, "predict_seconds": predict, "tuned": False,
         "device": "cpu", "cell_key": key, "classes": CLASSES, "details": details,
@@ -137,6 +137,27 @@ def test_deformation_ablation_delta_and_interval(results):
     assert (row["ci_low"], row["ci_high"]) == pytest.approx((-0.10 - half, -0.10 + half))
     assert row["pairs"] == 3
     assert row["significant"]  # 12 tracks lost, none gained: McNemar p = 2 * 0.5**12
+
+
+def test_augmentation_is_compared_under_the_same_deformation_and_shown_as_a_matrix(tmp_path):
+    store = ResultStore(tmp_path / "run")
+    right = {("none", "none"): (36, 34), ("none", "pitch:2"): (30, 28),
+             ("noise", "none"): (35, 35), ("noise", "pitch:2"): (33, 33)}
+    for (augment, deform), per_fold in right.items():
+        for fold, n in enumerate(per_fold):
+            _cell(store, system="s", fold=fold, correct=_right(n), augment=augment, deform=deform)
+    results = load_folders([tmp_path / "run"])
+    abl = tables.ablations(results).set_index("variant")
+    assert abl.loc["noise @ pitch:2", "reference"] == "none @ pitch:2"
+    assert abl.loc["noise @ pitch:2", "delta"] == pytest.approx((66 - 58) / 80)
+    assert abl.loc["noise", "delta"] == pytest.approx((70 - 70) / 80)
+    assert abl.loc["pitch:2", "axis"] == "deform" and abl.loc["pitch:2", "reference"] == "none"
+    grid = tables.robustness(results).set_index(["augment", "deform"])["score"]
+    assert grid[("noise", "pitch:2")] == pytest.approx(33 / 40) and len(grid) == 4
+    write_report(build(results, "aug"), tmp_path / "out", ["md"])
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "| augment \\ deform | none | pitch:2 | mean |" in md
+    assert "| ★ noise | 0.875 | 0.825 | 0.850 |" in md  # (70/80 + 66/80) / 2 beats none's
 
 
 def test_reference_system_ablation(results):

@@ -22,6 +22,7 @@ class Report:
     per_class: pd.DataFrame
     per_tag: pd.DataFrame
     ablations: pd.DataFrame
+    robustness: pd.DataFrame
     throughput: pd.DataFrame
     confusions: list[dict] = field(default_factory=list)
     bench: dict[str, Any] | None = None  # a 'musicbench bench' JSON, shown as a table
@@ -39,6 +40,7 @@ def build(results: pd.DataFrame, title: str, alpha: float = 0.05, reference_syst
         per_class=tables.per_class(results),
         per_tag=tables.per_tag(results),
         ablations=tables.ablations(results, reference_system, alpha),
+        robustness=tables.robustness(results),
         throughput=tables.throughput(results),
         confusions=tables.confusions(results),
         bench=bench,

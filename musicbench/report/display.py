@@ -198,6 +198,31 @@ def ablation_section(report: Report) -> Section | None:
     return Section("Ablations", intro, blocks)
 
 
+def _none_first(labels) -> list[str]:
+    """Run order, with the clean (``none``) setting first."""
+    return sorted(labels, key=lambda label: label != "none")
+
+
+def robustness_section(report: Report) -> Section | None:
+    if report.robustness.empty:
+        return None
+    intro = ["Mean score over folds and seeds of each system trained with an augmentation (rows) "
+             "and tested under a deformation (columns); the last column averages a row over the "
+             "deformations. ★ marks the best row by that average."]
+    blocks = []
+    for key, g in _tables(report.robustness):
+        for (system, tuned), m in g.groupby(["system", "tuned"], sort=True):
+            grid = m.pivot_table(index="augment", columns="deform", values="score", sort=False)
+            grid = grid.loc[_none_first(grid.index), _none_first(grid.columns)]
+            mean = grid.mean(axis=1)
+            rows = [[("★ " if a == mean.idxmax() else "") + a, *(_num(x, 3) for x in grid.loc[a]),
+                     _num(mean[a], 3)] for a in grid.index]
+            title = f"{_table_title(key)} — {system}{' (tuned)' if tuned else ''}, {m['metric'].iloc[0]}"
+            blocks.append(Block(title, ["augment \\ deform", *grid.columns, "mean"], rows,
+                                marked=[a == mean.idxmax() for a in grid.index]))
+    return Section("Augmentation and deformation", intro, blocks)
+
+
 def throughput_section(report: Report, figures: bool) -> Section | None:
     blocks = []
     from musicbench.report.figures import tradeoff_png
@@ -234,5 +259,5 @@ def throughput_section(report: Report, figures: bool) -> Section | None:
 def sections(report: Report, figures: bool = True) -> list[Section]:
     """The report's sections in reading order; ``figures=False`` skips rendering plots."""
     out = [leaderboard_section(report), mismatch_section(report), per_class_section(report, figures),
-           ablation_section(report), throughput_section(report, figures)]
+           ablation_section(report), robustness_section(report), throughput_section(report, figures)]
     return [s for s in out if s is not None]

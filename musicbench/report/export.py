@@ -18,7 +18,8 @@ from musicbench.report.display import sections
 from musicbench.runner.store import atomic_write
 
 FORMATS = ("md", "html", "csv", "json")
-TABLES = ("leaderboard", "split_mismatches", "failed", "per_class", "per_tag", "ablations", "throughput")
+TABLES = ("leaderboard", "split_mismatches", "failed", "per_class", "per_tag", "ablations", "robustness",
+          "throughput")
 
 
 def parse_formats(text: str) -> list[str]:

@@ -259,9 +259,11 @@ def ablations(results: pd.DataFrame, reference_system: str | None = None,
               alpha: float = 0.05) -> pd.DataFrame:
     """Deltas of each variant against its reference, paired on fold and seed.
 
-    Augmentation and deformation variants are compared with the same system and tuning
-    without them (``none``); with ``reference_system``, every other system (un-augmented,
-    un-deformed) is compared with that system. The interval is a t interval over the
+    A deformation is compared with the same system on clean test data; an augmentation
+    with the same system trained without it and tested under the same deformation (so
+    ``pitch @ noise:10`` asks whether pitch-shifting the training data helps on noisy test
+    data). With ``reference_system``, every other system (un-augmented, un-deformed) is
+    compared with that system. The interval is a t interval over the
     per-cell differences; the p-value is the paired per-track test.
     """
     rows = []
@@ -272,13 +274,15 @@ def ablations(results: pd.DataFrame, reference_system: str | None = None,
         for (system, augment, deform, tuned), g in variants.items():
             if augment == "none" and deform == "none":
                 continue
-            ref = variants.get((system, "none", "none", tuned))
+            base = deform if augment != "none" else "none"
+            ref = variants.get((system, "none", base, tuned))
             if ref is None:
                 continue
-            axis = " + ".join(a for a, v in (("augment", augment), ("deform", deform)) if v != "none")
+            axis = "augment" if augment != "none" else "deform"
+            at = "" if base == "none" else f" @ {base}"
             rows.append({**_delta_row(tkey, axis, ref, g, metric, kind, alpha), "system": system,
-                         "tuned": tuned, "variant": " + ".join(v for v in (augment, deform) if v != "none"),
-                         "reference": "none"})
+                         "tuned": tuned, "variant": (augment if augment != "none" else deform) + at,
+                         "reference": "none" + at})
         if reference_system is None:
             continue
         refs = [g for (s, a, d, _), g in sorted(variants.items(), key=lambda kv: kv[0][3])
@@ -318,4 +322,21 @@ def throughput(results: pd.DataFrame) -> pd.DataFrame:
         front = pareto_front(np.array([r["score"] for r in table]),
                              np.array([r["infer_clips_per_s"] for r in table]))
         rows += [{**r, "on_front": bool(f)} for r, f in zip(table, front, strict=True)]
+    return pd.DataFrame(rows)
+
+
+def robustness(results: pd.DataFrame) -> pd.DataFrame:
+    """The primary metric of each system per (train-time augmentation, test-time
+    deformation), for systems run under more than one of either: one matrix each."""
+    rows = []
+    for tkey, cells in _tables(results):
+        metric = primary_of(table_kind(cells))
+        for (system, tuned), g in cells.groupby(["system", "tuned"], sort=True, dropna=False):
+            if g["augment"].nunique() * g["deform"].nunique() < 2:
+                continue
+            for (augment, deform), v in g.groupby(["augment", "deform"], sort=False):
+                v = v.drop_duplicates(PAIR, keep="last")
+                rows.append({**tkey, "system": system, "tuned": tuned, "augment": augment,
+                             "deform": deform, "metric": metric,
+                             "score": float(v[metric].astype(float).mean()), "cells": len(v)})
     return pd.DataFrame(rows)
