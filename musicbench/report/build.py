@@ -19,11 +19,11 @@ class Report:
     leaderboard: pd.DataFrame
     split_mismatches: pd.DataFrame
     failed: pd.DataFrame
-    per_class: pd.DataFrame
-    per_tag: pd.DataFrame
-    ablations: pd.DataFrame
-    robustness: pd.DataFrame
-    throughput: pd.DataFrame
+    per_class: pd.DataFrame = field(default_factory=pd.DataFrame)  # empty: the section is left out
+    per_tag: pd.DataFrame = field(default_factory=pd.DataFrame)
+    ablations: pd.DataFrame = field(default_factory=pd.DataFrame)
+    robustness: pd.DataFrame = field(default_factory=pd.DataFrame)
+    throughput: pd.DataFrame = field(default_factory=pd.DataFrame)
     confusions: list[dict] = field(default_factory=list)
     bench: dict[str, Any] | None = None  # a 'musicbench bench' JSON, shown as a table
 

@@ -9,8 +9,6 @@ from musicbench.report.build import Report
 from musicbench.report.display import leaderboard_section, mismatch_section
 from musicbench.report.markdown import block_markdown
 
-_EMPTY = pd.DataFrame()
-
 
 def to_markdown(results: pd.DataFrame, alpha: float = 0.05) -> str:
     """Leaderboard tables (with the paired test against the best) and any split mismatches."""
@@ -18,8 +16,7 @@ def to_markdown(results: pd.DataFrame, alpha: float = 0.05) -> str:
         return "No results.\n"
     report = Report(title="Leaderboard", sources=[], alpha=alpha, reference_system=None,
                     leaderboard=tables.leaderboard(results, alpha),
-                    split_mismatches=tables.split_mismatches(results), failed=tables.unresolved(results),
-                    per_class=_EMPTY, per_tag=_EMPTY, ablations=_EMPTY, throughput=_EMPTY)
+                    split_mismatches=tables.split_mismatches(results), failed=tables.unresolved(results))
     out = ["# Leaderboard", ""]
     for section in (leaderboard_section(report), mismatch_section(report)):
         if section is None:
