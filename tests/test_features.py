@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import multiprocessing as mp
 
 import numpy as np
@@ -100,6 +101,13 @@ def test_parallel_extraction_equals_serial(tmp_path, synth_fold):
     parallel = extract_frames(train, fes, FeatureCache(tmp_path), n_jobs=2)
     # worker processes may differ from the parent in the last float32 bits (SIMD paths)
     assert all(np.allclose(a, b, rtol=1e-5, atol=1e-4) for a, b in zip(serial, parallel, strict=True))
+    # the workers' import-time heap is out of the collector's reach (loky collects between
+    # tasks); the parent's is not, as freezing it would keep its garbage forever
+    from joblib import Parallel, delayed
+
+    frozen = Parallel(n_jobs=2)(delayed(gc.get_freeze_count)() for _ in range(4))
+    assert min(frozen) > 10_000, frozen
+    assert gc.get_freeze_count() == 0
 
 
 def _fill(root, ready):
