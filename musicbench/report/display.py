@@ -215,11 +215,12 @@ def robustness_section(report: Report) -> Section | None:
             grid = m.pivot_table(index="augment", columns="deform", values="score", sort=False)
             grid = grid.loc[_none_first(grid.index), _none_first(grid.columns)]
             mean = grid.mean(axis=1)
-            rows = [[("★ " if a == mean.idxmax() else "") + a, *(_num(x, 3) for x in grid.loc[a]),
+            best = mean.idxmax()
+            rows = [[("★ " if a == best else "") + a, *(_num(x, 3) for x in grid.loc[a]),
                      _num(mean[a], 3)] for a in grid.index]
             title = f"{_table_title(key)} — {system}{' (tuned)' if tuned else ''}, {m['metric'].iloc[0]}"
             blocks.append(Block(title, ["augment \\ deform", *grid.columns, "mean"], rows,
-                                marked=[a == mean.idxmax() for a in grid.index]))
+                                marked=[a == best for a in grid.index]))
     return Section("Augmentation and deformation", intro, blocks)
 
 
