@@ -9,13 +9,22 @@ class MusicbenchError(Exception):
     """Base class: the message says what was wrong and what to do about it."""
 
 
+def _plural(kind: str) -> str:
+    """'version of gtzan_genre' -> 'versions of gtzan_genre'; 'system family' -> 'system families'."""
+    for sep in (" of ", " in "):
+        head, found, tail = kind.partition(sep)
+        if found:
+            return _plural(head) + found + tail
+    return kind[:-1] + "ies" if kind.endswith("y") else kind + "s"
+
+
 class UnknownNameError(MusicbenchError, KeyError):
     """A task, system, suite, protocol or parameter name that is not registered."""
 
     def __init__(self, kind: str, name: str, valid: Iterable[str]):
         self.kind, self.name, self.valid = kind, name, sorted(valid)
         super().__init__(
-            f"unknown {kind} {name!r}; valid {kind}s: {', '.join(self.valid) or '(none)'}"
+            f"unknown {kind} {name!r}; valid {_plural(kind)}: {', '.join(self.valid) or '(none)'}"
         )
 
     def __str__(self) -> str:  # KeyError would repr() the message
