@@ -12,7 +12,8 @@ import pytest
 
 from musicbench.report import tables
 from musicbench.report.load import load_folders
-from musicbench.runner.store import ResultStore, atomic_write
+from musicbench.runner.store import ResultStore
+from musicbench.runtime import atomic_write
 
 SYSTEMS, FOLDS, SEEDS, TRACKS = 4, 5, 2, 200
 

@@ -12,21 +12,8 @@ import json
 import sys
 from pathlib import Path
 
+from musicbench import flags
 from musicbench.errors import ConfigError, DataError, MusicbenchError
-
-
-def _seeds(text: str) -> list[int]:
-    try:
-        return [int(s) for s in text.split(",") if s.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--seeds {text!r}: expected integers like 0,1,2") from None
-
-
-def _data_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data-home", help="folder of datasets (one subfolder per mirdata name) or one "
-                   "dataset's folder; default $MUSICBENCH_DATA_HOME, then ~/mir_datasets/NAME")
-    p.add_argument("--index-dir", help="folder holding mirdata index JSON files, for offline "
-                   "machines; default $MUSICBENCH_INDEX_DIR")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,12 +28,12 @@ def build_parser() -> argparse.ArgumentParser:
     dsub = data.add_subparsers(dest="data_command", required=True)
     p = dsub.add_parser("status", help="tracks in the index, on disk, missing, failing checksums")
     p.add_argument("task", metavar="TASK[:VERSION]")
-    _data_args(p)
+    flags.add_data(p)
     p.add_argument("--no-checksums", action="store_true", help="skip md5 verification (faster)")
     p.add_argument("--json", action="store_true", help="print the status as JSON")
     p = dsub.add_parser("fetch", help="download a dataset with mirdata (needs the network)")
     p.add_argument("task", metavar="TASK[:VERSION]")
-    _data_args(p)
+    flags.add_data(p)
 
     p = sub.add_parser("run", help="run a suite (default: the demo suite on synthetic data)")
     p.add_argument("--suite", help="suite name (bench/suites); default demo, or adhoc with --task")
@@ -55,14 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--protocol", action="append", metavar="SPEC",
                    help="official | kfold:K[:SEED] | group-kfold:FIELD[:K[:SEED]] | "
                         "manifest:PATH (repeatable)")
-    p.add_argument("--seeds", type=_seeds, help="comma-separated seeds, e.g. 0,1,2")
-    _data_args(p)
-    p.add_argument("--allow-partial", action="store_true",
-                   help="run on the tracks present when some of the index is missing on disk")
+    p.add_argument("--seeds", type=flags.seeds, help="comma-separated seeds, e.g. 0,1,2")
+    flags.add_data(p, partial="run")
     p.add_argument("--out", help="results folder (default runs/SUITE)")
-    p.add_argument("--tracking-uri", help="MLflow tracking URI (default sqlite:///./mlflow.db)")
-    p.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
-    p.add_argument("--device", default="cpu", help="cpu, cuda[:N] or mps (default cpu)")
+    flags.add_tracking(p)
+    flags.add_device(p)
     p.add_argument("--tuned", metavar="STUDY", help="use the best parameters of an Optuna study "
                    "(musicbench tune) for its system; rows are marked tuned")
     p.add_argument("--storage", help="Optuna storage URL of --tuned (default sqlite:///optuna.db)")
@@ -164,7 +148,7 @@ def cmd_run(args) -> int:
 COMMANDS = {"list": cmd_list, "data": cmd_data, "run": cmd_run}
 # Commands living in their own modules: name -> module defining add_parser(sub, name) and run(args)
 PLUGIN_COMMANDS: dict[str, str] = {
-    "tune": "musicbench.tuning.cli",
+    "tune": "musicbench.tuning.command",
     "report": "musicbench.report.command",
     "bench": "musicbench.throughput.command",
     "check": "musicbench.gate.command",

@@ -22,7 +22,8 @@ from musicbench.report import tables
 from musicbench.report.build import build
 from musicbench.report.export import write_report
 from musicbench.report.load import load_folders
-from musicbench.runner.store import ResultStore, atomic_write
+from musicbench.runner.store import ResultStore
+from musicbench.runtime import atomic_write
 
 CLASSES = ["a", "b"]
 N = 40

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from musicbench.cache import cache_root
+from musicbench.runtime import cache_root
 
 EXTRACTOR_VERSION = 1
 _DIGEST = 16

@@ -35,7 +35,7 @@ def _means(results: pd.DataFrame, metric: str | None) -> list[dict[str, Any]]:
 def make_baseline(results: pd.DataFrame, tolerance: float = 0.02, metric: str | None = None,
                   description: str = "") -> dict[str, Any]:
     """A baseline from the current results: each variant's mean of ``metric`` (default: primary)."""
-    from musicbench.runner.tracking import code_version
+    from musicbench.runtime import code_version
 
     entries = [{**r, "tuned": bool(r["tuned"]), "value": round(r["value"], 6), "tolerance": tolerance}
                for r in _means(results, metric)]

@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from musicbench import flags
 from musicbench.errors import ConfigError, DataError
 
 
@@ -17,8 +18,7 @@ def add_parser(sub, name: str) -> None:
                    help="run folder(s) written by 'musicbench run' (or folders holding several)")
     p.add_argument("--experiment", metavar="NAME", help="read the cells of this MLflow experiment "
                    "(a suite name) instead of run folders")
-    p.add_argument("--tracking-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI, "
-                   "then sqlite:///./mlflow.db)")
+    flags.add_tracking(p, optional=False)
     p.add_argument("--format", default="md,html,csv,json", help="comma-separated: md, html, csv, json "
                    "(default all)")
     p.add_argument("--out", help="output folder (default DIR/report, or reports/NAME with --experiment)")

@@ -15,7 +15,7 @@ from musicbench.errors import ConfigError
 from musicbench.report import htmlpage, markdown
 from musicbench.report.build import Report
 from musicbench.report.display import sections
-from musicbench.runner.store import atomic_write
+from musicbench.runtime import atomic_write
 
 FORMATS = ("md", "html", "csv", "json")
 TABLES = ("leaderboard", "split_mismatches", "failed", "per_class", "per_tag", "ablations", "robustness",

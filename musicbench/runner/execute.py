@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import random
 import sys
 import time
 import traceback
@@ -25,11 +24,12 @@ import numpy as np
 
 import musicbench
 from musicbench.augment import validate_spec
-from musicbench.errors import ConfigError, MusicbenchError
+from musicbench.errors import MusicbenchError
 from musicbench.protocol.metrics import evaluate, primary_metric
 from musicbench.protocol.splits import Fold, Split, parse_protocol, resolve
-from musicbench.runner.store import ResultStore, atomic_write
+from musicbench.runner.store import ResultStore
 from musicbench.runner.suite import Suite
+from musicbench.runtime import atomic_write, check_device, seed_everything
 from musicbench.systems import build_system, get_preset
 from musicbench.systems.base import ClipData
 from musicbench.tasks import ClipSet, get_task
@@ -46,27 +46,6 @@ class RunOptions:
     device: str = "cpu"
     quiet: bool = False
 
-
-def check_device(device: str) -> None:
-    if device == "cpu":
-        return
-    import torch
-
-    ok = {"cuda": torch.cuda.is_available,
-          "mps": lambda: torch.backends.mps.is_available()}.get(device.split(":")[0])
-    if ok is None:
-        raise ConfigError(f"device {device!r}: must be cpu, cuda[:N] or mps")
-    if not ok():
-        raise ConfigError(f"device {device!r} was asked for but is not available on this machine")
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    if "torch" in sys.modules:
-        import torch
-
-        torch.manual_seed(seed)
 
 
 def cell_key(**parts: Any) -> str:

@@ -8,12 +8,12 @@ nothing. ``results.csv`` is rebuilt from the cell files, also atomically.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from musicbench.runtime import atomic_write
 
 COLUMNS = [
     "task", "version", "protocol", "split_hash", "fold", "system", "seed", "augment", "deform",
@@ -25,15 +25,6 @@ COLUMNS = [
     "cell_key", "mlflow_run_id", "finished_at",
 ]
 
-
-def atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 class ResultStore:

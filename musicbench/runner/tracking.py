@@ -9,48 +9,18 @@ found, not logged twice.
 from __future__ import annotations
 
 import os
-import subprocess
 import time
-from functools import cache
 from pathlib import Path
 from typing import Any
 
-import musicbench
+from musicbench.runtime import code_version, package_versions
 
 CELL_TAG = "musicbench.cell_key"
-VERSIONED = ("torch", "librosa", "scikit-learn", "mirdata", "numpy", "mlflow", "optuna",
-             "soundfile", "pandas")
 
 
 def default_tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
 
-
-@cache
-def code_version() -> str:
-    """Package version, plus the git commit (and a '+dirty' mark) in a source checkout."""
-    root = Path(musicbench.__file__).resolve().parent.parent
-    try:
-        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, text=True,
-                             capture_output=True, timeout=5, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=root, text=True, capture_output=True, timeout=5).stdout
-        return f"{musicbench.__version__}+{sha}{'.dirty' if dirty.strip() else ''}"
-    except (OSError, subprocess.SubprocessError):
-        return musicbench.__version__
-
-
-@cache
-def package_versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {}
-    for name in VERSIONED:
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = "absent"
-    return out
 
 
 class Tracker:

@@ -6,8 +6,9 @@ import numpy as np
 
 from musicbench.errors import ConfigError
 from musicbench.features.summaries import SUMMARIES, Codebook, dct_2d, dct_time, stats
+from musicbench.runtime import single_threaded
 from musicbench.systems.base import ClipData
-from musicbench.systems.frames import FrameFeatureSystem, single_threaded
+from musicbench.systems.frames import FrameFeatureSystem
 
 CLASSIFIERS = ("svm", "knn", "logreg", "mlp")
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import softmax
 
+from musicbench.runtime import single_threaded
 from musicbench.systems.base import ClipData
-from musicbench.systems.frames import FrameFeatureSystem, single_threaded
+from musicbench.systems.frames import FrameFeatureSystem
 
 
 class GMMSystem(FrameFeatureSystem):

@@ -9,15 +9,6 @@ from musicbench.features.summaries import add_deltas
 from musicbench.systems.base import ClipData, System
 
 
-def single_threaded():
-    """Limit BLAS/OpenMP to one thread: these models work on small matrices, where extra
-    threads gain nothing and spin-wait badly on a busy machine (measured: a diagonal GMM
-    fit 65x slower with two BLAS threads while other processes used the cores)."""
-    from threadpoolctl import threadpool_limits
-
-    return threadpool_limits(1)
-
-
 class FrameFeatureSystem(System):
     """Base for systems built on librosa frame features; parameters live in subclasses.
 

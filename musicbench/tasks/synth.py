@@ -21,8 +21,8 @@ import numpy as np
 import soundfile as sf
 from mirdata import core
 
-from musicbench.cache import cache_root
 from musicbench.errors import ConfigError, UnknownNameError
+from musicbench.runtime import cache_root
 
 GENERATOR_VERSION = 4
 

@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 
 import musicbench
+from musicbench import flags
 from musicbench.errors import ConfigError
 
 
@@ -24,7 +25,7 @@ def add_parser(sub, name: str) -> None:
                                   "hardware descriptor")
     p.add_argument("paths", nargs="*", metavar="PATH",
                    help="benchmark files or folders (default: every bench/test_*.py)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
+    flags.add_device(p, choices="cpu or cuda[:N]")
     p.add_argument("--out", help="JSON file to write (default runs/bench/YYYYmmdd-HHMMSS.json)")
     p.add_argument("--compare", metavar="FILE", help="a saved benchmark JSON to compare with")
     p.add_argument("--select", metavar="EXPR", help="pytest -k expression choosing benchmarks")
@@ -44,7 +45,7 @@ def bench_dir() -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from musicbench.runner.execute import check_device
+    from musicbench.runtime import check_device
     from musicbench.throughput.hardware import describe
     from musicbench.throughput.results import compare, format_diff, hardware_differences, load, summary_table
 

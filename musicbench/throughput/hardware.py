@@ -66,7 +66,7 @@ def gpu_info(device: str = "cpu") -> dict[str, Any]:
 
 def describe(device: str = "cpu") -> dict[str, Any]:
     """CPU model, cores, memory, GPU, Python and library versions, code version."""
-    from musicbench.runner.tracking import code_version, package_versions
+    from musicbench.runtime import code_version, package_versions
 
     return {
         "device": device,

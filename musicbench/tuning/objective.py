@@ -14,7 +14,7 @@ import numpy as np
 
 from musicbench.protocol.metrics import evaluate, primary_metric
 from musicbench.protocol.splits import VALID_FRACTION, Split, holdout
-from musicbench.runner.execute import seed_everything
+from musicbench.runtime import seed_everything
 from musicbench.systems import build_system
 from musicbench.systems.base import ClipData
 from musicbench.tasks import ClipSet

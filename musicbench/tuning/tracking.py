@@ -14,7 +14,8 @@ import sys
 import time
 from typing import Any
 
-from musicbench.runner.tracking import Tracker, code_version
+from musicbench.runner.tracking import Tracker
+from musicbench.runtime import code_version
 
 EXPERIMENT = "tune"
 STUDY_TAG = "musicbench.study_key"

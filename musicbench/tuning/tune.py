@@ -77,7 +77,7 @@ def prepare(cfg: TuneConfig, log: Any = None) -> Prepared:
     """
     from musicbench.protocol.metrics import primary_metric
     from musicbench.protocol.splits import resolve
-    from musicbench.runner.execute import check_device
+    from musicbench.runtime import check_device
     from musicbench.systems import build_system
     from musicbench.tasks import get_task
     from musicbench.tuning.objective import Objective, tuning_folds

@@ -9,6 +9,8 @@ import time
 import tomllib
 from typing import Any
 
+from musicbench import flags
+
 
 def _positive_float(text: str) -> float:
     try:
@@ -33,8 +35,6 @@ def _setting(text: str) -> tuple[str, Any]:
 
 
 def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
-    from musicbench.cli import _data_args
-
     p = sub.add_parser(name, help="tune a system's parameters with Optuna on validation data",
                        description="Optuna over the preset's [search_space]. Trials score the mean "
                        "validation metric over folds; test parts are never read. The study lives "
@@ -58,12 +58,9 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
                    "recorded with the study and applied by run --tuned")
     p.add_argument("--pruner", choices=("median", "halving", "none"), default="median",
                    help="pruner of neural systems' per-epoch scores (default median)")
-    _data_args(p)
-    p.add_argument("--allow-partial", action="store_true",
-                   help="tune on the tracks present when some of the index is missing on disk")
-    p.add_argument("--device", default="cpu", help="cpu, cuda[:N] or mps (default cpu)")
-    p.add_argument("--tracking-uri", help="MLflow tracking URI (default sqlite:///./mlflow.db)")
-    p.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
+    flags.add_data(p, partial="tune")
+    flags.add_device(p)
+    flags.add_tracking(p)
     p.add_argument("--quiet", action="store_true", help="no per-trial progress lines")
 
 

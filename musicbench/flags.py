@@ -1,0 +1,38 @@
+"""Command-line flags shared by several commands, declared once so they read the same
+everywhere (``run``, ``tune``, ``report``, ``bench``, ``data``)."""
+
+from __future__ import annotations
+
+import argparse
+
+TRACKING_HELP = ("MLflow tracking URI (default $MLFLOW_TRACKING_URI, then sqlite:///./mlflow.db; "
+                 "a lab server: http://HOST:5000)")
+
+
+def seeds(text: str) -> list[int]:
+    try:
+        return [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--seeds {text!r}: expected integers like 0,1,2") from None
+
+
+def add_data(p: argparse.ArgumentParser, partial: str | None = None) -> None:
+    """--data-home and --index-dir; with ``partial`` (what runs), also --allow-partial."""
+    p.add_argument("--data-home", help="folder of datasets (one subfolder per mirdata name) or one "
+                   "dataset's folder; default $MUSICBENCH_DATA_HOME, then ~/mir_datasets/NAME")
+    p.add_argument("--index-dir", help="folder holding mirdata index JSON files, for offline "
+                   "machines; default $MUSICBENCH_INDEX_DIR")
+    if partial:
+        p.add_argument("--allow-partial", action="store_true",
+                       help=f"{partial} on the tracks present when some of the index is missing on disk")
+
+
+def add_device(p: argparse.ArgumentParser, choices: str = "cpu, cuda[:N] or mps") -> None:
+    p.add_argument("--device", default="cpu", help=f"{choices} (default cpu)")
+
+
+def add_tracking(p: argparse.ArgumentParser, optional: bool = True) -> None:
+    """--tracking-uri, and --no-mlflow where logging is optional."""
+    p.add_argument("--tracking-uri", help=TRACKING_HELP)
+    if optional:
+        p.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")

@@ -1,0 +1,1 @@
+"""The runner: suites expanded into cells, cells run, results stored and logged."""

@@ -1,0 +1,113 @@
+"""What every layer needs from the process it runs in: the cache root, the device, seeds,
+atomic file writes, BLAS thread limits and the code version.
+
+This is the bottom layer: it imports nothing else of musicbench but ``errors``.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+import tempfile
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+
+import musicbench
+from musicbench.errors import ConfigError
+
+CACHE_ENV = "MUSICBENCH_CACHE"
+VERSIONED = ("torch", "librosa", "scikit-learn", "mirdata", "numpy", "mlflow", "optuna",
+             "soundfile", "pandas")
+
+
+def cache_root() -> Path:
+    """The on-disk cache shared by generated data, feature and embedding caches."""
+    root = Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "musicbench")
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def check_device(device: str) -> None:
+    """Refuse a device this machine lacks before any work starts."""
+    if device == "cpu":
+        return
+    import torch
+
+    ok = {"cuda": torch.cuda.is_available,
+          "mps": lambda: torch.backends.mps.is_available()}.get(device.split(":")[0])
+    if ok is None:
+        raise ConfigError(f"device {device!r}: must be cpu, cuda[:N] or mps")
+    if not ok():
+        raise ConfigError(f"device {device!r} was asked for but is not available on this machine")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    if "torch" in sys.modules:
+        import torch
+
+        torch.manual_seed(seed)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write(path: Path, data: str | bytes) -> None:
+    """Write by rename, so readers see the old file or the whole new one; the file gets
+    the mode any plain ``open`` would give it (0666 less the umask), not mkstemp's 0600."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode("utf-8") if isinstance(data, str) else data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def single_threaded():
+    """Limit BLAS/OpenMP to one thread: small-matrix models gain nothing from more, and
+    threads spin-wait badly on a busy machine (measured: a diagonal GMM fit 65x slower
+    with two BLAS threads while other processes used the cores)."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(1)
+
+
+@cache
+def code_version() -> str:
+    """Package version, plus the git commit (and a '+dirty' mark) in a source checkout."""
+    root = Path(musicbench.__file__).resolve().parent.parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, text=True,
+                             capture_output=True, timeout=5, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=root, text=True, capture_output=True, timeout=5).stdout
+        return f"{musicbench.__version__}+{sha}{'.dirty' if dirty.strip() else ''}"
+    except (OSError, subprocess.SubprocessError):
+        return musicbench.__version__
+
+
+@cache
+def package_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in VERSIONED:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "absent"
+    return out
