@@ -12,7 +12,7 @@ import pytest
 
 from musicbench.report import tables
 from musicbench.report.load import load_folders
-from musicbench.runner.store import ResultStore
+from musicbench.results import CellRecord, ResultStore
 from musicbench.runtime import atomic_write
 
 SYSTEMS, FOLDS, SEEDS, TRACKS = 4, 5, 2, 200
@@ -31,10 +31,11 @@ def results(tmp_path_factory):
                 df = pd.DataFrame({"track_id": [f"f{fold}-{i}" for i in range(TRACKS)],
                                    "label": truth.astype(str), "prediction": pred.astype(str)})
                 atomic_write(root / "predictions" / f"{key}.csv", df.to_csv(index=False))
-                store.save({"task": "t", "version": "1", "protocol": "kfold:5", "split_hash": "h",
+                store.save(CellRecord.from_dict({
+                    "task": "t", "version": "1", "protocol": "kfold:5", "split_hash": "h",
                             "fold": fold, "system": f"system-{s}", "seed": seed, "status": "ok",
                             "cell_key": key, "accuracy": float((pred == truth).mean()),
-                            "n_test": TRACKS, "predictions": f"predictions/{key}.csv"})
+                            "n_test": TRACKS, "predictions": f"predictions/{key}.csv"}))
     return load_folders([root])
 
 

@@ -98,3 +98,10 @@ def apply(spec: str, audio: np.ndarray, sr: int, seed: int) -> np.ndarray:
             power = float(np.mean(np.square(y))) + 1e-12
             y = y + rng.standard_normal(y.shape) * np.sqrt(power / 10 ** (snr / 10))
     return np.ascontiguousarray(y, dtype=np.float32)
+
+
+def seed_for(*parts: str) -> int:
+    """A stable 32-bit seed from strings (e.g. track id and transform), for per-clip rngs."""
+    import hashlib
+
+    return int.from_bytes(hashlib.sha1("|".join(parts).encode()).digest()[:4], "little")

@@ -13,6 +13,7 @@ import shutil
 import pytest
 
 from musicbench.cli import main
+from musicbench.results import CellRecord, ResultStore
 
 SLEEP_BENCH = '''
 import os
@@ -46,18 +47,21 @@ def _plant(run_dir, tmp_path, field: str, change) -> str:
     copy = tmp_path / "planted"
     shutil.copytree(run_dir, copy)
     for cell in (copy / "cells").glob("*.json"):
-        rec = json.loads(cell.read_text())
-        rec[field] = change(rec[field])
-        cell.write_text(json.dumps(rec))
+        rec = CellRecord.from_json(cell.read_text())
+        if field in rec.metrics:
+            rec.metrics[field] = change(rec.metrics[field])
+        else:
+            setattr(rec, field, change(getattr(rec, field)))
+        cell.write_text(rec.to_json())
     return str(copy)
 
 
 def test_baseline_holds_the_mean_and_split(baseline, run_dir):
     data = json.loads(baseline.read_text())
     (entry,) = data["entries"]
-    cells = [json.loads(p.read_text()) for p in (run_dir / "cells").glob("*.json")]
-    assert entry["value"] == pytest.approx(sum(c["accuracy"] for c in cells) / len(cells), abs=1e-6)
-    assert entry["split_hash"] == cells[0]["split_hash"] and entry["cells"] == 4
+    cells = ResultStore(run_dir).records()
+    assert entry["value"] == pytest.approx(sum(c.metrics["accuracy"] for c in cells) / len(cells), abs=1e-6)
+    assert entry["split_hash"] == cells[0].split_hash and entry["cells"] == 4
     assert (entry["metric"], entry["tolerance"], entry["system"]) == ("accuracy", 0.03, "mfcc-stats-logreg")
 
 

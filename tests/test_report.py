@@ -22,7 +22,7 @@ from musicbench.report import tables
 from musicbench.report.build import build
 from musicbench.report.export import write_report
 from musicbench.report.load import load_folders
-from musicbench.runner.store import ResultStore
+from musicbench.results import CellRecord, ResultStore
 from musicbench.runtime import atomic_write
 
 CLASSES = ["a", "b"]
@@ -43,7 +43,7 @@ def _cell(store: ResultStore, *, system: str, fold: int, correct: np.ndarray, sp
                           **{f"score:{c}": scores[:, j] for j, c in enumerate(CLASSES)}})
     atomic_write(store.predictions_dir / f"{key}.csv", preds.to_csv(index=False))
     details = {k: v for k, v in result.items() if isinstance(v, (dict, list))}
-    store.save({
+    store.save(CellRecord.from_dict({
         "task": task, "version": "1", "protocol": "kfold:3", "split_hash": split_hash, "fold": fold,
         "system": system, "seed": seed, "augment": augment, "deform": deform, "status": "ok",
         "n_train": 80, "n_valid": 0, "n_test": len(correct), "n_tracks_used": used, "n_tracks_index": 120,
@@ -51,7 +51,7 @@ def _cell(store: ResultStore, *, system: str, fold: int, correct: np.ndarray, sp
         "device": "cpu", "cell_key": key, "classes": CLASSES, "details": details,
         "predictions": f"predictions/{key}.csv", "finished_at": "2026-01-01T00:00:00",
         **{k: v for k, v in result.items() if k not in details},
-    })
+    }))
 
 
 def _right(n_right: int) -> np.ndarray:
@@ -77,9 +77,10 @@ def run_dir(tmp_path_factory):
         deformed[n_right - 2 * (fold + 1):n_right] = False
         _cell(store, system="best", fold=fold, correct=deformed, deform="noise:10")
         _cell(store, system="other", fold=fold, correct=_right(39), split_hash="h2", used=100)
-    store.save({"task": "toy", "version": "1", "protocol": "group-kfold:tonic", "split_hash": "",
+    store.save(CellRecord.from_dict({
+                "task": "toy", "version": "1", "protocol": "group-kfold:tonic", "split_hash": "",
                 "fold": -1, "system": "best", "seed": 0, "augment": "none", "deform": "none",
-                "status": "failed", "error": "ConfigError: no field 'tonic'", "cell_key": "unresolved"})
+                "status": "failed", "error": "ConfigError: no field 'tonic'", "cell_key": "unresolved"}))
     return root
 
 
@@ -186,7 +187,7 @@ def test_throughput_and_pareto_front(results):
 
 
 def test_failed_cells_are_listed(results):
-    failed = tables.unresolved(results)
+    failed = tables.failed_cells(results)
     assert failed["error"].str.contains("tonic").any()
 
 
@@ -232,11 +233,12 @@ def test_multilabel_per_tag_and_bootstrap(tmp_path):
                               **{f"score:{t}": scores[:, j] for j, t in enumerate(tags)}})
         atomic_write(tmp_path / "predictions" / f"{system}.csv", preds.to_csv(index=False))
         details = {k: v for k, v in result.items() if isinstance(v, (dict, list))}
-        store.save({"task": "moods", "version": "1", "protocol": "official", "split_hash": "m", "fold": 0,
+        store.save(CellRecord.from_dict({
+                    "task": "moods", "version": "1", "protocol": "official", "split_hash": "m", "fold": 0,
                     "system": system, "seed": 0, "status": "ok", "cell_key": system, "n_test": 60,
                     "n_train": 100, "fit_seconds": 1.0, "predict_seconds": 0.1, "details": details,
                     "classes": tags, "predictions": f"predictions/{system}.csv",
-                    **{k: v for k, v in result.items() if k not in details}})
+                    **{k: v for k, v in result.items() if k not in details}}))
     results = load_folders([tmp_path])
     board = tables.leaderboard(results).set_index("system")
     assert board.loc["good", "metric"] == "roc_auc_macro"

@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 from conftest import REPO
 
+from musicbench.results import columns
 from musicbench.runner.execute import Runner, RunOptions
-from musicbench.runner.store import COLUMNS
 from musicbench.runner.suite import Suite
 
 MINI = Suite("unit", ("synth_genre:mini",), ("mfcc-stats-svm", "gmm"),
@@ -39,17 +39,17 @@ def finished(tmp_path_factory):
 def test_results_have_one_row_per_cell_with_the_contract_columns(finished):
     out, _, runner = finished
     df = pd.read_csv(out / "results.csv")
-    assert list(df.columns) == COLUMNS
+    assert list(df.columns) == columns()
     assert len(df) == 2 * 4 and (df.status == "ok").all()  # 2 systems x 4 performer folds
     assert runner.counts == {"ok": 8, "failed": 0, "skipped": 0}
     assert df.split_hash.nunique() == 1 and (df.group_leakage == 0).all()
     assert (df.n_train + df.n_valid + df.n_test == 72).all()
     assert df.accuracy.between(0, 1).all() and df.macro_f1.notna().all()
     for rec in runner.store.records():
-        preds = pd.read_csv(out / rec["predictions"])
-        assert len(preds) == rec["n_test"]
-        assert (preds.label == preds.prediction).mean() == pytest.approx(rec["accuracy"])
-        assert sum(map(sum, rec["details"]["confusion_matrix"])) == rec["n_test"]
+        preds = pd.read_csv(out / rec.predictions)
+        assert len(preds) == rec.n_test
+        assert (preds.label == preds.prediction).mean() == pytest.approx(rec.metrics["accuracy"])
+        assert sum(map(sum, rec.details["confusion_matrix"])) == rec.n_test
 
 
 def test_rerun_skips_finished_cells_and_changes_nothing(finished):
@@ -68,17 +68,17 @@ def test_each_cell_is_one_mlflow_run_with_tags_params_and_artifacts(finished):
     exp = client.get_experiment_by_name("unit")
     runs = client.search_runs([exp.experiment_id])
     assert len(runs) == 8  # also after the rerun above: nothing logged twice
-    recs = {r["mlflow_run_id"]: r for r in runner.store.records()}
+    recs = {r.mlflow_run_id: r for r in runner.store.records()}
     for r in runs:
         rec = recs[r.info.run_id]
-        assert r.data.tags["split_hash"] == rec["split_hash"]
-        assert r.data.tags["musicbench.cell_key"] == rec["cell_key"]
+        assert r.data.tags["split_hash"] == rec.split_hash
+        assert r.data.tags["musicbench.cell_key"] == rec.cell_key
         assert "code_version" in r.data.tags and "version.torch" in r.data.tags
         assert r.data.tags["device"] == "cpu"
-        assert r.data.metrics["accuracy"] == pytest.approx(rec["accuracy"])
-        assert r.data.params["system"] == rec["system"] and r.data.params["fold"] == str(rec["fold"])
+        assert r.data.metrics["accuracy"] == pytest.approx(rec.metrics["accuracy"])
+        assert r.data.params["system"] == rec.system and r.data.params["fold"] == str(rec.fold)
         names = {a.path for a in client.list_artifacts(r.info.run_id)}
-        assert f"{rec['cell_key']}.csv" in names and f"{rec['cell_key']}.confusion.csv" in names
+        assert f"{rec.cell_key}.csv" in names and f"{rec.cell_key}.confusion.csv" in names
 
 
 def test_a_crashing_cell_is_recorded_and_the_rest_go_on(tmp_path):
@@ -206,12 +206,12 @@ def test_neural_cells_log_their_epoch_curves(tmp_path):
                   variants={"short-cnn": {"system": "cnn1d", "params": {"max_epochs": 3}}})
     runner = run(suite, tmp_path / "out", tracking_uri=uri)
     rec = runner.store.records()[0]
-    history = rec["details"]["training"]["history"]
+    history = rec.details["training"]["history"]
     assert [row["epoch"] for row in history] == [1, 2, 3][: len(history)] and len(history) >= 2
     client = MlflowClient(uri)
-    curve = client.get_metric_history(rec["mlflow_run_id"], "epoch.train_loss")
+    curve = client.get_metric_history(rec.mlflow_run_id, "epoch.train_loss")
     assert sorted(m.step for m in curve) == [row["epoch"] for row in history]
-    assert client.get_run(rec["mlflow_run_id"]).data.metrics["n_parameters"] > 0
+    assert client.get_run(rec.mlflow_run_id).data.metrics["n_parameters"] > 0
 
 
 def test_multilabel_task_end_to_end(tmp_path, monkeypatch):
@@ -227,5 +227,5 @@ def test_multilabel_task_end_to_end(tmp_path, monkeypatch):
     assert runner.counts["ok"] == 2
     assert df.roc_auc_macro.between(0.5, 1).all() and df.pr_auc_macro.notna().all()
     assert df.accuracy.isna().all() and (df.n_tags_dropped == 0).all()
-    preds = pd.read_csv(tmp_path / "out" / runner.store.records()[0]["predictions"])
+    preds = pd.read_csv(tmp_path / "out" / runner.store.records()[0].predictions)
     assert {f"score:{g}" for g in ("ballad", "rock")} <= set(preds.columns)

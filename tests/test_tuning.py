@@ -16,7 +16,7 @@ import pytest
 
 from musicbench.cli import main
 from musicbench.errors import AudioError, ConfigError, UnknownNameError
-from musicbench.runner.store import ResultStore
+from musicbench.results import ResultStore
 from musicbench.systems.classical import ClassicalSystem
 from musicbench.tuning import load_tuned
 from musicbench.tuning.space import parse_space
@@ -305,7 +305,7 @@ def test_run_tuned_uses_the_best_parameters_and_marks_rows(workspace, capsys):
     for row in rows:
         assert row["tuned"] == "True" and row["tuned_study"] == "best" and row["tuned_trials"] == "3"
     for record in ResultStore(out).records():
-        assert {k: record["params"][k] for k in study.best_params} == study.best_params
+        assert {k: record.params[k] for k in study.best_params} == study.best_params
 
 
 # -- fixed parameters (--set) ------------------------------------------------------------------
@@ -364,6 +364,6 @@ def test_run_tuned_with_a_suite_keeps_the_suites_other_parameters(workspace, cap
     records = list(ResultStore(out).records())
     assert len(records) == 3
     for record in records:
-        assert record["params"]["n_mfcc"] == 6  # the suite's, not tuned
-        assert record["params"]["deltas"] == 1  # fixed while tuning
-        assert record["params"]["C"] == best["C"] != 50.0  # tuned beats the suite's
+        assert record.params["n_mfcc"] == 6  # the suite's, not tuned
+        assert record.params["deltas"] == 1  # fixed while tuning
+        assert record.params["C"] == best["C"] != 50.0  # tuned beats the suite's

@@ -10,7 +10,8 @@ import torch
 from musicbench.deep.models import FRONTENDS, MODELS, build_model
 from musicbench.deep.trainer import TrainConfig, Trainer, WaveBank, resolve_device
 from musicbench.errors import ConfigError
-from musicbench.systems.base import ClipData, System
+from musicbench.systems.base import System
+from musicbench.tasks import ClipData
 
 
 def clip_waveforms(data: ClipData) -> list[np.ndarray]:
@@ -115,7 +116,7 @@ class DeepSystem(System):
             dropout=self.dropout,
         )
 
-    def fit(self, train: ClipData, valid: ClipData | None = None) -> DeepSystem:
+    def fit(self, train: ClipData, valid: ClipData | None = None, epoch_callback=None) -> DeepSystem:
         self.check_kind(train)
         device = resolve_device(self.device)
         torch.manual_seed(self.seed)
@@ -129,11 +130,15 @@ class DeepSystem(System):
         bank = WaveBank(clip_waveforms(train), cfg.chunk, device)
         valid_bank = WaveBank(clip_waveforms(valid), cfg.chunk, device) if valid is not None else None
         self.trainer_.fit(bank, train.y, [c.track_id for c in train.clips], valid_bank,
-                          None if valid is None else valid.y, self.epoch_callback)
+                          None if valid is None else valid.y, epoch_callback)
         self.history_: list[dict[str, Any]] = self.trainer_.history
         self.best_epoch_ = self.trainer_.best_epoch
         self.n_parameters_ = sum(p.numel() for p in net.parameters())
         return self
+
+    def training_report(self) -> dict[str, Any]:
+        return {"history": [{k: float(v) for k, v in row.items()} for row in self.history_],
+                "best_epoch": self.best_epoch_, "n_parameters": self.n_parameters_}
 
     def predict_scores(self, data: ClipData) -> np.ndarray:
         bank = WaveBank(clip_waveforms(data), self.trainer_.cfg.chunk, self.trainer_.device)

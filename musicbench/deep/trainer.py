@@ -22,9 +22,9 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from musicbench.augment import seed_for
 from musicbench.errors import ConfigError
 from musicbench.protocol.metrics import evaluate, primary_metric
-from musicbench.systems.base import seed_for
 
 STRETCH_MARGIN = 1.25  # extra audio read around an augmented chunk, so a faster stretch still fills it
 

@@ -10,10 +10,11 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from musicbench.audio import ClipPolicy, load_audio
+from musicbench.augment import seed_for
 from musicbench.errors import AudioError, DataError
 from musicbench.features.cache import FeatureCache, audio_digest, entry_key
 from musicbench.features.frontends import FrontEnd
-from musicbench.systems.base import ClipData, seed_for
+from musicbench.tasks import ClipData
 
 JOBS_ENV = "MUSICBENCH_JOBS"
 PARALLEL_MIN = 16  # below this many misses, worker start-up costs more than it saves

@@ -16,7 +16,8 @@ from typing import Any
 import pandas as pd
 
 from musicbench.errors import DataError
-from musicbench.report.tables import TABLE, VARIANT, ok_cells, primary_of, table_kind
+from musicbench.protocol.metrics import get_metric, primary_metric
+from musicbench.report.tables import TABLE, VARIANT, ok_cells, table_kind
 
 KEY = ["task", "version", "protocol", "system", "augment", "deform", "tuned"]
 FAILING = ("REGRESSION", "MISSING", "SPLIT CHANGED", "INCOMPLETE", "FAILED CELLS")
@@ -25,7 +26,7 @@ FAILING = ("REGRESSION", "MISSING", "SPLIT CHANGED", "INCOMPLETE", "FAILED CELLS
 def _means(results: pd.DataFrame, metric: str | None) -> list[dict[str, Any]]:
     rows = []
     for tkey, cells in ok_cells(results).groupby(TABLE, sort=True):
-        m = metric or primary_of(table_kind(cells))
+        m = metric or primary_metric(table_kind(cells))
         for vkey, g in cells.groupby(VARIANT, sort=True):
             rows.append({**dict(zip(TABLE, tkey, strict=True)), **dict(zip(VARIANT, vkey, strict=True)),
                          "metric": m, "value": float(g[m].astype(float).mean()), "cells": len(g)})
@@ -75,7 +76,8 @@ def _name(e: dict[str, Any]) -> str:
 
 
 def check_metrics(results: pd.DataFrame, baseline: dict[str, Any]) -> list[MetricDiff]:
-    """Each baseline entry against the results: below value - tolerance is a regression."""
+    """Each baseline entry against the results: worse than value by more than the tolerance
+    (in the metric's declared direction) is a regression."""
     out = []
     failed = results[results.status != "ok"]
     for e in baseline["entries"]:
@@ -101,13 +103,14 @@ def check_metrics(results: pd.DataFrame, baseline: dict[str, Any]) -> list[Metri
                 out.append(MetricDiff(name, e["metric"], value, None, tol, "MISSING", why))
             continue
         cur = row["value"]
+        sign = 1.0 if get_metric(e["metric"]).higher_is_better else -1.0
         if len(bad):
             status, detail = "FAILED CELLS", f"{len(bad)} failed: {bad['error'].iloc[0]}"
         elif row["cells"] < e.get("cells", 0):
             status, detail = "INCOMPLETE", f"{row['cells']} of {e['cells']} cells"
-        elif cur < value - tol:
-            status, detail = "REGRESSION", f"dropped {value - cur:.4f} (> tolerance {tol:g})"
-        elif cur > value + tol:
+        elif sign * (cur - value) < -tol:
+            status, detail = "REGRESSION", f"worse by {abs(value - cur):.4f} (> tolerance {tol:g})"
+        elif sign * (cur - value) > tol:
             status, detail = "improved", "beats the baseline by more than its tolerance; consider updating it"
         else:
             status, detail = "ok", ""

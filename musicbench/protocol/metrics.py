@@ -1,73 +1,183 @@
-"""Metrics of the evaluation protocol, computed from per-track scores."""
+"""The metric registry: every metric declared once, with the task kinds it applies to,
+its direction, whether it is the primary one, and how cells aggregate.
+
+The results schema (CSV columns, MLflow metrics), the leaderboard's columns, the tuner's
+objective and the gate's direction all derive from these declarations, in the way
+lm-evaluation-harness declares ``metric_list`` with ``aggregation`` and
+``higher_is_better``. Adding a metric is one ``@metric(...)`` function here.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from sklearn import metrics as skm
 
-MULTICLASS_METRICS = ("accuracy", "balanced_accuracy", "macro_f1")
-MULTILABEL_METRICS = ("roc_auc_macro", "pr_auc_macro")
+from musicbench.errors import UnknownNameError
+
+KINDS = ("multiclass", "multilabel")
+AGGREGATIONS = {"mean": np.nanmean, "median": np.nanmedian, "sum": np.nansum}
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One metric of the evaluation protocol.
+
+    ``fn(scored)`` computes it from a ``Scored`` fold part. ``primary`` marks the metric
+    that ranks leaderboards, tunes and gates for its kinds (one per kind).
+    ``leaderboard`` says whether the leaderboard shows it; ``bounds`` clip confidence
+    intervals (None: unbounded, e.g. counts).
+    """
+
+    name: str
+    kinds: tuple[str, ...]
+    fn: Callable[[Scored], float]
+    higher_is_better: bool = True
+    primary: bool = False
+    aggregation: str = "mean"
+    leaderboard: bool = True
+    bounds: tuple[float, float] | None = (0.0, 1.0)
+    description: str = ""
+
+    def aggregate(self, values: Any) -> float:
+        arr = np.asarray(values, dtype=float)
+        return float(AGGREGATIONS[self.aggregation](arr)) if np.isfinite(arr).any() else float("nan")
+
+    def better(self, a: float, b: float) -> bool:
+        """Whether ``a`` is strictly better than ``b`` under this metric's direction."""
+        return a > b if self.higher_is_better else a < b
+
+
+METRICS: dict[str, Metric] = {}
+
+
+def metric(kinds: tuple[str, ...], **declaration: Any) -> Callable:
+    """Register the decorated ``fn(scored) -> float`` as a metric named after it."""
+
+    def register(fn: Callable[[Scored], float]) -> Callable[[Scored], float]:
+        m = Metric(fn.__name__, kinds, fn, **declaration)
+        if m.aggregation not in AGGREGATIONS:
+            raise ValueError(f"metric {m.name}: aggregation must be one of {sorted(AGGREGATIONS)}")
+        METRICS[m.name] = m
+        return fn
+
+    return register
+
+
+@dataclass
+class Scored:
+    """A fold part's targets and a system's scores, with what metrics share: the multiclass
+    confusion matrix, the multilabel tags that are scorable (both classes present)."""
+
+    kind: str
+    y: np.ndarray
+    scores: np.ndarray
+    classes: list[str]
+
+    def __post_init__(self):
+        if self.kind == "multiclass":
+            labels = np.arange(len(self.classes))
+            self.y_pred = self.scores.argmax(axis=1)
+            self.confusion = skm.confusion_matrix(self.y, self.y_pred, labels=labels)
+            self.support = self.confusion.sum(axis=1)
+            self.recall = np.divide(np.diag(self.confusion), self.support,
+                                    out=np.full(len(self.classes), np.nan), where=self.support > 0)
+        else:
+            n_pos = self.y.sum(axis=0)
+            self.usable = (n_pos > 0) & (n_pos < self.y.shape[0])
+            self.per_tag = {
+                tag: {"roc_auc": float(skm.roc_auc_score(self.y[:, j], self.scores[:, j])),
+                      "pr_auc": float(skm.average_precision_score(self.y[:, j], self.scores[:, j]))}
+                for j, tag in enumerate(self.classes) if self.usable[j]
+            }
+
+    def tag_mean(self, key: str) -> float:
+        vals = [v[key] for v in self.per_tag.values()]
+        return float(np.mean(vals)) if vals else float("nan")
+
+
+@metric(("multiclass",), primary=True, description="share of test clips classified correctly")
+def accuracy(s: Scored) -> float:
+    return float(skm.accuracy_score(s.y, s.y_pred))
+
+
+@metric(("multiclass",), description="mean per-class recall over the classes present in the test part")
+def balanced_accuracy(s: Scored) -> float:
+    return float(np.nanmean(s.recall[s.support > 0]))
+
+
+@metric(("multiclass",), description="F1 averaged over the classes present in the test part")
+def macro_f1(s: Scored) -> float:
+    present = np.arange(len(s.classes))[s.support > 0]
+    return float(skm.f1_score(s.y, s.y_pred, labels=present, average="macro", zero_division=0))
+
+
+@metric(("multilabel",), primary=True, description="ROC-AUC averaged over the scorable tags")
+def roc_auc_macro(s: Scored) -> float:
+    return s.tag_mean("roc_auc")
+
+
+@metric(("multilabel",), description="average precision averaged over the scorable tags")
+def pr_auc_macro(s: Scored) -> float:
+    return s.tag_mean("pr_auc")
+
+
+@metric(("multilabel",), higher_is_better=False, aggregation="sum", leaderboard=False, bounds=None,
+        description="tags all-positive or all-negative in the test part, left out of the averages")
+def n_tags_dropped(s: Scored) -> float:
+    return int((~s.usable).sum())
+
+
+def get_metric(name: str) -> Metric:
+    if name not in METRICS:
+        raise UnknownNameError("metric", name, METRICS)
+    return METRICS[name]
+
+
+def metrics_for(kind: str, leaderboard_only: bool = False) -> tuple[str, ...]:
+    """Names of the metrics of a task kind, the primary first, then in declaration order."""
+    names = [m.name for m in METRICS.values() if kind in m.kinds and (m.leaderboard or not leaderboard_only)]
+    return tuple(sorted(names, key=lambda n: not METRICS[n].primary))
 
 
 def primary_metric(kind: str) -> str:
-    return "accuracy" if kind == "multiclass" else "roc_auc_macro"
+    for m in METRICS.values():
+        if m.primary and kind in m.kinds:
+            return m.name
+    raise UnknownNameError("task kind", kind, KINDS)
 
 
-def multiclass(y_true: np.ndarray, scores: np.ndarray, classes: list[str]) -> dict[str, Any]:
-    """Accuracy, balanced accuracy, macro-F1, per-class recall and the confusion matrix."""
-    labels = np.arange(len(classes))
-    y_pred = scores.argmax(axis=1)
-    cm = skm.confusion_matrix(y_true, y_pred, labels=labels)
-    support = cm.sum(axis=1)
-    recall = np.divide(np.diag(cm), support, out=np.full(len(classes), np.nan), where=support > 0)
-    present = support > 0
-    return {
-        "accuracy": float(skm.accuracy_score(y_true, y_pred)),
-        "balanced_accuracy": float(np.nanmean(recall[present])),
-        "macro_f1": float(
-            skm.f1_score(y_true, y_pred, labels=labels[present], average="macro", zero_division=0)
-        ),
-        "per_class_recall": {
-            c: (None if np.isnan(r) else float(r)) for c, r in zip(classes, recall, strict=True)
-        },
-        "confusion_matrix": cm.tolist(),
-    }
+def all_metric_names() -> tuple[str, ...]:
+    """Every metric, grouped by kind in the order of ``KINDS`` (the results columns)."""
+    seen: dict[str, None] = {}
+    for kind in KINDS:
+        seen.update(dict.fromkeys(metrics_for(kind)))
+    return tuple(seen)
 
 
-def multilabel(y_true: np.ndarray, scores: np.ndarray, classes: list[str]) -> dict[str, Any]:
-    """Macro ROC-AUC and PR-AUC over tags with both classes present in the test fold.
+def _details(s: Scored) -> dict[str, Any]:
+    if s.kind == "multiclass":
+        return {"per_class_recall": {c: (None if np.isnan(r) else float(r))
+                                     for c, r in zip(s.classes, s.recall, strict=True)},
+                "confusion_matrix": s.confusion.tolist()}
+    return {"n_tags_scored": int(s.usable.sum()), "per_tag": s.per_tag}
 
-    A tag that is all-positive or all-negative in the test fold has no defined AUC; it is
-    left out of the macro average and counted in ``n_tags_dropped``.
+
+def evaluate(kind: str, y_true: np.ndarray, scores: np.ndarray, classes: list[str]) -> dict[str, Any]:
+    """Every metric of ``kind`` (floats) and the per-class / per-tag details (dicts, lists).
+
+    A multilabel tag that is all-positive or all-negative in the test part has no defined
+    AUC; it is left out of the macro averages and counted in ``n_tags_dropped``.
     """
-    n_pos = y_true.sum(axis=0)
-    usable = (n_pos > 0) & (n_pos < y_true.shape[0])
-    per_tag = {}
-    for j, tag in enumerate(classes):
-        if usable[j]:
-            per_tag[tag] = {
-                "roc_auc": float(skm.roc_auc_score(y_true[:, j], scores[:, j])),
-                "pr_auc": float(skm.average_precision_score(y_true[:, j], scores[:, j])),
-            }
-    roc = [v["roc_auc"] for v in per_tag.values()]
-    pr = [v["pr_auc"] for v in per_tag.values()]
-    return {
-        "roc_auc_macro": float(np.mean(roc)) if roc else float("nan"),
-        "pr_auc_macro": float(np.mean(pr)) if pr else float("nan"),
-        "n_tags_scored": int(usable.sum()),
-        "n_tags_dropped": int((~usable).sum()),
-        "per_tag": per_tag,
-    }
-
-
-def evaluate(kind: str, y_true: np.ndarray, scores: np.ndarray, classes: list[str]) -> dict:
     if scores.shape != (len(y_true), len(classes)):
         raise ValueError(
             f"system returned scores of shape {scores.shape}, expected {(len(y_true), len(classes))}"
         )
     if not np.all(np.isfinite(scores)):
         raise ValueError("system returned NaN or infinite scores")
-    fn = multiclass if kind == "multiclass" else multilabel
-    return fn(y_true, scores, classes)
+    scored = Scored(kind, y_true, scores, classes)
+    out: dict[str, Any] = {name: METRICS[name].fn(scored) for name in metrics_for(kind)}
+    return {**out, **_details(scored)}

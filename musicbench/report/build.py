@@ -1,4 +1,5 @@
-"""A compiled report: every table of ``musicbench.report.tables`` for one set of results."""
+"""A compiled report: every registered table (``musicbench.report.registry``) for one set
+of results."""
 
 from __future__ import annotations
 
@@ -7,41 +8,37 @@ from typing import Any
 
 import pandas as pd
 
-from musicbench.report import tables
+from musicbench.report.registry import TABLES, Options
 
 
 @dataclass
 class Report:
     title: str
     sources: list[str]
-    alpha: float
-    reference_system: str | None
-    leaderboard: pd.DataFrame
-    split_mismatches: pd.DataFrame
-    failed: pd.DataFrame
-    per_class: pd.DataFrame = field(default_factory=pd.DataFrame)  # empty: the section is left out
-    per_tag: pd.DataFrame = field(default_factory=pd.DataFrame)
-    ablations: pd.DataFrame = field(default_factory=pd.DataFrame)
-    robustness: pd.DataFrame = field(default_factory=pd.DataFrame)
-    throughput: pd.DataFrame = field(default_factory=pd.DataFrame)
-    confusions: list[dict] = field(default_factory=list)
+    options: Options
+    tables: dict[str, pd.DataFrame | list[dict[str, Any]]] = field(default_factory=dict)
     bench: dict[str, Any] | None = None  # a 'musicbench bench' JSON, shown as a table
+
+    @property
+    def alpha(self) -> float:
+        return self.options.alpha
+
+    @property
+    def reference_system(self) -> str | None:
+        return self.options.reference_system
+
+    def __getitem__(self, name: str) -> pd.DataFrame | list[dict[str, Any]]:
+        """A table by its registered name; empty where it was not compiled."""
+        return self.tables.get(name, [] if name in TABLES and not TABLES[name].csv else pd.DataFrame())
 
 
 def build(results: pd.DataFrame, title: str, alpha: float = 0.05, reference_system: str | None = None,
-          bench: dict[str, Any] | None = None) -> Report:
-    """Compile all report tables from a results table (``musicbench.report.load``)."""
+          bench: dict[str, Any] | None = None, brief: bool = False) -> Report:
+    """Compile the registered tables from a results table (``musicbench.report.load``);
+    ``brief`` compiles only the leaderboard's."""
+    options = Options(alpha, reference_system)
     return Report(
-        title=title, sources=sorted(results["source"].dropna().unique()), alpha=alpha,
-        reference_system=reference_system,
-        leaderboard=tables.leaderboard(results, alpha),
-        split_mismatches=tables.split_mismatches(results),
-        failed=tables.unresolved(results),
-        per_class=tables.per_class(results),
-        per_tag=tables.per_tag(results),
-        ablations=tables.ablations(results, reference_system, alpha),
-        robustness=tables.robustness(results),
-        throughput=tables.throughput(results),
-        confusions=tables.confusions(results),
+        title=title, sources=sorted(results["source"].dropna().unique()), options=options,
+        tables={name: t.compute(results, options) for name, t in TABLES.items() if t.brief or not brief},
         bench=bench,
     )

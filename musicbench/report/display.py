@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import pandas as pd
 
-from musicbench.protocol.metrics import MULTICLASS_METRICS, MULTILABEL_METRICS
-from musicbench.report.build import Report
+from musicbench.protocol.metrics import metrics_for
 from musicbench.report.tables import TABLE
+
+Report = Any  # musicbench.report.build.Report, which is built from this module's sections
 
 MARKS = {"best": "★", "tied": "≈"}
 
@@ -69,7 +71,7 @@ def _slug(*parts: object) -> str:
     return "-".join("".join(ch if ch.isalnum() else "_" for ch in str(p)) for p in parts)
 
 
-def _tables(df: pd.DataFrame):
+def _by_table(df: pd.DataFrame):
     if df.empty:
         return
     yield from ((dict(zip(TABLE, k, strict=True)), g) for k, g in df.groupby(TABLE, sort=True, dropna=False))
@@ -91,7 +93,7 @@ def _with_variant(g: pd.DataFrame) -> pd.DataFrame:
     return g.assign(variant=names)
 
 
-def leaderboard_section(report: Report) -> Section:
+def leaderboard_section(report: Report, figures: bool = False) -> Section:
     intro = [
         f"Mean ± std over cells (folds × seeds), a 95% t interval and the number of cells. Each variant "
         f"is tested against the best one on the same test tracks (cells matched on fold and seed; "
@@ -100,10 +102,10 @@ def leaderboard_section(report: Report) -> Section:
         f"significantly different from it at α={report.alpha}. Rows are compared only within one split hash."
     ]
     blocks = []
-    for key, g in _tables(report.leaderboard):
+    for key, g in _by_table(report["leaderboard"]):
         g = g.sort_values("rank")
         kind = g["kind"].iloc[0]
-        metrics = MULTICLASS_METRICS if kind == "multiclass" else MULTILABEL_METRICS
+        metrics = metrics_for(kind, leaderboard_only=True)
         variants = _has_variants(g)
         headers = ["", "system", *(["augment", "deform"] if variants else []), "tuned",
                    f"{metrics[0]}", "95% CI", *metrics[1:], "cells", "failed", "vs best"]
@@ -128,41 +130,42 @@ def leaderboard_section(report: Report) -> Section:
     return Section("Leaderboard", intro, blocks)
 
 
-def mismatch_section(report: Report) -> Section | None:
-    if report.split_mismatches.empty and report.failed.empty:
+def mismatch_section(report: Report, figures: bool = False) -> Section | None:
+    df = report["split_mismatches"]
+    if df.empty:
         return None
-    blocks = []
-    if not report.split_mismatches.empty:
-        df = report.split_mismatches
-        blocks.append(Block(
-            "Split mismatches", ["task", "protocol", "split hash", "tracks", "systems", "cells", "source"],
-            [[f"{r.task}:{r.version}", r.protocol, r.split_hash, f"{r.tracks_used}/{r.tracks_index}",
-              r.systems, str(r.cells), r.sources] for r in df.itertuples()],
-            ["The same protocol was resolved into different splits (other tracks present, another "
-             "index); each split has its own leaderboard table and they are not compared."]))
-    if not report.failed.empty:
-        df = report.failed
-        blocks.append(Block(
-            "Failed cells", ["task", "protocol", "system", "fold", "seed", "error"],
-            [[f"{r.task}:{r.version}", r.protocol, r.system, str(r.fold), str(r.seed), str(r.error)[:200]]
-             for r in df.itertuples()]))
-    return Section("Not compared", [], blocks)
+    return Section("Split mismatches", [], [Block(
+        "Split mismatches", ["task", "protocol", "split hash", "tracks", "systems", "cells", "source"],
+        [[f"{r.task}:{r.version}", r.protocol, r.split_hash, f"{r.tracks_used}/{r.tracks_index}",
+          r.systems, str(r.cells), r.sources] for r in df.itertuples()],
+        ["The same protocol was resolved into different splits (other tracks present, another "
+         "index); each split has its own leaderboard table and they are not compared."])])
+
+
+def failed_section(report: Report, figures: bool = False) -> Section | None:
+    df = report["failed"]
+    if df.empty:
+        return None
+    return Section("Failed cells", [], [Block(
+        "Failed cells", ["task", "protocol", "system", "fold", "seed", "error"],
+        [[f"{r.task}:{r.version}", r.protocol, r.system, str(r.fold), str(r.seed), str(r.error)[:200]]
+         for r in df.itertuples()])])
 
 
 def per_class_section(report: Report, figures: bool) -> Section | None:
-    if report.per_class.empty and report.per_tag.empty:
+    if report["per_class"].empty:
         return None
     from musicbench.report.figures import confusion_png
 
     blocks = []
-    for key, g in _tables(report.per_class):
+    for key, g in _by_table(report["per_class"]):
         g = _with_variant(g)
         wide = g.pivot_table(index="class", columns="variant", values="recall_mean", sort=False)
         rows = [[cls, *(_num(v, 3) for v in vals)] for cls, vals in zip(wide.index, wide.to_numpy(),
                                                                          strict=True)]
         figs = []
         if figures:
-            for c in report.confusions:
+            for c in report["confusions"]:
                 if all(c[k] == key[k] for k in TABLE):
                     title = f"{c['system']}{' (tuned)' if c['tuned'] else ''} — {_table_title(key)}"
                     figs.append(Figure(f"Confusion matrix of {c['system']}, summed over {c['cells']} cells",
@@ -171,23 +174,30 @@ def per_class_section(report: Report, figures: bool) -> Section | None:
                                              *(["tuned"] if c["tuned"] else []))))
         blocks.append(Block(_table_title(key) + " — recall per class", ["class", *wide.columns], rows,
                             figures=figs))
-    for key, g in _tables(report.per_tag):
+    return Section("Per class", [], blocks)
+
+
+def per_tag_section(report: Report, figures: bool = False) -> Section | None:
+    if report["per_tag"].empty:
+        return None
+    blocks = []
+    for key, g in _by_table(report["per_tag"]):
         g = _with_variant(g)
         wide = g.pivot_table(index="tag", columns="variant", values="roc_auc_mean", sort=False)
         rows = [[tag, *(_num(v, 3) for v in vals)] for tag, vals in zip(wide.index, wide.to_numpy(),
                                                                          strict=True)]
         blocks.append(Block(_table_title(key) + " — ROC-AUC per tag", ["tag", *wide.columns], rows))
-    return Section("Per class and per tag", [], blocks)
+    return Section("Per tag", [], blocks)
 
 
-def ablation_section(report: Report) -> Section | None:
-    if report.ablations.empty:
+def ablation_section(report: Report, figures: bool = False) -> Section | None:
+    if report["ablations"].empty:
         return None
     intro = ["Each variant against its reference (augmentation/deformation: the same system with "
              "'none'; system: the reference system), paired on fold and seed: delta of the mean, "
              "a 95% t interval of the per-cell differences, and the paired per-track test."]
     blocks = []
-    for key, g in _tables(report.ablations):
+    for key, g in _by_table(report["ablations"]):
         rows = [[r.axis, r.system + (" (tuned)" if r.tuned else ""), r.variant, r.reference,
                  _num(r.reference_value), _num(r.value), f"{r.delta:+.4f}", _ci(r.ci_low, r.ci_high),
                  str(r.pairs), _p(r.p_value) or "n/a"] for r in g.itertuples()]
@@ -203,14 +213,14 @@ def _none_first(labels) -> list[str]:
     return sorted(labels, key=lambda label: label != "none")
 
 
-def robustness_section(report: Report) -> Section | None:
-    if report.robustness.empty:
+def robustness_section(report: Report, figures: bool = False) -> Section | None:
+    if report["robustness"].empty:
         return None
     intro = ["Mean score over folds and seeds of each system trained with an augmentation (rows) "
              "and tested under a deformation (columns); the last column averages a row over the "
              "deformations. ★ marks the best row by that average."]
     blocks = []
-    for key, g in _tables(report.robustness):
+    for key, g in _by_table(report["robustness"]):
         for (system, tuned), m in g.groupby(["system", "tuned"], sort=True):
             grid = m.pivot_table(index="augment", columns="deform", values="score", sort=False)
             grid = grid.loc[_none_first(grid.index), _none_first(grid.columns)]
@@ -228,7 +238,7 @@ def throughput_section(report: Report, figures: bool) -> Section | None:
     blocks = []
     from musicbench.report.figures import tradeoff_png
 
-    for key, g in _tables(report.throughput):
+    for key, g in _by_table(report["throughput"]):
         rows = [[r.system + ("" if r.augment == "none" else f" +{r.augment}")
                  + (" (tuned)" if r.tuned else ""), str(r.device), _num(r.score), _num(r.fit_seconds, 2),
                  _num(r.predict_seconds, 3),
@@ -244,21 +254,20 @@ def throughput_section(report: Report, figures: bool) -> Section | None:
                             ["Timings are wall-clock seconds per cell from the run (features cached or "
                              "not, as the run found them); use 'musicbench bench' for controlled timings."],
                             marked=list(g["on_front"]), figures=figs))
-    if report.bench:
-        from musicbench.throughput.results import summary_table
-
-        headers, rows = summary_table(report.bench)
-        hw = report.bench.get("hardware", {})
-        blocks.append(Block("Benchmarks (musicbench bench)", headers, rows,
-                            [f"Hardware: {hw.get('cpu_model', '?')}, {hw.get('cpu_cores', '?')} cores, "
-                             f"GPU {hw.get('gpu') or 'none'}; device {hw.get('device', '?')}."]))
     if not blocks:
         return None
     return Section("Throughput", [], blocks)
 
 
-def sections(report: Report, figures: bool = True) -> list[Section]:
-    """The report's sections in reading order; ``figures=False`` skips rendering plots."""
-    out = [leaderboard_section(report), mismatch_section(report), per_class_section(report, figures),
-           ablation_section(report), robustness_section(report), throughput_section(report, figures)]
-    return [s for s in out if s is not None]
+def bench_section(report: Report) -> Section | None:
+    """The 'musicbench bench' JSON given to the report, as a table."""
+    if not report.bench:
+        return None
+    from musicbench.throughput.results import summary_table
+
+    headers, rows = summary_table(report.bench)
+    hw = report.bench.get("hardware", {})
+    return Section("Benchmarks", [], [Block(
+        "Benchmarks (musicbench bench)", headers, rows,
+        [f"Hardware: {hw.get('cpu_model', '?')}, {hw.get('cpu_cores', '?')} cores, "
+         f"GPU {hw.get('gpu') or 'none'}; device {hw.get('device', '?')}."])])

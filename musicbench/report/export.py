@@ -14,12 +14,10 @@ import pandas as pd
 from musicbench.errors import ConfigError
 from musicbench.report import htmlpage, markdown
 from musicbench.report.build import Report
-from musicbench.report.display import sections
+from musicbench.report.registry import TABLES, sections
 from musicbench.runtime import atomic_write
 
 FORMATS = ("md", "html", "csv", "json")
-TABLES = ("leaderboard", "split_mismatches", "failed", "per_class", "per_tag", "ablations", "robustness",
-          "throughput")
 
 
 def parse_formats(text: str) -> list[str]:
@@ -51,10 +49,10 @@ def _meta(report: Report) -> list[str]:
 
 
 def to_json(report: Report) -> dict[str, Any]:
-    tables = {name: getattr(report, name).to_dict(orient="records") for name in TABLES}
+    tables = {name: (t.to_dict(orient="records") if isinstance(t, pd.DataFrame) else t)
+              for name, t in ((n, report[n]) for n in TABLES)}
     return clean({"title": report.title, "sources": report.sources, "alpha": report.alpha,
-                  "reference_system": report.reference_system, **tables,
-                  "confusions": report.confusions, "bench": report.bench})
+                  "reference_system": report.reference_system, **tables, "bench": report.bench})
 
 
 def write_report(report: Report, out: Path, formats: list[str]) -> list[Path]:
@@ -72,8 +70,8 @@ def write_report(report: Report, out: Path, formats: list[str]) -> list[Path]:
         atomic_write(out / "report.html", htmlpage.render(report.title, _meta(report), layout))
         written.append(out / "report.html")
     if "csv" in formats:
-        for name in TABLES:
-            df: pd.DataFrame = getattr(report, name)
+        for name in (n for n, t in TABLES.items() if t.csv):
+            df: pd.DataFrame = report[name]
             if not df.empty:
                 atomic_write(out / f"{name}.csv", df.to_csv(index=False))
                 written.append(out / f"{name}.csv")

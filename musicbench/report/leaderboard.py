@@ -4,23 +4,19 @@ from __future__ import annotations
 
 import pandas as pd
 
-from musicbench.report import tables
-from musicbench.report.build import Report
-from musicbench.report.display import leaderboard_section, mismatch_section
+from musicbench.report.build import build
 from musicbench.report.markdown import block_markdown
+from musicbench.report.registry import sections
 
 
 def to_markdown(results: pd.DataFrame, alpha: float = 0.05) -> str:
-    """Leaderboard tables (with the paired test against the best) and any split mismatches."""
+    """The brief tables of the registry: leaderboards (with the paired test against the
+    best), split mismatches and failed cells."""
     if results.empty:
         return "No results.\n"
-    report = Report(title="Leaderboard", sources=[], alpha=alpha, reference_system=None,
-                    leaderboard=tables.leaderboard(results, alpha),
-                    split_mismatches=tables.split_mismatches(results), failed=tables.unresolved(results))
+    report = build(results, "Leaderboard", alpha, brief=True)
     out = ["# Leaderboard", ""]
-    for section in (leaderboard_section(report), mismatch_section(report)):
-        if section is None:
-            continue
+    for section in sections(report, figures=False):
         out += [f"{p}\n" for p in section.intro]
         for block in section.blocks:
             out += block_markdown(block, level=2)

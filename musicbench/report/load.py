@@ -1,8 +1,9 @@
 """Read results into one table: from run folders (the results store) or from MLflow.
 
-Each row is a cell record (the columns of ``musicbench.runner.store.COLUMNS`` plus
+Each row is a ``CellRecord.row()`` (the columns of ``musicbench.results.columns()`` plus
 ``classes``, ``details`` and ``predictions``, an absolute path to the per-track CSV or
-None). Both sources give the same table, so every report section works on either.
+None) and its ``source``. Both sources give the same table, so every report section works
+on either.
 """
 
 from __future__ import annotations
@@ -15,21 +16,15 @@ import numpy as np
 import pandas as pd
 
 from musicbench.errors import ConfigError, DataError
-from musicbench.runner.store import COLUMNS, ResultStore
+from musicbench.results import CellRecord, ResultStore, columns
 
 EXTRA = ["classes", "details", "predictions", "source"]
 
 
-def _frame(records: list[dict[str, Any]]) -> pd.DataFrame:
-    df = pd.DataFrame(records)
-    for col in COLUMNS + EXTRA:
-        if col not in df:
-            df[col] = None
-    df["augment"] = df["augment"].fillna("none")
-    df["deform"] = df["deform"].fillna("none")
+def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    df = pd.DataFrame(rows, columns=columns() + EXTRA)
     df["tuned"] = df["tuned"].fillna(False).astype(bool)
-    df["split_hash"] = df["split_hash"].fillna("")
-    return df[COLUMNS + EXTRA]
+    return df
 
 
 def _run_folders(path: Path) -> list[Path]:
@@ -51,10 +46,10 @@ def load_folders(paths: list[str | Path]) -> pd.DataFrame:
             raise DataError(f"results folder {path} does not exist")
         for folder in _run_folders(path):
             for rec in ResultStore(folder).records():
-                pred = rec.get("predictions")
-                rec["predictions"] = str((folder / pred).resolve()) if pred else None
-                rec["source"] = str(folder)
-                records.append(rec)
+                row = rec.row()
+                row["predictions"] = str((folder / rec.predictions).resolve()) if rec.predictions else None
+                row["source"] = str(folder)
+                records.append(row)
     if not records:
         raise DataError(f"no finished or failed cells in {', '.join(map(str, paths))}")
     return _frame(records)
@@ -80,7 +75,7 @@ def load_experiment(name: str, tracking_uri: str | None = None,
     """
     from mlflow import MlflowClient
 
-    from musicbench.runner.tracking import CELL_TAG, default_tracking_uri
+    from musicbench.results.tracking import default_tracking_uri
 
     uri = tracking_uri or default_tracking_uri()
     client = MlflowClient(uri)
@@ -94,35 +89,21 @@ def load_experiment(name: str, tracking_uri: str | None = None,
                               order_by=["attributes.start_time DESC"])
     records: dict[str, dict[str, Any]] = {}
     for run in runs:
-        tags, params, metrics = run.data.tags, run.data.params, run.data.metrics
-        key = tags.get(CELL_TAG)
-        if key is None or key in records or "task" not in params:
+        rec = CellRecord.from_mlflow(run.data.params, run.data.tags, run.data.metrics, run.info.run_id,
+                                     finished=run.info.status == "FINISHED")
+        if rec is None or rec.cell_key in records:
             continue
-        rec: dict[str, Any] = {
-            "task": params["task"], "version": params.get("version"), "protocol": params["protocol"],
-            "fold": int(params["fold"]), "system": params["system"], "seed": int(params["seed"]),
-            "n_train": _num(params.get("n_train")), "n_test": _num(params.get("n_test")),
-            "augment": params.get("augment", "none"), "deform": params.get("deform", "none"),
-            "tuned": params.get("tuned") == "True", "tuned_study": params.get("tuned_study"),
-            "split_hash": tags.get("split_hash", ""), "status": tags.get("status", "ok"),
-            "device": tags.get("device"), "error": tags.get("error"), "cell_key": key,
-            "mlflow_run_id": run.info.run_id, "source": f"mlflow:{name}", **metrics,
-        }
-        rec["status"] = "ok" if rec["status"] == "ok" and run.info.status == "FINISHED" else "failed"
+        row = {**rec.row(), "source": f"mlflow:{name}"}
         for art in client.list_artifacts(run.info.run_id):
-            local = Path(client.download_artifacts(run.info.run_id, art.path, str(dest / key)))
+            local = Path(client.download_artifacts(run.info.run_id, art.path, str(dest / rec.cell_key)))
             if art.path.endswith(".confusion.csv"):
-                rec["classes"], rec["details"] = _confusion_details(local)
+                row["classes"], row["details"] = _confusion_details(local)
             elif art.path.endswith(".csv"):
-                rec["predictions"] = str(local)
-        records[key] = rec
+                row["predictions"] = str(local)
+        records[rec.cell_key] = row
     if not records:
         raise DataError(f"MLflow experiment {name!r} at {uri} holds no musicbench cells")
     return _frame(list(records.values()))
-
-
-def _num(text: str | None) -> float | None:
-    return None if text in (None, "None") else float(text)
 
 
 def read_predictions(path: str | None) -> pd.DataFrame | None:

@@ -1,5 +1,8 @@
 """The report's tables, computed from a results table (see ``musicbench.report.load``).
 
+Each is registered once in ``musicbench.report.registry``, which the report, its exports
+and its display sections derive from.
+
 Every table is keyed by task x version x protocol x split hash: rows with different split
 hashes were scored on different track sets, so they are never compared with each other;
 ``split_mismatches`` lists where that happened. Within a table a *variant* is one system
@@ -13,7 +16,7 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-from musicbench.protocol.metrics import MULTICLASS_METRICS, MULTILABEL_METRICS
+from musicbench.protocol.metrics import get_metric, metrics_for, primary_metric
 from musicbench.report.load import read_predictions
 from musicbench.report.stats import (
     PairedTest,
@@ -35,18 +38,14 @@ def ok_cells(results: pd.DataFrame) -> pd.DataFrame:
 
 
 def table_kind(cells: pd.DataFrame) -> str:
-    return "multiclass" if cells["accuracy"].notna().any() else "multilabel"
+    """The task kind of a table's cells (every record says which)."""
+    kinds = cells["kind"].dropna().unique()
+    if len(kinds) != 1:
+        raise ValueError(f"cells of one table hold task kinds {sorted(kinds)}")
+    return str(kinds[0])
 
 
-def primary_of(kind: str) -> str:
-    return "accuracy" if kind == "multiclass" else "roc_auc_macro"
-
-
-def _metrics_of(kind: str) -> tuple[str, ...]:
-    return MULTICLASS_METRICS if kind == "multiclass" else MULTILABEL_METRICS
-
-
-def _tables(results: pd.DataFrame):
+def _by_table(results: pd.DataFrame):
     ok = ok_cells(results)
     for key, cells in ok.groupby(TABLE, sort=True, dropna=False):
         yield dict(zip(TABLE, key, strict=True)), cells
@@ -125,15 +124,16 @@ def leaderboard(results: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
     """
     failed = results[results.status != "ok"].groupby(TABLE + VARIANT, dropna=False).size()
     rows = []
-    for tkey, cells in _tables(results):
+    for tkey, cells in _by_table(results):
         kind = table_kind(cells)
-        primary = primary_of(kind)
+        primary = get_metric(primary_metric(kind))
         variants = list(_variants(cells))
         table_rows = []
         for vkey, g in variants:
-            row = {**tkey, **vkey, "kind": kind, "metric": primary}
-            for m in _metrics_of(kind):
-                mean, lo, hi = mean_ci(g[m].to_numpy(dtype=float), bounds=(0.0, 1.0))
+            row = {**tkey, **vkey, "kind": kind, "metric": primary.name}
+            for m in metrics_for(kind, leaderboard_only=True):
+                bounds = get_metric(m).bounds or (-np.inf, np.inf)
+                mean, lo, hi = mean_ci(g[m].to_numpy(dtype=float), bounds=bounds)
                 std = float(g[m].astype(float).std(ddof=1)) if g[m].notna().sum() > 1 else 0.0
                 row.update({f"{m}_mean": mean, f"{m}_std": std, f"{m}_ci_low": lo, f"{m}_ci_high": hi})
             row.update(
@@ -146,7 +146,8 @@ def leaderboard(results: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
                 fit_seconds=float(g["fit_seconds"].astype(float).mean()),
             )
             table_rows.append((row, g))
-        table_rows.sort(key=lambda rg: -np.nan_to_num(rg[0][f"{primary}_mean"], nan=-np.inf))
+        sign = -1.0 if primary.higher_is_better else 1.0  # best first, unscored last
+        table_rows.sort(key=lambda rg: np.nan_to_num(sign * rg[0][f"{primary.name}_mean"], nan=np.inf))
         best_row, best_cells = table_rows[0]
         for rank, (row, g) in enumerate(table_rows, 1):
             row["rank"] = rank
@@ -181,7 +182,7 @@ def split_mismatches(results: pd.DataFrame) -> pd.DataFrame:
                                        "tracks_index", "systems", "cells", "sources"])
 
 
-def unresolved(results: pd.DataFrame) -> pd.DataFrame:
+def failed_cells(results: pd.DataFrame) -> pd.DataFrame:
     """Failed cells, with their error, so a report never hides what did not run."""
     bad = results[results.status != "ok"]
     return bad[TABLE + VARIANT + ["fold", "seed", "error"]].reset_index(drop=True)
@@ -190,7 +191,7 @@ def unresolved(results: pd.DataFrame) -> pd.DataFrame:
 def per_class(results: pd.DataFrame) -> pd.DataFrame:
     """Per-class recall (multiclass) per variant, mean and std over cells."""
     rows = []
-    for tkey, cells in _tables(results):
+    for tkey, cells in _by_table(results):
         if table_kind(cells) != "multiclass":
             continue
         for vkey, g in _variants(cells):
@@ -206,7 +207,7 @@ def per_class(results: pd.DataFrame) -> pd.DataFrame:
 def per_tag(results: pd.DataFrame) -> pd.DataFrame:
     """Per-tag ROC-AUC and PR-AUC (multilabel) per variant, mean over cells."""
     rows = []
-    for tkey, cells in _tables(results):
+    for tkey, cells in _by_table(results):
         if table_kind(cells) != "multilabel":
             continue
         for vkey, g in _variants(cells):
@@ -228,7 +229,7 @@ def per_tag(results: pd.DataFrame) -> pd.DataFrame:
 def confusions(results: pd.DataFrame) -> list[dict]:
     """Confusion matrices summed over the cells of each un-augmented, un-deformed variant."""
     out = []
-    for tkey, cells in _tables(results):
+    for tkey, cells in _by_table(results):
         if table_kind(cells) != "multiclass":
             continue
         for vkey, g in _variants(cells):
@@ -267,9 +268,9 @@ def ablations(results: pd.DataFrame, reference_system: str | None = None,
     per-cell differences; the p-value is the paired per-track test.
     """
     rows = []
-    for tkey, cells in _tables(results):
+    for tkey, cells in _by_table(results):
         kind = table_kind(cells)
-        metric = primary_of(kind)
+        metric = primary_metric(kind)
         variants = {tuple(v.values()): g for v, g in _variants(cells)}
         for (system, augment, deform, tuned), g in variants.items():
             if augment == "none" and deform == "none":
@@ -304,8 +305,8 @@ def throughput(results: pd.DataFrame) -> pd.DataFrame:
     primary metric and inference clips per second.
     """
     rows = []
-    for tkey, cells in _tables(results):
-        metric = primary_of(table_kind(cells))
+    for tkey, cells in _by_table(results):
+        metric = primary_metric(table_kind(cells))
         clean = cells[cells.deform == "none"]
         table = []
         for (system, augment, tuned, device), g in clean.groupby(
@@ -329,8 +330,8 @@ def robustness(results: pd.DataFrame) -> pd.DataFrame:
     """The primary metric of each system per (train-time augmentation, test-time
     deformation), for systems run under more than one of either: one matrix each."""
     rows = []
-    for tkey, cells in _tables(results):
-        metric = primary_of(table_kind(cells))
+    for tkey, cells in _by_table(results):
+        metric = primary_metric(table_kind(cells))
         for (system, tuned), g in cells.groupby(["system", "tuned"], sort=True, dropna=False):
             if g["augment"].nunique() * g["deform"].nunique() < 2:
                 continue

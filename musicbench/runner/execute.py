@@ -1,38 +1,31 @@
-"""The runner: expands a suite into cells and runs those not already finished.
+"""Running cells: ``run_cell`` fits one planned cell and scores it under each of its
+deformations; the ``Runner`` plans a suite, skips finished records, runs the rest and is
+the one writer of the results store and of MLflow.
 
-A cell is task x protocol x fold x system x seed. Its key hashes everything that
-defines it (task spec, split hash, fold, system family and full parameters, seed, code
-version), so a rerun skips finished cells and recomputes only what is missing. A cell
-that raises is recorded as failed with its error and the run goes on; failed cells are
-retried by the next run.
+A cell that raises is recorded as failed with its error and the run goes on; failed
+records are retried by the next run.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import sys
-import time
 import traceback
-import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-import numpy as np
+import pandas as pd
 
-import musicbench
 from musicbench.augment import validate_spec
-from musicbench.errors import MusicbenchError
-from musicbench.protocol.metrics import evaluate, primary_metric
-from musicbench.protocol.splits import Fold, Split, parse_protocol, resolve
-from musicbench.runner.store import ResultStore
+from musicbench.protocol.experiment import TaskSource, fit, open_clips, score
+from musicbench.protocol.metrics import primary_metric
+from musicbench.protocol.splits import parse_protocol
+from musicbench.results import CellRecord, ResultStore
+from musicbench.runner.plan import CellPlan, plan_task
 from musicbench.runner.suite import Suite
-from musicbench.runtime import atomic_write, check_device, seed_everything
-from musicbench.systems import build_system, get_preset
-from musicbench.systems.base import ClipData
-from musicbench.tasks import ClipSet, get_task
+from musicbench.runtime import atomic_write, check_device
+from musicbench.systems import build_system
+from musicbench.tasks import ClipData
 
 
 @dataclass
@@ -47,27 +40,16 @@ class RunOptions:
     quiet: bool = False
 
 
+@dataclass
+class CellOutcome:
+    """What running a cell produced: one record per deformation asked for, and the
+    per-track predictions CSV of each record that has one (record key -> text)."""
 
-def cell_key(**parts: Any) -> str:
-    payload = json.dumps({**parts, "code": musicbench.__version__}, sort_keys=True, default=str)
-    return hashlib.sha1(payload.encode()).hexdigest()[:20]
-
-
-def training_record(est) -> dict[str, Any]:
-    """What a neural system learnt per epoch (``history_``), for the cell record and MLflow."""
-    out = {k: getattr(est, k + "_") for k in ("history", "best_epoch", "n_parameters")
-           if hasattr(est, k + "_")}
-    return json.loads(json.dumps(out, default=float))
+    records: list[CellRecord]
+    predictions: dict[str, str]
 
 
-def _log(opts: RunOptions, msg: str) -> None:
-    if not opts.quiet:
-        print(msg, file=sys.stderr, flush=True)
-
-
-def _predictions_csv(data: ClipData, scores: np.ndarray) -> str:
-    import pandas as pd
-
+def predictions_csv(data: ClipData, scores) -> str:
     df = pd.DataFrame({"track_id": [c.track_id for c in data.clips]})
     if data.kind == "multiclass":
         df["label"] = [c.label for c in data.clips]
@@ -77,6 +59,47 @@ def _predictions_csv(data: ClipData, scores: np.ndarray) -> str:
     for j, cls in enumerate(data.classes):
         df[f"score:{cls}"] = scores[:, j]
     return df.to_csv(index=False, float_format="%.6g")
+
+
+def _failed(rec: CellRecord, exc: BaseException) -> CellRecord:
+    rec.status, rec.error = "failed", f"{type(exc).__name__}: {exc}"
+    rec.details = {"traceback": traceback.format_exc()}
+    rec.finished_at = datetime.now(UTC).isoformat()
+    return rec
+
+
+def run_cell(plan: CellPlan, deforms: list[str]) -> CellOutcome:
+    """Fit once for the plan's (fold, system, seed, augmentation); score the test part
+    under each of ``deforms``. Errors become failed records, never exceptions."""
+    out = CellOutcome([], {})
+    try:
+        clipset = open_clips(plan.source)
+        est = build_system(plan.preset, seed=plan.seed, device=plan.device, **plan.overrides)
+        aug = None if plan.augment == "none" else validate_spec(plan.augment)
+        fit_seconds = fit(est, clipset.part(plan.fold.train, augment=aug), clipset.part(plan.fold.valid),
+                          plan.seed)
+        training = est.training_report()
+    except Exception as exc:  # one broken cell must not stop the others
+        out.records = [_failed(plan.record(d), exc) for d in deforms]
+        return out
+    for deform in deforms:
+        rec = plan.record(deform)
+        try:
+            test = clipset.part(plan.fold.test, deform=None if deform == "none" else validate_spec(deform))
+            scored = score(est, test)
+            details = {k: v for k, v in scored.result.items() if isinstance(v, (dict, list))}
+            rec.metrics = {k: v for k, v in scored.result.items() if k not in details}
+            rec.details = {**details, "training": training}
+            rec.fit_seconds, rec.predict_seconds = round(fit_seconds, 4), round(scored.seconds, 4)
+            rec.classes = list(clipset.classes)
+            rec.predictions = f"predictions/{rec.cell_key}.csv"
+            out.predictions[rec.cell_key] = predictions_csv(test, scored.scores)
+            rec.status, rec.error = "ok", None
+            rec.finished_at = datetime.now(UTC).isoformat()
+        except Exception as exc:  # one broken cell must not stop the others
+            rec = _failed(rec, exc)
+        out.records.append(rec)
+    return out
 
 
 class Runner:
@@ -89,188 +112,88 @@ class Runner:
     @property
     def tracker(self):
         if self._tracker is None and self.opts.track:
-            from musicbench.runner.tracking import Tracker
+            from musicbench.results.tracking import Tracker
 
             self._tracker = Tracker(self.suite.name, self.opts.tracking_uri)
         return self._tracker
 
-    def run(self) -> ResultStore:
+    def log(self, msg: str) -> None:
+        if not self.opts.quiet:
+            print(msg, file=sys.stderr, flush=True)
+
+    def validate(self) -> None:
+        """Malformed options fail before any work."""
         check_device(self.opts.device)
-        for spec in self.suite.protocols:  # malformed options fail before any work
+        for spec in self.suite.protocols:
             parse_protocol(spec)
         for spec in (*self.suite.augment, *self.suite.deform):
             if spec != "none":
                 validate_spec(spec)
         for name in self.suite.systems:
-            base, overrides = self.suite.resolve_system(name)
-            build_system(base, device=self.opts.device, **overrides)
-        for task_ref in self.suite.tasks:
-            self._run_task(task_ref)
+            preset, overrides = self.suite.resolve_system(name)
+            build_system(preset, device=self.opts.device, **overrides)
+
+    def run(self) -> ResultStore:
+        self.validate()
+        allow_partial = self.opts.allow_partial or self.suite.allow_partial
+        for ref in self.suite.tasks:
+            source = TaskSource(ref, self.opts.data_home, self.opts.index_dir, allow_partial)
+            for item in plan_task(self.suite, source, self.opts.device, self.log):
+                if isinstance(item, CellRecord):
+                    self._finish(item, f"{item.task}:{item.version} {item.protocol} {item.system} "
+                                       f"seed {item.seed}")
+                else:
+                    self._run(item)
         self.store.write_csv()
         return self.store
 
-    def _run_task(self, task_ref: str) -> None:
-        task = get_task(task_ref, self.opts.data_home, self.opts.index_dir)
-        protocols = self.suite.protocols or (task.spec.default_protocol,)
-        allow_partial = self.opts.allow_partial or self.suite.allow_partial
-        try:
-            clipset = task.clips(allow_partial=allow_partial)
-        except MusicbenchError as exc:
-            for protocol in protocols:
-                self._record_unresolved(task, protocol, exc)
-            return
-        if clipset.missing:
-            _log(self.opts, f"{task.ref}: partial data, using {len(clipset)} of "
-                            f"{clipset.n_index} tracks (--allow-partial)")
-        for protocol in protocols:
-            try:
-                with warnings.catch_warnings(record=True) as caught:
-                    warnings.simplefilter("always")
-                    split = resolve(protocol, clipset)
-                for w in caught:
-                    _log(self.opts, f"WARNING: {w.message}")
-            except MusicbenchError as exc:
-                self._record_unresolved(task, protocol, exc)
-                continue
-            for fold in split.folds:
-                for system in self.suite.systems:
-                    for seed in self.suite.seeds:
-                        for augment in self.suite.augment:
-                            self._run_cell(clipset, split, fold, system, seed, augment)
-
-    def _base_record(self, task, protocol: str, system: str, seed: int) -> dict[str, Any]:
-        tuned = self.suite.tuned.get(system)
-        return {"task": task.name, "version": task.version, "protocol": protocol,
-                "system": system, "seed": seed, "device": self.opts.device,
-                "tuned": bool(tuned), "tuned_study": (tuned or {}).get("study"),
-                "tuned_trials": (tuned or {}).get("trials"),
-                "finished_at": None, "mlflow_run_id": None}
-
-    def _record_unresolved(self, task, protocol: str, exc: Exception) -> None:
-        _log(self.opts, f"FAILED {task.ref} {protocol}: {exc}")
-        for system in self.suite.systems:
-            for seed in self.suite.seeds:
-                rec = self._base_record(task, protocol, system, seed)
-                key = cell_key(task=task.ref, protocol=protocol, system=system, seed=seed,
-                               unresolved=True)
-                rec.update(cell_key=key, fold=-1, split_hash="", status="failed",
-                           augment="none", deform="none",
-                           error=f"{type(exc).__name__}: {exc}",
-                           finished_at=datetime.now(UTC).isoformat())
-                self.store.save(rec)
-                self.counts["failed"] += 1
-
-    def _run_cell(self, clipset: ClipSet, split: Split, fold: Fold, system: str,
-                  seed: int, augment: str) -> None:
-        """Fit once for (fold, system, seed, augment); evaluate under every deformation."""
-        task = clipset.task
-        base, overrides = self.suite.resolve_system(system)
-        preset = get_preset(base)
-        est = build_system(base, seed=seed, device=self.opts.device, **overrides)
-        params = {k: v for k, v in est.get_params().items() if k not in ("seed", "device")}
-        spec = {k: v for k, v in asdict(task.spec).items() if k != "path"}
-        keys = {
-            deform: cell_key(task=spec, version=task.version, protocol=split.protocol,
-                             split_hash=split.hash, fold=fold.index, system=system,
-                             preset=base, family=preset["family"], params=params, seed=seed,
-                             augment=augment, deform=deform)
-            for deform in self.suite.deform
-        }
-        todo = [d for d, k in keys.items() if not self.store.is_done(k)]
-        for deform, key in keys.items():
-            if deform not in todo:
+    def _run(self, plan: CellPlan) -> None:
+        todo = []
+        for deform, key in plan.keys.items():
+            done = self.store.load(key)
+            if done is not None and done.ok:
                 self.counts["skipped"] += 1
-                self._ensure_logged(self.store.load(key), params)
+                self._ensure_logged(done)
+            else:
+                todo.append(deform)
         if not todo:
             return
+        outcome = run_cell(plan, todo)
+        for rec in outcome.records:
+            if rec.cell_key in outcome.predictions:
+                atomic_write(self.store.root / rec.predictions, outcome.predictions[rec.cell_key])
+            label = plan.label + (f" deform {rec.deform}" if rec.deform != "none" else "")
+            if rec.ok:
+                metric = primary_metric(rec.kind)
+                label += (f": {metric} {rec.metrics[metric]:.4f} (fit {rec.fit_seconds:.1f}s, "
+                          f"predict {rec.predict_seconds:.1f}s)")
+            self._finish(rec, label)
 
-        def part(ids, **kw):
-            clips = clipset.subset(ids)
-            return ClipData(task, clips, clipset.classes, task.spec.kind,
-                            clipset.targets(clips), **kw)
-
-        def record(deform: str) -> dict[str, Any]:
-            rec = self._base_record(task, split.protocol, system, seed)
-            rec.update(cell_key=keys[deform], split_hash=split.hash, fold=fold.index,
-                       augment=augment, deform=deform,
-                       n_train=len(fold.train), n_valid=len(fold.valid), n_test=len(fold.test),
-                       n_tracks_used=len(clipset), n_tracks_index=clipset.n_index,
-                       group_leakage=fold.leakage, params=params)
-            return rec
-
-        base = f"{task.ref} {split.protocol} fold {fold.index} {system} seed {seed}"
-        if augment != "none":
-            base += f" augment {augment}"
-        try:
-            aug = None if augment == "none" else validate_spec(augment)
-            train = part(fold.train, augment=aug)
-            valid = part(fold.valid)
-            seed_everything(seed)
-            t0 = time.perf_counter()
-            est.fit(train, valid if len(valid) else None)
-            fit_seconds = time.perf_counter() - t0
-            training = training_record(est)
-        except Exception as exc:  # one broken cell must not stop the others
-            for deform in todo:
-                self._finish(record(deform), params, exc=exc, label=base)
-            return
-        for deform in todo:
-            rec = record(deform)
-            label = base + (f" deform {deform}" if deform != "none" else "")
-            try:
-                test = part(fold.test, deform=None if deform == "none" else validate_spec(deform))
-                t1 = time.perf_counter()
-                scores = np.asarray(est.predict_scores(test.without_labels()), dtype=np.float64)
-                predict_seconds = time.perf_counter() - t1
-                result = evaluate(task.spec.kind, test.y, scores, clipset.classes)
-                pred_path = self.store.predictions_dir / f"{rec['cell_key']}.csv"
-                atomic_write(pred_path, _predictions_csv(test, scores))
-                details = {k: v for k, v in result.items() if isinstance(v, (dict, list))}
-                rec.update({k: v for k, v in result.items() if k not in details})
-                details["training"] = training
-                rec.update(fit_seconds=round(fit_seconds, 4),
-                           predict_seconds=round(predict_seconds, 4), classes=clipset.classes,
-                           details=details,
-                           predictions=str(pred_path.relative_to(self.store.root)))
-                metric = primary_metric(task.spec.kind)
-                label += (f": {metric} {rec[metric]:.4f} (fit {fit_seconds:.1f}s, "
-                          f"predict {predict_seconds:.1f}s)")
-                self._finish(rec, params, label=label)
-            except Exception as exc:  # one broken cell must not stop the others
-                self._finish(rec, params, exc=exc, label=label)
-
-    def _finish(self, rec: dict[str, Any], params: dict[str, Any], label: str,
-                exc: Exception | None = None) -> None:
-        if exc is None:
-            rec.update(status="ok", error=None)
-            _log(self.opts, f"[ok] {label}")
+    def _finish(self, rec: CellRecord, label: str) -> None:
+        if rec.ok:
+            self.log(f"[ok] {label}")
         else:
-            rec.update(status="failed", error=f"{type(exc).__name__}: {exc}",
-                       details={"traceback": traceback.format_exc()})
-            _log(self.opts, f"[FAILED] {label}: {type(exc).__name__}: {exc}")
-        rec["finished_at"] = datetime.now(UTC).isoformat()
+            self.log(f"[FAILED] {label}: {rec.error}")
         self.store.save(rec)
-        self.counts[rec["status"]] += 1
-        self._ensure_logged(rec, params)
+        self.counts[rec.status] += 1
+        self._ensure_logged(rec)
 
-    def _ensure_logged(self, rec: dict[str, Any], params: dict[str, Any]) -> None:
+    def _ensure_logged(self, rec: CellRecord) -> None:
         """Log a cell to MLflow once; a tracking failure is reported, results are kept."""
-        if not self.opts.track or rec.get("mlflow_run_id"):
+        if not self.opts.track or rec.mlflow_run_id:
             return
         artifacts = []
-        if rec.get("predictions"):
-            artifacts.append(self.store.root / rec["predictions"])
-        cm = rec.get("details", {}).get("confusion_matrix")
+        if rec.predictions:
+            artifacts.append(self.store.root / rec.predictions)
+        cm = rec.details.get("confusion_matrix")
         if cm is not None:
-            import pandas as pd
-
-            path = self.store.predictions_dir / f"{rec['cell_key']}.confusion.csv"
-            atomic_write(path, pd.DataFrame(cm, index=rec["classes"], columns=rec["classes"])
+            path = self.store.predictions_dir / f"{rec.cell_key}.confusion.csv"
+            atomic_write(path, pd.DataFrame(cm, index=rec.classes, columns=rec.classes)
                          .to_csv(index_label="true\\predicted"))
             artifacts.append(path)
         try:
-            rec["mlflow_run_id"] = self.tracker.log_cell(rec, params, artifacts)
+            rec.mlflow_run_id = self.tracker.log_cell(rec, artifacts)
         except Exception as exc:  # noqa: BLE001 - tracking must never cost a result
-            _log(self.opts, f"WARNING: MLflow logging failed for {rec['cell_key']}: {exc}")
+            self.log(f"WARNING: MLflow logging failed for {rec.cell_key}: {exc}")
             return
         self.store.save(rec)

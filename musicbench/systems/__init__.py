@@ -13,7 +13,8 @@ from typing import Any
 
 from musicbench.errors import ConfigError, UnknownNameError
 from musicbench.presets import load_preset, preset_files
-from musicbench.systems.base import ClipData, System
+from musicbench.systems.base import System
+from musicbench.tasks import ClipData
 
 FAMILIES = {
     "classical": "musicbench.systems.classical:ClassicalSystem",

@@ -7,8 +7,8 @@ import numpy as np
 from musicbench.errors import ConfigError
 from musicbench.features.summaries import SUMMARIES, Codebook, dct_2d, dct_time, stats
 from musicbench.runtime import single_threaded
-from musicbench.systems.base import ClipData
 from musicbench.systems.frames import FrameFeatureSystem
+from musicbench.tasks import ClipData
 
 CLASSIFIERS = ("svm", "knn", "logreg", "mlp")
 
@@ -145,7 +145,7 @@ class ClassicalSystem(FrameFeatureSystem):
             return np.asarray(scores, dtype=np.float64)
         return self.expand_scores(scores, self.seen_, self.n_classes_, fill)
 
-    def fit(self, train: ClipData, valid: ClipData | None = None) -> ClassicalSystem:
+    def fit(self, train: ClipData, valid: ClipData | None = None, epoch_callback=None) -> ClassicalSystem:
         with single_threaded():
             return self._fit(train, valid)
 

@@ -6,8 +6,8 @@ import numpy as np
 from scipy.special import softmax
 
 from musicbench.runtime import single_threaded
-from musicbench.systems.base import ClipData
 from musicbench.systems.frames import FrameFeatureSystem
+from musicbench.tasks import ClipData
 
 
 class GMMSystem(FrameFeatureSystem):
@@ -79,7 +79,7 @@ class GMMSystem(FrameFeatureSystem):
                 loglik[i, c] = gmm.score_samples(z).sum()
         return softmax(loglik, axis=1)
 
-    def fit(self, train: ClipData, valid: ClipData | None = None) -> GMMSystem:
+    def fit(self, train: ClipData, valid: ClipData | None = None, epoch_callback=None) -> GMMSystem:
         with single_threaded():
             return self._fit(train, valid)
 

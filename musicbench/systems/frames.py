@@ -6,7 +6,8 @@ import numpy as np
 
 from musicbench.features import FeatureCache, FrontEnd, extract_frames
 from musicbench.features.summaries import add_deltas
-from musicbench.systems.base import ClipData, System
+from musicbench.systems.base import System
+from musicbench.tasks import ClipData
 
 
 class FrameFeatureSystem(System):

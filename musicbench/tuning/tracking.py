@@ -14,7 +14,7 @@ import sys
 import time
 from typing import Any
 
-from musicbench.runner.tracking import Tracker
+from musicbench.results.tracking import Tracker
 from musicbench.runtime import code_version
 
 EXPERIMENT = "tune"

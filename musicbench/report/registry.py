@@ -1,0 +1,60 @@
+"""The report tables, registered once: how each is computed from the results table, how
+it reads in Markdown and HTML, and whether it goes to CSV.
+
+The compiled ``Report``, its exports (md, html, csv, json), its display sections and the
+leaderboard printed after a run all derive from ``TABLES``; adding a table is one entry
+here, its compute function and (optionally) its section. Order is reading order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from musicbench.report import display, tables
+
+
+@dataclass(frozen=True)
+class Options:
+    """What a table may depend on besides the results."""
+
+    alpha: float = 0.05
+    reference_system: str | None = None
+
+
+@dataclass(frozen=True)
+class ReportTable:
+    name: str
+    compute: Callable[[pd.DataFrame, Options], pd.DataFrame | list[dict[str, Any]]]
+    #: the section that shows it: fn(report, figures) -> Section | None; None where another
+    #: table's section shows it (confusion matrices are figures of the per-class section)
+    section: Callable[[Any, bool], display.Section | None] | None
+    csv: bool = True
+    brief: bool = False  # part of the leaderboard that 'musicbench run' prints
+
+
+TABLES: dict[str, ReportTable] = {t.name: t for t in (
+    ReportTable("leaderboard", lambda r, o: tables.leaderboard(r, o.alpha), display.leaderboard_section,
+                brief=True),
+    ReportTable("split_mismatches", lambda r, o: tables.split_mismatches(r), display.mismatch_section,
+                brief=True),
+    ReportTable("failed", lambda r, o: tables.failed_cells(r), display.failed_section, brief=True),
+    ReportTable("per_class", lambda r, o: tables.per_class(r), display.per_class_section),
+    ReportTable("per_tag", lambda r, o: tables.per_tag(r), display.per_tag_section),
+    ReportTable("confusions", lambda r, o: tables.confusions(r), None, csv=False),
+    ReportTable("ablations", lambda r, o: tables.ablations(r, o.reference_system, o.alpha),
+                display.ablation_section),
+    ReportTable("robustness", lambda r, o: tables.robustness(r), display.robustness_section),
+    ReportTable("throughput", lambda r, o: tables.throughput(r), display.throughput_section),
+)}
+
+
+def sections(report: Any, figures: bool = True) -> list[display.Section]:
+    """The report's sections in reading order, one per compiled table that has one, then
+    the benchmark table; ``figures=False`` skips rendering plots."""
+    out = [t.section(report, figures) for name, t in TABLES.items() if t.section and name in report.tables]
+    out.append(display.bench_section(report))
+    return [s for s in out if s is not None]

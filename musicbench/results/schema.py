@@ -1,0 +1,192 @@
+"""The cell record: what one cell (task x protocol x fold x system x seed x augmentation x
+deformation) produced, and its one serialisation to JSON, to a CSV row and to MLflow.
+
+The runner, the store, MLflow logging, the report tables and the gate all read and write
+cells through ``CellRecord``; nothing else knows the layout. Records carry ``schema``;
+``from_dict`` reads every earlier layout (schema 1, written before this field existed,
+kept the metrics at the top level and no ``kind``), so no stored result is lost by an
+upgrade. Metric columns come from the metric registry (``musicbench.protocol.metrics``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from musicbench.protocol.metrics import METRICS, all_metric_names, metrics_for
+
+SCHEMA_VERSION = 2
+CELL_TAG = "musicbench.cell_key"
+
+IDENTITY = ("task", "version", "protocol", "split_hash", "fold", "system", "seed", "augment", "deform")
+COUNTS = ("n_train", "n_valid", "n_test", "n_tracks_used", "n_tracks_index", "group_leakage")
+TIMINGS = ("fit_seconds", "predict_seconds")
+CONTEXT = ("tuned", "tuned_study", "tuned_trials", "device", "error", "cell_key", "mlflow_run_id",
+           "finished_at")
+#: what MLflow keeps as run parameters (besides the system's own parameters)
+MLFLOW_PARAMS = ("task", "version", "protocol", "fold", "system", "seed", "augment", "deform", "kind",
+                 "tuned", "tuned_study", "tuned_trials", "n_train", "n_valid", "n_test")
+
+
+def columns() -> list[str]:
+    """The results table's columns, in order (``results.csv``); metrics from the registry."""
+    return [*IDENTITY, "status", "kind", *COUNTS, *TIMINGS, *all_metric_names(), *CONTEXT]
+
+
+@dataclass
+class CellRecord:
+    """One attempt at one cell. ``status`` is ``ok`` or ``failed``; a failed cell keeps its
+    ``error`` (and a traceback in ``details``). ``fold`` is -1 where the protocol could not
+    even be resolved. ``metrics`` holds the registered metrics of the task's ``kind``."""
+
+    cell_key: str
+    task: str
+    version: str | None
+    protocol: str
+    system: str
+    seed: int
+    fold: int = -1
+    split_hash: str = ""
+    augment: str = "none"
+    deform: str = "none"
+    kind: str | None = None
+    status: str = "failed"
+    error: str | None = None
+    device: str | None = "cpu"
+    tuned: bool = False
+    tuned_study: str | None = None
+    tuned_trials: int | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    n_train: int | None = None
+    n_valid: int | None = None
+    n_test: int | None = None
+    n_tracks_used: int | None = None
+    n_tracks_index: int | None = None
+    group_leakage: float | None = None
+    fit_seconds: float | None = None
+    predict_seconds: float | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    classes: list[str] | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    predictions: str | None = None  # per-track scores, relative to the run folder
+    mlflow_run_id: str | None = None
+    finished_at: str | None = None
+    schema: int = SCHEMA_VERSION
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    # -- JSON (the cell file) -------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=1, default=_jsonable)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CellRecord:
+        """A record from any stored layout (migrating older schemas)."""
+        data = dict(data)
+        if data.get("schema", 1) < 2:
+            data = _migrate_v1(data)
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    @classmethod
+    def from_json(cls, text: str) -> CellRecord:
+        return cls.from_dict(json.loads(text))
+
+    # -- CSV row / report table -----------------------------------------------------------
+    def row(self) -> dict[str, Any]:
+        """Flat: every column of ``columns()``, plus ``classes``, ``details``, ``predictions``."""
+        flat = {k: v for k, v in self.to_dict().items() if k not in ("metrics", "params", "schema")}
+        return {**{c: None for c in columns()}, **flat, **self.metrics}
+
+    # -- MLflow ---------------------------------------------------------------------------
+    def run_name(self) -> str:
+        return "|".join(str(getattr(self, k)) for k in ("task", "protocol", "fold", "system", "seed"))
+
+    def mlflow_params(self) -> dict[str, str]:
+        flat = {**self.params, **{k: getattr(self, k) for k in MLFLOW_PARAMS}}
+        return {k: str(v)[:6000] for k, v in flat.items()}
+
+    def mlflow_tags(self) -> dict[str, str]:
+        tags = {CELL_TAG: self.cell_key, "mlflow.runName": self.run_name(), "split_hash": self.split_hash,
+                "device": str(self.device), "status": self.status, "schema": str(self.schema)}
+        if self.error:
+            tags["error"] = self.error
+        return tags
+
+    def mlflow_metrics(self) -> list[tuple[str, float, int]]:
+        """(key, value, step): the registered metrics, counts and timings, then the training
+        curves of neural systems per epoch."""
+        out = [(k, float(v), 0) for k, v in self.metrics.items() if v is not None]
+        out += [(k, float(getattr(self, k)), 0) for k in (*TIMINGS, "group_leakage")
+                if getattr(self, k) is not None]
+        training = self.details.get("training") or {}
+        for row in training.get("history", []):
+            step = int(row.get("epoch", 0))
+            out += [(f"epoch.{k}", float(v), step) for k, v in row.items()
+                    if k != "epoch" and isinstance(v, (int, float)) and v == v]
+        out += [(k, float(training[k]), 0) for k in ("best_epoch", "n_parameters") if k in training]
+        return out
+
+    @classmethod
+    def from_mlflow(cls, params: dict[str, str], tags: dict[str, str], metrics: dict[str, float],
+                    run_id: str, finished: bool) -> CellRecord | None:
+        """The record logged as an MLflow run (None for runs that are not cells)."""
+        key = tags.get(CELL_TAG)
+        if key is None or "task" not in params:
+            return None
+        kind = params.get("kind") or _kind_of(metrics)
+        status = "ok" if tags.get("status", "ok") == "ok" and finished else "failed"
+        return cls(
+            cell_key=key, task=params["task"], version=_none(params.get("version")),
+            protocol=params["protocol"], fold=int(params["fold"]), system=params["system"],
+            seed=int(params["seed"]), augment=params.get("augment", "none"),
+            deform=params.get("deform", "none"), kind=kind, status=status, error=tags.get("error"),
+            device=tags.get("device"), tuned=params.get("tuned") == "True",
+            tuned_study=_none(params.get("tuned_study")),
+            tuned_trials=_int(params.get("tuned_trials")), split_hash=tags.get("split_hash", ""),
+            n_train=_int(params.get("n_train")), n_valid=_int(params.get("n_valid")),
+            n_test=_int(params.get("n_test")),
+            fit_seconds=metrics.get("fit_seconds"), predict_seconds=metrics.get("predict_seconds"),
+            group_leakage=metrics.get("group_leakage"),
+            metrics={k: v for k, v in metrics.items() if k in METRICS},
+            mlflow_run_id=run_id, schema=int(tags.get("schema", 1)),
+        )
+
+
+def _kind_of(metrics: dict[str, Any]) -> str | None:
+    """The task kind whose metrics a record holds (schema 1 records did not say)."""
+    for kind in ("multiclass", "multilabel"):
+        if any(metrics.get(m) is not None for m in metrics_for(kind)):
+            return kind
+    return None
+
+
+def _migrate_v1(data: dict[str, Any]) -> dict[str, Any]:
+    """Schema 1: metrics at the top level, no ``kind``, no ``schema``."""
+    metrics = {k: data.pop(k) for k in list(data) if k in METRICS}
+    data["metrics"] = {k: v for k, v in metrics.items() if v is not None}
+    data.setdefault("kind", _kind_of(metrics))
+    data["details"] = data.get("details") or {}
+    data["schema"] = SCHEMA_VERSION
+    return data
+
+
+def _none(text: str | None) -> str | None:
+    return None if text in (None, "None") else text
+
+
+def _int(text: str | None) -> int | None:
+    return None if text in (None, "None", "") else int(float(text))
+
+
+def _jsonable(obj: Any) -> Any:
+    """numpy scalars and arrays in details become plain JSON."""
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    return str(obj)

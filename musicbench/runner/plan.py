@@ -1,0 +1,134 @@
+"""Planning a run: a suite expanded into cells, each a self-contained, picklable unit of
+work (``CellPlan``) that any process can run given only the plan.
+
+A cell is task x protocol x fold x system x seed x augmentation; it is fitted once and
+scored under every test-time deformation, each of which is its own record with its own
+key. A key hashes everything that defines the record (task spec, split hash, fold,
+system family and full parameters, seed, augmentation, deformation, code version), so a
+rerun skips finished records and recomputes only what is missing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import musicbench
+from musicbench.errors import MusicbenchError
+from musicbench.protocol.experiment import TaskSource, open_clips, resolve_split
+from musicbench.protocol.splits import Fold
+from musicbench.results import CellRecord
+from musicbench.runner.suite import Suite
+from musicbench.systems import build_system, get_preset
+from musicbench.tasks import get_task
+
+Log = Callable[[str], None]
+
+
+def cell_key(**parts: Any) -> str:
+    payload = json.dumps({**parts, "code": musicbench.__version__}, sort_keys=True, default=str)
+    return hashlib.sha1(payload.encode()).hexdigest()[:20]
+
+
+@dataclass(frozen=True)
+class CellPlan:
+    """Everything that defines one fit and its scorings, and nothing live (no clips, no
+    model): a worker re-opens the task from ``source``."""
+
+    source: TaskSource
+    task: str  # task name, version: what records say
+    version: str
+    kind: str
+    protocol: str
+    split_hash: str
+    fold: Fold
+    system: str  # the suite's name for it (a preset, or a named variant of one)
+    preset: str
+    overrides: dict[str, Any]
+    params: dict[str, Any]  # every parameter of the built system but seed and device
+    seed: int
+    augment: str
+    keys: dict[str, str]  # deformation -> record key
+    device: str = "cpu"
+    tuned: dict[str, Any] = field(default_factory=dict)  # {"study": .., "trials": ..} when tuned
+
+    @property
+    def label(self) -> str:
+        text = (f"{self.task}:{self.version} {self.protocol} fold {self.fold.index} {self.system} "
+                f"seed {self.seed}")
+        return text + (f" augment {self.augment}" if self.augment != "none" else "")
+
+    def record(self, deform: str) -> CellRecord:
+        """The record of one scoring, before it has a status."""
+        clips = open_clips(self.source)
+        return CellRecord(
+            cell_key=self.keys[deform], task=self.task, version=self.version, protocol=self.protocol,
+            system=self.system, seed=self.seed, fold=self.fold.index, split_hash=self.split_hash,
+            augment=self.augment, deform=deform, kind=self.kind, device=self.device,
+            tuned=bool(self.tuned), tuned_study=self.tuned.get("study"),
+            tuned_trials=self.tuned.get("trials"), params=self.params,
+            n_train=len(self.fold.train), n_valid=len(self.fold.valid), n_test=len(self.fold.test),
+            n_tracks_used=len(clips), n_tracks_index=clips.n_index, group_leakage=self.fold.leakage,
+        )
+
+
+def unresolved_records(suite: Suite, task: Any, protocol: str, exc: Exception,
+                       device: str) -> list[CellRecord]:
+    """Failed records for every system and seed of a task or protocol that did not resolve."""
+    now = datetime.now(UTC).isoformat()
+    return [CellRecord(cell_key=cell_key(task=task.ref, protocol=protocol, system=system, seed=seed,
+                                         unresolved=True),
+                       task=task.name, version=task.version, protocol=protocol, system=system, seed=seed,
+                       kind=task.spec.kind, device=device, status="failed",
+                       error=f"{type(exc).__name__}: {exc}", finished_at=now,
+                       **_tuned_fields(suite, system))
+            for system in suite.systems for seed in suite.seeds]
+
+
+def _tuned_fields(suite: Suite, system: str) -> dict[str, Any]:
+    tuned = suite.tuned.get(system) or {}
+    return {"tuned": bool(tuned), "tuned_study": tuned.get("study"), "tuned_trials": tuned.get("trials")}
+
+
+def plan_task(suite: Suite, source: TaskSource, device: str, log: Log) -> Iterator[CellPlan | CellRecord]:
+    """The cells of one task, in run order; a task or protocol that cannot be resolved
+    yields failed records instead of cells."""
+    task = get_task(source.ref, source.data_home, source.index_dir)
+    protocols = suite.protocols or (task.spec.default_protocol,)
+    try:
+        clipset = open_clips(source)
+    except MusicbenchError as exc:
+        log(f"FAILED {task.ref}: {exc}")
+        for protocol in protocols:
+            yield from unresolved_records(suite, task, protocol, exc, device)
+        return
+    if clipset.missing:
+        log(f"{task.ref}: partial data, using {len(clipset)} of {clipset.n_index} tracks (--allow-partial)")
+    spec = {k: v for k, v in asdict(task.spec).items() if k != "path"}
+    for protocol in protocols:
+        try:
+            split = resolve_split(protocol, clipset, log)
+        except MusicbenchError as exc:
+            log(f"FAILED {task.ref} {protocol}: {exc}")
+            yield from unresolved_records(suite, task, protocol, exc, device)
+            continue
+        for fold in split.folds:
+            for system in suite.systems:
+                preset, overrides = suite.resolve_system(system)
+                family = get_preset(preset)["family"]
+                built = build_system(preset, device=device, **overrides)
+                params = {k: v for k, v in built.get_params().items() if k not in ("seed", "device")}
+                for seed in suite.seeds:
+                    for augment in suite.augment:
+                        keys = {deform: cell_key(task=spec, version=task.version, protocol=split.protocol,
+                                                 split_hash=split.hash, fold=fold.index, system=system,
+                                                 preset=preset, family=family, params=params, seed=seed,
+                                                 augment=augment, deform=deform)
+                                for deform in suite.deform}
+                        yield CellPlan(source, task.name, task.version, task.spec.kind, split.protocol,
+                                       split.hash, fold, system, preset, overrides, params, seed, augment,
+                                       keys, device, dict(suite.tuned.get(system) or {}))

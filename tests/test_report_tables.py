@@ -1,0 +1,114 @@
+"""Contract: every registered report table is computed, rendered to Markdown and HTML (where
+it has a section), written to CSV (where declared) and to JSON. A new table registered in
+``musicbench.report.registry`` is covered here with no new test code."""
+
+from __future__ import annotations
+
+import html
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from musicbench.protocol.metrics import evaluate
+from musicbench.report.build import build
+from musicbench.report.export import write_report
+from musicbench.report.load import load_folders
+from musicbench.report.registry import TABLES, sections
+from musicbench.results import CellRecord, ResultStore
+from musicbench.runtime import atomic_write
+
+CLASSES, TAGS = ["a", "b", "c"], ["calm", "dark", "happy"]
+
+
+def _save(store: ResultStore, rec: CellRecord, y: np.ndarray, scores: np.ndarray,
+          classes: list[str]) -> None:
+    result = evaluate(rec.kind, y, scores, classes)
+    ids = [f"{rec.split_hash}-{rec.fold}-{i}" for i in range(len(y))]
+    if rec.kind == "multiclass":
+        preds = pd.DataFrame({"track_id": ids, "label": [classes[t] for t in y],
+                              "prediction": [classes[p] for p in scores.argmax(1)]})
+    else:
+        labels = ["|".join(t for t, v in zip(classes, r, strict=True) if v) for r in y]
+        preds = pd.DataFrame({"track_id": ids, "label": labels})
+    for j, c in enumerate(classes):
+        preds[f"score:{c}"] = scores[:, j]
+    rec.predictions = f"predictions/{rec.cell_key}.csv"
+    atomic_write(store.root / rec.predictions, preds.to_csv(index=False))
+    rec.details = {k: v for k, v in result.items() if isinstance(v, (dict, list))}
+    rec.metrics = {k: v for k, v in result.items() if k not in rec.details}
+    rec.classes, rec.status, rec.finished_at = classes, "ok", "2026-01-01T00:00:00"
+    store.save(rec)
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    """Results that give every table rows: two systems with augmentation x deformation
+    variants, a multilabel task, a split mismatch and a failed cell."""
+    root = tmp_path_factory.mktemp("tables")
+    store, rng = ResultStore(root), np.random.default_rng(0)
+    n = 30
+    for fold in range(3):
+        y = np.arange(n) % 3
+        for system, skill in (("good", 0.9), ("weak", 0.5)):
+            for augment in ("none", "noise"):
+                for deform in ("none", "pitch:2"):
+                    right = rng.random(n) < skill - (0.1 if deform != "none" else 0.0)
+                    pred = np.where(right, y, (y + 1) % 3)
+                    rec = CellRecord(cell_key=f"{system}-{augment}-{deform}-{fold}", task="toy",
+                                     version="1", protocol="kfold:3", system=system, seed=0, fold=fold,
+                                     split_hash="h1", augment=augment, deform=deform, kind="multiclass",
+                                     n_train=60, n_test=n, n_tracks_used=90, n_tracks_index=90,
+                                     group_leakage=0.0, fit_seconds=1.0 + skill, predict_seconds=0.1)
+                    _save(store, rec, y, np.eye(3)[pred] + 0.01 * rng.random((n, 3)), CLASSES)
+        rec = CellRecord(cell_key=f"other-{fold}", task="toy", version="1", protocol="kfold:3",
+                         system="other", seed=0, fold=fold, split_hash="h2", kind="multiclass", n_train=50,
+                         n_test=n, n_tracks_used=80, n_tracks_index=90, fit_seconds=1.0, predict_seconds=0.1)
+        _save(store, rec, y, np.eye(3)[y], CLASSES)
+        ml = (rng.random((n, 3)) < 0.4).astype(int)
+        ml[0], ml[1] = 1, 0
+        for system, noise in (("tagger", 0.3), ("random", 3.0)):
+            rec = CellRecord(cell_key=f"{system}-ml-{fold}", task="moods", version="1",
+                             protocol="official", system=system, seed=0, fold=fold, split_hash="m",
+                             kind="multilabel", n_train=60, n_test=n, fit_seconds=1.0, predict_seconds=0.1)
+            _save(store, rec, ml, ml + noise * rng.random(ml.shape), TAGS)
+    store.save(CellRecord(cell_key="broken", task="toy", version="1", protocol="group-kfold:x",
+                          system="good", seed=0, kind="multiclass", error="ConfigError: no field 'x'"))
+    return load_folders([root])
+
+
+@pytest.fixture(scope="module")
+def report(results):
+    return build(results, "tables", reference_system="weak")
+
+
+@pytest.mark.parametrize("name", list(TABLES))
+def test_every_registered_table_is_compiled_rendered_and_exported(name, report, tmp_path):
+    entry = TABLES[name]
+    table = report[name]
+    assert len(table) > 0, f"the fixture gives {name} no rows"
+    written = write_report(report, tmp_path, ["md", "html", "csv", "json"])
+    data = json.loads((tmp_path / "report.json").read_text())
+    assert len(data[name]) == len(table)
+    assert (tmp_path / f"{name}.csv" in written) == entry.csv
+    if entry.csv:
+        assert len(pd.read_csv(tmp_path / f"{name}.csv")) == len(table)
+    if entry.section is not None:
+        section = entry.section(report, False)
+        assert section is not None and section.blocks
+        assert section in sections(report, figures=False)
+        md, page = (tmp_path / "report.md").read_text(), (tmp_path / "report.html").read_text()
+        for block in section.blocks:
+            assert block.title in md
+            assert block.title in page or html.escape(block.title) in page
+
+
+def test_the_printed_leaderboard_holds_the_brief_tables_only(results):
+    from musicbench.report.leaderboard import to_markdown
+
+    brief = build(results, "brief", brief=True)
+    assert set(brief.tables) == {n for n, t in TABLES.items() if t.brief} == {
+        "leaderboard", "split_mismatches", "failed"}
+    text = to_markdown(results)
+    assert "Failed cells" in text and "Split mismatches" in text and "Per class" not in text
