@@ -9,7 +9,6 @@ from typing import Any
 
 from musicbench.errors import DataError
 
-STATS = ("min", "median", "mean")
 # Hardware fields that must agree for timings to be comparable.
 HARDWARE_KEYS = ("device", "cpu_model", "cpu_cores_usable", "gpu")
 

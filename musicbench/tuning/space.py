@@ -96,10 +96,6 @@ class SearchSpace:
     def as_dict(self) -> dict[str, dict[str, Any]]:
         return {d.name: d.as_dict() for d in self.dims}
 
-    def fingerprint(self) -> str:
-        """Canonical JSON: equal for equal spaces whatever the order in the file."""
-        return json.dumps(self.as_dict(), sort_keys=True)
-
 
 def _number(value: Any, kind: str, where: str, key: str) -> float | int:
     ok = isinstance(value, int) if kind == "int" else isinstance(value, int | float)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import socket
 import sys
-import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,11 +74,10 @@ def prepare(cfg: TuneConfig, log: Any = None) -> Prepared:
     Warnings of the protocol (group leakage) go to ``log``; workers pass None, as the
     parent has reported them already.
     """
+    from musicbench.protocol.experiment import TaskSource, open_clips, resolve_split
     from musicbench.protocol.metrics import primary_metric
-    from musicbench.protocol.splits import resolve
     from musicbench.runtime import check_device
     from musicbench.systems import build_system
-    from musicbench.tasks import get_task
     from musicbench.tuning.objective import Objective, tuning_folds
     from musicbench.tuning.space import load_space
 
@@ -96,13 +94,9 @@ def prepare(cfg: TuneConfig, log: Any = None) -> Prepared:
     probe = build_system(cfg.system, **cfg.fixed)  # bad names and values fail before any study
     # early epochs (learning-rate warm-up) say little about where a run ends up
     warmup = max(PRUNE_WARMUP_MIN, int(getattr(probe, "max_epochs", 0)) // 4)
-    task = get_task(cfg.task, cfg.data_home, cfg.index_dir)
-    clipset = task.clips(allow_partial=cfg.allow_partial)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        split = resolve(cfg.protocol or task.spec.default_protocol, clipset)
-    for w in caught if log else ():
-        log(f"WARNING: {w.message}")
+    clipset = open_clips(TaskSource(cfg.task, cfg.data_home, cfg.index_dir, cfg.allow_partial))
+    task = clipset.task
+    split = resolve_split(cfg.protocol or task.spec.default_protocol, clipset, log)
     if clipset.missing and log:
         log(f"{task.ref}: partial data, tuning on {len(clipset)} of {clipset.n_index} tracks")
     folds = tuning_folds(clipset, split, cfg.folds, cfg.seed)
