@@ -150,6 +150,19 @@ def test_multilabel_metrics_drop_single_class_tags():
     assert m["n_tags_dropped"] == 2 and m["n_tags_scored"] == 1  # y all-negative, z all-positive
     assert m["roc_auc_macro"] == 1.0 and m["pr_auc_macro"] == 1.0
     assert set(m["per_tag"]) == {"x"}
+    assert m["roc_auc_micro"] == 1.0 and m["pr_auc_micro"] == 1.0
+
+
+def test_micro_averages_pool_clip_tag_pairs_unlike_macro():
+    # tag a is ranked perfectly, tag b backwards: macro averages 1 and 0, micro pools the pairs
+    y = np.array([[1, 0], [0, 1], [1, 0], [0, 1]])
+    scores = np.array([[0.9, 0.4], [0.1, 0.3], [0.8, 0.45], [0.2, 0.35]])
+    m = evaluate("multilabel", y, scores, ["a", "b"])
+    assert m["roc_auc_macro"] == pytest.approx(0.5)
+    pairs_y, pairs_s = y.ravel(), scores.ravel()
+    pos, neg = pairs_s[pairs_y == 1], pairs_s[pairs_y == 0]
+    expected = np.mean([(p > n) + 0.5 * (p == n) for p in pos for n in neg])
+    assert m["roc_auc_micro"] == pytest.approx(expected) and m["roc_auc_micro"] != m["roc_auc_macro"]
 
 
 def test_scores_of_wrong_shape_or_nan_are_rejected():

@@ -125,6 +125,20 @@ def pr_auc_macro(s: Scored) -> float:
     return s.tag_mean("pr_auc")
 
 
+@metric(("multilabel",), description="ROC-AUC over every (clip, tag) pair of the scorable tags")
+def roc_auc_micro(s: Scored) -> float:
+    if not s.usable.any():
+        return float("nan")
+    return float(skm.roc_auc_score(s.y[:, s.usable], s.scores[:, s.usable], average="micro"))
+
+
+@metric(("multilabel",), description="average precision over every (clip, tag) pair of the scorable tags")
+def pr_auc_micro(s: Scored) -> float:
+    if not s.usable.any():
+        return float("nan")
+    return float(skm.average_precision_score(s.y[:, s.usable], s.scores[:, s.usable], average="micro"))
+
+
 @metric(("multilabel",), higher_is_better=False, aggregation="sum", leaderboard=False, bounds=None,
         description="tags all-positive or all-negative in the test part, left out of the averages")
 def n_tags_dropped(s: Scored) -> float:
