@@ -247,3 +247,10 @@ def test_multilabel_per_tag_and_bootstrap(tmp_path):
     pt = tables.per_tag(results)
     assert set(pt.tag) == set(tags)
     assert pt[pt.system == "good"].roc_auc_mean.min() == 1.0  # noise < 1 never crosses the labels
+
+
+def test_per_fold_table_holds_each_folds_score(results):
+    pf = tables.per_fold(results)
+    best = pf[(pf.system == "best") & (pf.split_hash == "h1") & (pf.deform == "none")].set_index("fold")
+    assert best["score"].to_dict() == {0: 36 / N, 1: 34 / N, 2: 32 / N}
+    assert set(best["n_test"]) == {N}

@@ -152,6 +152,22 @@ def failed_section(report: Report, figures: bool = False) -> Section | None:
          for r in df.itertuples()])])
 
 
+def per_fold_section(report: Report, figures: bool = False) -> Section | None:
+    if report["per_fold"].empty:
+        return None
+    blocks = []
+    for key, g in _by_table(report["per_fold"]):
+        g = _with_variant(g)
+        wide = g.pivot_table(index="fold", columns="variant", values="score", sort=False)
+        tests = g.groupby("fold")["n_test"].max()
+        rows = [[str(fold), str(tests[fold]), *(_num(v, 3) for v in vals)]
+                for fold, vals in zip(wide.index, wide.to_numpy(), strict=True)]
+        blocks.append(Block(f"{_table_title(key)} — {g['metric'].iloc[0]} per fold",
+                            ["fold", "test clips", *wide.columns], rows))
+    return Section("Per fold", ["The primary metric of each variant on each fold (mean over seeds)."],
+                   blocks)
+
+
 def per_class_section(report: Report, figures: bool) -> Section | None:
     if report["per_class"].empty:
         return None

@@ -188,6 +188,20 @@ def failed_cells(results: pd.DataFrame) -> pd.DataFrame:
     return bad[TABLE + VARIANT + ["fold", "seed", "error"]].reset_index(drop=True)
 
 
+def per_fold(results: pd.DataFrame) -> pd.DataFrame:
+    """The primary metric of each variant per fold (mean over seeds): where a protocol's
+    folds are groups (one tonic, one performer), how scores vary from group to group."""
+    rows = []
+    for tkey, cells in _by_table(results):
+        metric = primary_metric(table_kind(cells))
+        for vkey, g in _variants(cells):
+            for fold, f in g.groupby("fold", sort=True):
+                rows.append({**tkey, **vkey, "fold": int(fold), "metric": metric,
+                             "score": float(f[metric].astype(float).mean()), "n_test": int(f["n_test"].max()),
+                             "seeds": f["seed"].nunique()})
+    return pd.DataFrame(rows)
+
+
 def per_class(results: pd.DataFrame) -> pd.DataFrame:
     """Per-class recall (multiclass) per variant, mean and std over cells."""
     rows = []
