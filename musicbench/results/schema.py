@@ -19,45 +19,43 @@ from musicbench.protocol.metrics import METRICS, all_metric_names, metrics_for
 SCHEMA_VERSION = 2
 CELL_TAG = "musicbench.cell_key"
 
-IDENTITY = ("task", "version", "protocol", "split_hash", "fold", "system", "seed", "augment", "deform")
-COUNTS = ("n_train", "n_valid", "n_test", "n_tracks_used", "n_tracks_index", "group_leakage")
-TIMINGS = ("fit_seconds", "predict_seconds")
-CONTEXT = ("tuned", "tuned_study", "tuned_trials", "device", "error", "cell_key", "mlflow_run_id",
-           "finished_at")
+#: fields kept as structures, not CSV columns; ``metrics`` is spread into one column per metric
+STRUCTURED = ("params", "classes", "details", "predictions", "schema")
 #: what MLflow keeps as run parameters (besides the system's own parameters)
 MLFLOW_PARAMS = ("task", "version", "protocol", "fold", "system", "seed", "augment", "deform", "kind",
                  "tuned", "tuned_study", "tuned_trials", "n_train", "n_valid", "n_test")
 
 
 def columns() -> list[str]:
-    """The results table's columns, in order (``results.csv``); metrics from the registry."""
-    return [*IDENTITY, "status", "kind", *COUNTS, *TIMINGS, *all_metric_names(), *CONTEXT]
+    """The results table's columns, in order (``results.csv``): the record's fields, with
+    one column per registered metric where ``metrics`` stands."""
+    out: list[str] = []
+    for f in fields(CellRecord):
+        if f.name == "metrics":
+            out += all_metric_names()
+        elif f.name not in STRUCTURED:
+            out.append(f.name)
+    return out
 
 
-@dataclass
+@dataclass(kw_only=True)
 class CellRecord:
     """One attempt at one cell. ``status`` is ``ok`` or ``failed``; a failed cell keeps its
     ``error`` (and a traceback in ``details``). ``fold`` is -1 where the protocol could not
-    even be resolved. ``metrics`` holds the registered metrics of the task's ``kind``."""
+    even be resolved. ``metrics`` holds the registered metrics of the task's ``kind``.
+    Field order is the order of the results table's columns: a new field is a new column."""
 
-    cell_key: str
     task: str
     version: str | None
     protocol: str
+    split_hash: str = ""
+    fold: int = -1
     system: str
     seed: int
-    fold: int = -1
-    split_hash: str = ""
     augment: str = "none"
     deform: str = "none"
-    kind: str | None = None
     status: str = "failed"
-    error: str | None = None
-    device: str | None = "cpu"
-    tuned: bool = False
-    tuned_study: str | None = None
-    tuned_trials: int | None = None
-    params: dict[str, Any] = field(default_factory=dict)
+    kind: str | None = None
     n_train: int | None = None
     n_valid: int | None = None
     n_test: int | None = None
@@ -67,11 +65,18 @@ class CellRecord:
     fit_seconds: float | None = None
     predict_seconds: float | None = None
     metrics: dict[str, float] = field(default_factory=dict)
+    tuned: bool = False
+    tuned_study: str | None = None
+    tuned_trials: int | None = None
+    device: str | None = "cpu"
+    error: str | None = None
+    cell_key: str
+    mlflow_run_id: str | None = None
+    finished_at: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
     classes: list[str] | None = None
     details: dict[str, Any] = field(default_factory=dict)
     predictions: str | None = None  # per-track scores, relative to the run folder
-    mlflow_run_id: str | None = None
-    finished_at: str | None = None
     schema: int = SCHEMA_VERSION
 
     @property
@@ -123,7 +128,7 @@ class CellRecord:
         """(key, value, step): the registered metrics, counts and timings, then the training
         curves of neural systems per epoch."""
         out = [(k, float(v), 0) for k, v in self.metrics.items() if v is not None]
-        out += [(k, float(getattr(self, k)), 0) for k in (*TIMINGS, "group_leakage")
+        out += [(k, float(getattr(self, k)), 0) for k in ("fit_seconds", "predict_seconds", "group_leakage")
                 if getattr(self, k) is not None]
         training = self.details.get("training") or {}
         for row in training.get("history", []):
