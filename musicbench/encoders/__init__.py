@@ -15,7 +15,7 @@ import inspect
 from typing import Any
 
 from musicbench.encoders.base import Encoder, EncoderCard
-from musicbench.errors import ConfigError, UnknownNameError
+from musicbench.errors import ConfigError, MusicbenchError, UnknownNameError
 from musicbench.presets import load_preset, preset_files
 
 FAMILIES = {
@@ -85,7 +85,8 @@ def describe_encoder(name: str) -> dict[str, Any]:
                    description=preset["description"])
         card = build_encoder(name).card()
     except Exception as exc:  # noqa: BLE001 - one broken preset must not hide the others
-        row.update(available=False, reason=f"{type(exc).__name__}: {exc}".splitlines()[0])
+        reason = str(exc) if isinstance(exc, MusicbenchError) else f"{type(exc).__name__}: {exc}"
+        row.update(available=False, reason=reason.splitlines()[0])
         return row
     row.update(available=True, sample_rate=card.sample_rate,
                scene_embedding_size=card.scene_embedding_size,
