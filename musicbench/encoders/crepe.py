@@ -51,15 +51,18 @@ class CrepeNet(nn.Module):
                                                             momentum=0.0))
         self.classifier = nn.Linear(self.in_features, PITCH_BINS)
 
-    def _layer(self, x: torch.Tensor, i: int, padding: tuple[int, int, int, int]) -> torch.Tensor:
-        x = F.relu(getattr(self, f"conv{i}")(F.pad(x, padding)))
-        return F.max_pool2d(getattr(self, f"conv{i}_BN")(x), (2, 1), (2, 1))
+    def _layer(self, x: torch.Tensor, i: int, padding: tuple[int, int]) -> torch.Tensor:
+        # The (k, 1) Conv2d of the checkpoint run as Conv1d: the same arithmetic, twice as fast on CPU.
+        conv, bn = getattr(self, f"conv{i}"), getattr(self, f"conv{i}_BN")
+        x = F.relu(F.conv1d(F.pad(x, padding), conv.weight[..., 0], conv.bias, stride=conv.stride[0]))
+        x = F.batch_norm(x, bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, bn.eps)
+        return F.max_pool1d(x, 2, 2)
 
     def forward(self, frames: torch.Tensor, penultimate: bool = False) -> torch.Tensor:
-        x = self._layer(frames[:, None, :, None], 1, (0, 0, 254, 254))
+        x = self._layer(frames[:, None, :], 1, (254, 254))
         for i in range(2, 7):
-            x = self._layer(x, i, (0, 0, 31, 32))
-        x = x.permute(0, 2, 1, 3).reshape(-1, self.in_features)
+            x = self._layer(x, i, (31, 32))
+        x = x.transpose(1, 2).reshape(-1, self.in_features)  # time-major, as torchcrepe flattens
         return x if penultimate else torch.sigmoid(self.classifier(x))
 
 
