@@ -97,6 +97,7 @@ def test_short_clip(encoder):
     assert emb.shape[0] == 1 and emb.shape[1] >= 1 and emb.shape[2] == enc.timestamp_embedding_size
     assert times.shape == emb.shape[:2]
     assert torch.isfinite(emb).all()
+    assert 0 <= times.min() and times.max() <= 0.25
 
 
 def test_scene_and_determinism(encoder, outputs):
@@ -130,6 +131,12 @@ def test_unknown_encoder_and_parameter_list_the_valid_names():
         build_encoder("no-such-encoder")
     with pytest.raises(UnknownNameError, match="valid parameters of crepe-tiny .*hop_seconds"):
         build_encoder("crepe-tiny", hop_sconds=0.1)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_missing_device_is_refused_before_loading():
+    with pytest.raises(ConfigError, match="not available"):
+        build_encoder("crepe-tiny", device="cuda")
 
 
 def test_unknown_family_lists_the_families(tmp_path, monkeypatch):
@@ -168,6 +175,7 @@ def aisfx():
 def test_aisfx_short_clip_gives_one_block(aisfx):
     emb, times = aisfx.timestamps(tone(aisfx.sample_rate, 0.5)[None])
     assert emb.shape == (1, 1, 512)
+    assert math.isclose(float(times[0, 0]), 0.25, rel_tol=1e-5)
     assert emb.abs().sum() > 0
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from musicbench.encoders.base import Encoder, EncoderCard
 from musicbench.errors import ConfigError, MusicbenchError, UnknownNameError
 from musicbench.presets import load_preset, preset_files
+from musicbench.runtime import check_device
 
 FAMILIES = {
     "musicnn": "musicbench.encoders.musicnn:MusicnnEncoder",
@@ -54,6 +55,7 @@ def encoder_params(cls: type[Encoder]) -> list[str]:
 
 def build_encoder(name: str, device: str = "cpu", **overrides: Any) -> Encoder:
     """A frozen encoder from its preset, in eval mode on ``device``, with parameter overrides."""
+    check_device(device)
     preset = get_encoder_preset(name)
     cls = encoder_family_class(preset["family"])
     params = {**preset["params"], **overrides}

@@ -149,6 +149,8 @@ class AisfxEncoder(Encoder):
                          for i in range(0, len(flat), self.batch_blocks)])
         first = torch.arange(nb, dtype=torch.float32) * self.hop_frames
         centres = (first + (BLOCK - 1) / 2) * HOP / SAMPLE_RATE
+        if frames < BLOCK:  # one zero-padded block: it stands for the middle of the clip
+            centres = torch.full((1,), audio.shape[1] / 2 / SAMPLE_RATE)
         return emb.reshape(n, nb, -1), centres.to(emb.device).expand(n, -1)
 
     def card(self) -> EncoderCard:
