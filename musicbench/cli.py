@@ -21,8 +21,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command")
 
-    p = sub.add_parser("list", help="list registered tasks, systems or suites")
-    p.add_argument("what", choices=["tasks", "systems", "suites"])
+    p = sub.add_parser("list", help="list registered tasks, systems, suites or encoders")
+    p.add_argument("what", choices=["tasks", "systems", "suites", "encoders"])
 
     data = sub.add_parser("data", help="check or fetch datasets")
     dsub = data.add_subparsers(dest="data_command", required=True)
@@ -70,6 +70,19 @@ def cmd_list(args) -> int:
         for name in system_names():
             p = get_preset(name)
             print(f"{name:24s} {p['family']:10s} {p.get('description', '')}")
+    elif args.what == "encoders":
+        from musicbench.encoders import describe_encoder, encoder_names
+
+        print(f"{'name':16s} {'family':8s} {'licence':11s} {'rate':>6s} {'dims':>9s}  weights")
+        for name in encoder_names():
+            r = describe_encoder(name)
+            if r["available"]:
+                dims = f"{r['scene_embedding_size']}/{r['timestamp_embedding_size']}"
+                print(f"{name:16s} {r['family']:8s} {r['licence']:11s} {r['sample_rate']:6d} {dims:>9s}  "
+                      f"{r['source']}")
+            else:
+                print(f"{name:16s} {r['family']:8s} {r['licence']:11s} {'-':>6s} {'-':>9s}  "
+                      f"unavailable: {r['reason']}")
     else:
         from musicbench.runner.suite import get_suite, suite_names
 

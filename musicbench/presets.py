@@ -1,10 +1,11 @@
 """Where preset files live: the ones shipped with the package, overridden by the workspace.
 
-Presets are TOML files in three kinds of folder: ``datasets/`` (task specs),
-``systems/`` (system presets) and ``bench/suites/`` (suites). The wheel carries them
-under ``musicbench/presets``; a source checkout keeps them at the top level. A user's
-working directory (or ``$MUSICBENCH_WORKSPACE``) may hold folders of the same names whose
-files add to or replace the shipped ones, file name by file name.
+Presets are TOML files in four kinds of folder: ``datasets/`` (task specs),
+``systems/`` (system presets), ``bench/suites/`` (suites) and ``encoders/`` (pretrained
+encoders). The wheel carries them under ``musicbench/presets``; a source checkout keeps
+them at the top level. A user's working directory (or ``$MUSICBENCH_WORKSPACE``) may hold
+folders of the same names whose files add to or replace the shipped ones, file name by
+file name.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ KINDS = {
     "task": ("datasets", "datasets"),
     "system": ("systems", "systems"),
     "suite": ("suites", "bench/suites"),
+    "encoder": ("encoders", "encoders"),
 }
 
 

@@ -17,7 +17,8 @@ def test_wheel_ships_presets_and_finds_them_when_installed(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     tops = {n.split("/")[0] for n in names}
     assert not tops & {"datasets", "systems", "bench", "reports", "tests"}
-    for kind, folder in (("datasets", "datasets"), ("systems", "systems"), ("suites", "bench/suites")):
+    for kind, folder in (("datasets", "datasets"), ("systems", "systems"), ("suites", "bench/suites"),
+                         ("encoders", "encoders")):
         shipped = {n.rsplit("/", 1)[1] for n in names if n.startswith(f"musicbench/presets/{kind}/")}
         assert shipped == set(os.listdir(REPO / folder)), kind
     site = tmp_path / "site"

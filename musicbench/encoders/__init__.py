@@ -1,1 +1,101 @@
-"""Frozen pretrained encoders: audio in, embeddings out, in the shape of the HEAR 2021 API."""
+"""Frozen pretrained encoders: audio in, embeddings out, in the shape of the HEAR 2021 API.
+
+The registry works like the system registry: a preset in ``encoders/*.toml`` names its
+``family`` (a key of ``FAMILIES``), its ``description``, ``licence`` and default
+``[params]``. Register a new family by adding one line to ``FAMILIES``; register a new
+encoder by adding one preset file (a workspace ``encoders/`` folder adds to or overrides
+the shipped ones). Family modules are imported only when an encoder is built, so a missing
+optional package breaks only the encoders that need it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from typing import Any
+
+from musicbench.encoders.base import Encoder, EncoderCard
+from musicbench.errors import ConfigError, MusicbenchError, UnknownNameError
+from musicbench.presets import load_preset, preset_files
+from musicbench.runtime import check_device
+
+FAMILIES = {
+    "musicnn": "musicbench.encoders.musicnn:MusicnnEncoder",
+    "aisfx": "musicbench.encoders.aisfx:AisfxEncoder",
+    "crepe": "musicbench.encoders.crepe:CrepeEncoder",
+    "hear": "musicbench.encoders.hear:HearEncoder",
+}
+
+
+def encoder_names() -> list[str]:
+    return sorted(preset_files("encoder"))
+
+
+def encoder_family_class(family: str) -> type[Encoder]:
+    if family not in FAMILIES:
+        raise UnknownNameError("encoder family", family, FAMILIES)
+    module, _, cls = FAMILIES[family].partition(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def get_encoder_preset(name: str) -> dict[str, Any]:
+    preset = load_preset("encoder", name)
+    for key in ("family", "licence"):
+        if key not in preset:
+            raise ConfigError(f"encoder preset {preset['_path']}: missing {key!r}")
+    preset.setdefault("description", "")
+    preset.setdefault("params", {})
+    return preset
+
+
+def encoder_params(cls: type[Encoder]) -> list[str]:
+    """The parameters a family accepts from a preset (``device`` comes from the caller)."""
+    return [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "device")]
+
+
+def build_encoder(name: str, device: str = "cpu", **overrides: Any) -> Encoder:
+    """A frozen encoder from its preset, in eval mode on ``device``, with parameter overrides."""
+    check_device(device)
+    preset = get_encoder_preset(name)
+    cls = encoder_family_class(preset["family"])
+    params = {**preset["params"], **overrides}
+    valid = encoder_params(cls)
+    for key in params:
+        if key not in valid:
+            raise UnknownNameError(f"parameter of {name} ({preset['family']})", key, valid)
+    try:
+        encoder = cls(device=device, **params)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"encoder {name}: {exc}") from None
+    encoder.name = name
+    encoder.eval()
+    for p in encoder.parameters():
+        p.requires_grad_(False)
+    return encoder
+
+
+def describe_encoder(name: str) -> dict[str, Any]:
+    """One listing row: preset fields plus the card of the built encoder, or why it is unavailable.
+
+    Building is the only honest availability check (the package imports *and* its weights
+    load), so a listing pays for loading each encoder once.
+    """
+    row: dict[str, Any] = {"name": name, "family": "?", "licence": "?", "description": ""}
+    try:
+        preset = get_encoder_preset(name)
+        row.update(family=preset["family"], licence=preset["licence"],
+                   description=preset["description"])
+        card = build_encoder(name).card()
+    except Exception as exc:  # noqa: BLE001 - one broken preset must not hide the others
+        reason = str(exc) if isinstance(exc, MusicbenchError) else f"{type(exc).__name__}: {exc}"
+        row.update(available=False, reason=reason.splitlines()[0])
+        return row
+    row.update(available=True, sample_rate=card.sample_rate,
+               scene_embedding_size=card.scene_embedding_size,
+               timestamp_embedding_size=card.timestamp_embedding_size,
+               source=card.source, weights_digest=card.weights_digest)
+    return row
+
+
+__all__ = ["FAMILIES", "Encoder", "EncoderCard", "build_encoder", "describe_encoder",
+           "encoder_names", "get_encoder_preset"]
