@@ -23,7 +23,7 @@ from musicbench.errors import UnknownNameError
 
 FIXTURES = Path(__file__).parent / "fixtures"
 sys.path.insert(0, str(FIXTURES))
-from make_musicnn_reference import clips  # noqa: E402
+from make_musicnn_reference import clips, tf2_values  # noqa: E402
 
 sys.path.remove(str(FIXTURES))
 
@@ -82,6 +82,20 @@ def test_reader_names_and_shapes(model):
     for name, shape in expected.items():
         assert weights[name].shape == shape and weights[name].dtype == np.float32
     assert all(np.isfinite(v).all() for v in weights.values())
+
+
+@pytest.mark.parametrize("pure_python_crc", [False, True])
+def test_reader_tf2_bundle(monkeypatch, pure_python_crc):
+    """A TF2 ``tf.train.Checkpoint``: object-graph names, string tensors, several dtypes."""
+    if pure_python_crc:
+        monkeypatch.setitem(sys.modules, "google_crc32c", None)
+    tensors = read_checkpoint(FIXTURES / "tf2_checkpoint" / "ckpt-1")
+    assert tensors["_CHECKPOINTABLE_OBJECT_GRAPH"].dtype == object
+    for name, value in tf2_values().items():
+        got = tensors[f"{name}/.ATTRIBUTES/VARIABLE_VALUE"]
+        assert got.shape == value.shape and got.dtype == value.dtype, name
+        assert np.array_equal(got, value), name
+    assert read_checkpoint(FIXTURES / "tf2_checkpoint" / "ckpt-1.index").keys() == tensors.keys()
 
 
 def _copy_checkpoint(tmp_path: Path) -> Path:

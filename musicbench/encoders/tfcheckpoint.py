@@ -117,14 +117,14 @@ def _signed64(v: int) -> int:
 _CRC_TABLE: list[int] | None = None
 
 
-def _crc32c(data: bytes) -> int:
-    """CRC-32C (Castagnoli); uses ``google_crc32c``'s C code when it is installed."""
+def _crc32c(data: bytes, crc: int = 0) -> int:
+    """CRC-32C (Castagnoli) of ``data``, extending ``crc``; ``google_crc32c``'s C code if installed."""
     try:
         import google_crc32c  # type: ignore[import-not-found]
     except ImportError:
         google_crc32c = None
     if google_crc32c is not None:
-        return int(google_crc32c.value(bytes(data)))
+        return int(google_crc32c.extend(crc, bytes(data)))
     global _CRC_TABLE
     if _CRC_TABLE is None:
         table = []
@@ -134,7 +134,7 @@ def _crc32c(data: bytes) -> int:
                 c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
             table.append(c)
         _CRC_TABLE = table
-    crc = 0xFFFFFFFF
+    crc ^= 0xFFFFFFFF
     t = _CRC_TABLE
     for b in data:
         crc = t[(crc ^ b) & 0xFF] ^ (crc >> 8)
@@ -236,7 +236,7 @@ def _parse_entry(name: str, value: bytes) -> TensorEntry:
                 if f2 == 2:
                     size_ = next((int(x) for f3, _, x in _fields(dim) if f3 == 1), 0)  # type: ignore[arg-type]
                     shape.append(_signed64(size_))
-                elif f2 == 3 and v:
+                elif f2 == 3 and dim:
                     raise CheckpointError(f"tensor {name!r} has an unknown rank")
         elif field == 3:
             shard = int(v)  # type: ignore[arg-type]
@@ -271,20 +271,30 @@ def read_index(path: str | Path) -> tuple[int, list[TensorEntry]]:
     return num_shards, entries
 
 
-def _decode_strings(raw: bytes, count: int, name: str) -> np.ndarray:
+def _decode_strings(raw: bytes, count: int, name: str) -> tuple[np.ndarray, int]:
+    """Strings are stored as: varint lengths, masked crc32c of the lengths, then the bytes.
+
+    Returns the strings and the crc32c TensorFlow computes for the entry: over each length
+    as a little-endian uint32 (uint64 if larger), the stored length checksum, then the bytes.
+    """
     lengths = []
     pos = 0
     for _ in range(count):
         n, pos = _varint(raw, pos)
         lengths.append(n)
-    pos += 4  # masked crc32c of the length varints
+    crc = 0
+    for n in lengths:
+        crc = _crc32c(struct.pack("<I" if n <= 0xFFFFFFFF else "<Q", n), crc)
+    crc = _crc32c(raw[pos : pos + 4], crc)
+    pos += 4
     out = np.empty(count, dtype=object)
     for i, n in enumerate(lengths):
         out[i] = raw[pos : pos + n]
+        crc = _crc32c(out[i], crc)
         pos += n
     if pos != len(raw):
         raise CheckpointError(f"tensor {name!r}: string payload size mismatch")
-    return out
+    return out, crc
 
 
 def read_checkpoint(path: str | Path, verify: bool = True) -> dict[str, np.ndarray]:
@@ -309,16 +319,23 @@ def read_checkpoint(path: str | Path, verify: bool = True) -> dict[str, np.ndarr
         if e.offset + e.size > len(blob):
             raise CheckpointError(f"tensor {e.name!r} runs past the end of its data shard")
         raw = blob[e.offset : e.offset + e.size]
-        if verify and e.crc32c is not None and _crc32c(raw) != _unmask(e.crc32c):
-            raise CheckpointError(f"tensor {e.name!r}: crc32c mismatch (corrupt checkpoint)")
         count = int(np.prod(e.shape, dtype=np.int64))
         if e.dtype == _DT_STRING:
-            out[e.name] = _decode_strings(raw, count, e.name).reshape(e.shape)
-            continue
-        if e.dtype not in _DTYPES:
-            raise CheckpointError(f"tensor {e.name!r}: unsupported dtype enum {e.dtype}")
-        dt = _DTYPES[e.dtype]
-        if count * dt.itemsize != e.size:
-            raise CheckpointError(f"tensor {e.name!r}: {e.size} bytes do not hold shape {e.shape} of {dt}")
-        out[e.name] = np.frombuffer(raw, dtype=dt).reshape(e.shape).astype(dt.newbyteorder("="))
+            strings, crc = _decode_strings(raw, count, e.name)
+            value = strings.reshape(e.shape)
+        else:
+            crc = _crc32c(raw) if verify else 0
+            value = _numeric(e, raw, count)
+        if verify and e.crc32c is not None and crc != _unmask(e.crc32c):
+            raise CheckpointError(f"tensor {e.name!r}: crc32c mismatch (corrupt checkpoint)")
+        out[e.name] = value
     return out
+
+
+def _numeric(e: TensorEntry, raw: bytes, count: int) -> np.ndarray:
+    if e.dtype not in _DTYPES:
+        raise CheckpointError(f"tensor {e.name!r}: unsupported dtype enum {e.dtype}")
+    dt = _DTYPES[e.dtype]
+    if count * dt.itemsize != e.size:
+        raise CheckpointError(f"tensor {e.name!r}: {e.size} bytes do not hold shape {e.shape} of {dt}")
+    return np.frombuffer(raw, dtype=dt).reshape(e.shape).astype(dt.newbyteorder("="))
