@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from musicbench.encoders import musicnn as mn
+from musicbench.encoders import tfcheckpoint as tfc
 from musicbench.encoders.tfcheckpoint import CheckpointError, _crc32c, read_checkpoint, read_index
 from musicbench.errors import UnknownNameError
 
@@ -98,6 +99,23 @@ def test_reader_tf2_bundle(monkeypatch, pure_python_crc):
     assert read_checkpoint(FIXTURES / "tf2_checkpoint" / "ckpt-1.index").keys() == tensors.keys()
 
 
+def _reseal(index: bytes) -> bytes:
+    """Recompute the crc32c trailers of an edited index's data blocks."""
+    data = bytearray(index)
+    footer = bytes(data[-48:])
+    _, pos = tfc._varint(footer, 0)
+    _, pos = tfc._varint(footer, pos)
+    off, pos = tfc._varint(footer, pos)
+    size, _ = tfc._varint(footer, pos)
+    for _, handle in tfc._block_entries(bytes(data[off : off + size]), Path("index")):
+        b_off, p = tfc._varint(handle, 0)
+        b_size, _ = tfc._varint(handle, p)
+        crc = _crc32c(bytes(data[b_off : b_off + b_size + 1]))
+        masked = (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+        data[b_off + b_size + 1 : b_off + b_size + 5] = masked.to_bytes(4, "little")
+    return bytes(data)
+
+
 def _copy_checkpoint(tmp_path: Path) -> Path:
     dst = tmp_path / "ckpt"
     dst.mkdir()
@@ -124,7 +142,11 @@ def test_reader_errors_are_explicit(tmp_path):
     index = (ckpt / ".index").read_bytes()
     key = b"batch_normalization/beta\x08\x01"  # entry's dtype field: DT_FLOAT
     assert index.count(key) == 1
-    (ckpt / ".index").write_bytes(index.replace(key, key[:-1] + b"\x0e"))  # DT_BFLOAT16
+    patched = index.replace(key, key[:-1] + b"\x0e")  # DT_BFLOAT16
+    (ckpt / ".index").write_bytes(patched)
+    with pytest.raises(CheckpointError, match="fails its crc32c"):
+        read_checkpoint(ckpt)
+    (ckpt / ".index").write_bytes(_reseal(patched))
     with pytest.raises(CheckpointError, match="unsupported dtype enum 14"):
         read_checkpoint(ckpt)
     (ckpt / ".index").write_bytes(index)

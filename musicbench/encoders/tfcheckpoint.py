@@ -7,7 +7,8 @@ entry under the empty key is the ``BundleHeaderProto``. Both are parsed here by 
 pretrained TF weights can be ported without TensorFlow or protobuf installed.
 
 Anything this reader does not understand (compressed blocks, partitioned variables,
-big-endian bundles, unknown dtypes, a checksum mismatch) raises ``CheckpointError``.
+big-endian bundles, unknown dtypes, a block or tensor checksum mismatch) raises
+``CheckpointError``.
 """
 
 from __future__ import annotations
@@ -158,6 +159,9 @@ def _read_block(data: bytes, offset: int, size: int, where: Path) -> bytes:
             f"{where}: block compression type {data[end]} is not supported "
             "(only uncompressed tables, which TensorFlow writes for checkpoints)"
         )
+    stored = struct.unpack_from("<I", data, end + 1)[0]
+    if _crc32c(data[offset : end + 1]) != _unmask(stored):
+        raise CheckpointError(f"{where}: table block at {offset} fails its crc32c (corrupt index)")
     return data[offset:end]
 
 
