@@ -15,6 +15,8 @@ is recorded with every result.
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 from scipy import signal
 
@@ -46,6 +48,12 @@ def parse(spec: str) -> list[tuple[str, float | None]]:
                 raise ConfigError(f"augmentation {spec!r}: {name} amount must be in [{lo}, {hi}]")
         steps.append((name, amount))
     return steps
+
+
+def seed_for(*parts: str) -> int:
+    """A stable 32-bit seed from strings (e.g. track id and spec), so each clip's transform
+    is the same in every process and every run."""
+    return int.from_bytes(hashlib.sha1("|".join(parts).encode()).digest()[:4], "little")
 
 
 def validate_spec(spec: str) -> str:

@@ -58,15 +58,6 @@ def synth_clipset(synth_task):
 def synth_fold(synth_clipset):
     """One fold of the mini synthetic task (performer-disjoint), as (train, valid, test) ClipData."""
     from musicbench.protocol.splits import resolve
-    from musicbench.systems import ClipData
 
-    split = resolve("group-kfold:performer", synth_clipset)
-    fold = split.folds[0]
-    task = synth_clipset.task
-
-    def part(ids):
-        clips = synth_clipset.subset(ids)
-        return ClipData(task, clips, synth_clipset.classes, task.spec.kind,
-                        synth_clipset.targets(clips))
-
-    return part(fold.train), part(fold.valid), part(fold.test)
+    fold = resolve("group-kfold:performer", synth_clipset).folds[0]
+    return tuple(synth_clipset.part(ids) for ids in (fold.train, fold.valid, fold.test))

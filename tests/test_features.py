@@ -111,8 +111,7 @@ def test_parallel_extraction_equals_serial(tmp_path, synth_fold):
 
 
 def _fill(root, ready):
-    from musicbench.systems import ClipData
-    from musicbench.tasks import get_task
+    from musicbench.tasks import ClipData, get_task
 
     task = get_task("synth_genre:mini")
     clipset = task.clips()
@@ -141,7 +140,7 @@ def test_two_processes_fill_one_cache_safely(tmp_path, synth_clipset):
 def test_unreadable_tracks_are_all_named(tmp_path, synth_fold):
     from dataclasses import replace
 
-    from musicbench.systems import ClipData
+    from musicbench.tasks import ClipData
 
     train = synth_fold[0]
     bad = tmp_path / "bad.wav"

@@ -31,8 +31,7 @@ from musicbench.runner.store import ResultStore
 from musicbench.runner.suite import Suite
 from musicbench.runtime import atomic_write, check_device, seed_everything
 from musicbench.systems import build_system, get_preset
-from musicbench.systems.base import ClipData
-from musicbench.tasks import ClipSet, get_task
+from musicbench.tasks import ClipData, ClipSet, get_task
 
 
 @dataclass
@@ -51,13 +50,6 @@ class RunOptions:
 def cell_key(**parts: Any) -> str:
     payload = json.dumps({**parts, "code": musicbench.__version__}, sort_keys=True, default=str)
     return hashlib.sha1(payload.encode()).hexdigest()[:20]
-
-
-def training_record(est) -> dict[str, Any]:
-    """What a neural system learnt per epoch (``history_``), for the cell record and MLflow."""
-    out = {k: getattr(est, k + "_") for k in ("history", "best_epoch", "n_parameters")
-           if hasattr(est, k + "_")}
-    return json.loads(json.dumps(out, default=float))
 
 
 def _log(opts: RunOptions, msg: str) -> None:
@@ -184,11 +176,6 @@ class Runner:
         if not todo:
             return
 
-        def part(ids, **kw):
-            clips = clipset.subset(ids)
-            return ClipData(task, clips, clipset.classes, task.spec.kind,
-                            clipset.targets(clips), **kw)
-
         def record(deform: str) -> dict[str, Any]:
             rec = self._base_record(task, split.protocol, system, seed)
             rec.update(cell_key=keys[deform], split_hash=split.hash, fold=fold.index,
@@ -203,13 +190,13 @@ class Runner:
             base += f" augment {augment}"
         try:
             aug = None if augment == "none" else validate_spec(augment)
-            train = part(fold.train, augment=aug)
-            valid = part(fold.valid)
+            train = clipset.part(fold.train, augment=aug)
+            valid = clipset.part(fold.valid)
             seed_everything(seed)
             t0 = time.perf_counter()
             est.fit(train, valid if len(valid) else None)
             fit_seconds = time.perf_counter() - t0
-            training = training_record(est)
+            training = est.training_report()
         except Exception as exc:  # one broken cell must not stop the others
             for deform in todo:
                 self._finish(record(deform), params, exc=exc, label=base)
@@ -218,7 +205,7 @@ class Runner:
             rec = record(deform)
             label = base + (f" deform {deform}" if deform != "none" else "")
             try:
-                test = part(fold.test, deform=None if deform == "none" else validate_spec(deform))
+                test = clipset.part(fold.test, deform=None if deform == "none" else validate_spec(deform))
                 t1 = time.perf_counter()
                 scores = np.asarray(est.predict_scores(test.without_labels()), dtype=np.float64)
                 predict_seconds = time.perf_counter() - t1

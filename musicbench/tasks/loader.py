@@ -17,6 +17,7 @@ import numpy as np
 
 from musicbench.audio import load_audio
 from musicbench.errors import ConfigError, DataError, UnknownNameError
+from musicbench.tasks.parts import ClipData
 from musicbench.tasks.spec import TaskSpec, get_spec
 
 INDEX_DIR_ENV = "MUSICBENCH_INDEX_DIR"
@@ -57,6 +58,13 @@ class ClipSet:
     def targets(self, clips: list[Clip]) -> np.ndarray:
         """Class indices (multiclass) or a 0/1 indicator matrix (multilabel)."""
         return encode_labels(clips, self.classes, self.task.spec.kind)
+
+    def part(self, ids: list[str] | tuple[str, ...], augment: str | None = None,
+             deform: str | None = None) -> ClipData:
+        """The clips of ``ids`` (a fold's train, valid or test part) with their targets."""
+        clips = self.subset(ids)
+        return ClipData(self.task, clips, self.classes, self.task.spec.kind, self.targets(clips),
+                        augment, deform)
 
     def attribute(self, field: str) -> dict[str, str | None]:
         """Track id -> value of any track attribute (for group protocols)."""

@@ -16,8 +16,7 @@ from musicbench.protocol.metrics import evaluate, primary_metric
 from musicbench.protocol.splits import VALID_FRACTION, Split, holdout
 from musicbench.runtime import seed_everything
 from musicbench.systems import build_system
-from musicbench.systems.base import ClipData
-from musicbench.tasks import ClipSet
+from musicbench.tasks import ClipData, ClipSet
 from musicbench.tuning.space import SearchSpace
 
 
@@ -30,24 +29,18 @@ class TuningFold:
 
 def tuning_folds(clipset: ClipSet, split: Split, n_folds: int | None, seed: int) -> list[TuningFold]:
     """The train and valid parts of the first ``n_folds`` folds (all when None)."""
-    task = clipset.task
-
-    def part(ids: list[str]) -> ClipData:
-        clips = clipset.subset(ids)
-        return ClipData(task, clips, clipset.classes, task.spec.kind, clipset.targets(clips))
-
     out = []
     for fold in split.folds[:n_folds]:
         train, valid = list(fold.train), list(fold.valid)
         if not valid:
             train, valid = holdout(clipset, train, VALID_FRACTION, seed + fold.index)
-        out.append(TuningFold(fold.index, part(train), part(valid)))
+        out.append(TuningFold(fold.index, clipset.part(train), clipset.part(valid)))
     return out
 
 
 class EpochReporter:
-    """``System.epoch_callback`` of a trial: reports each epoch's validation score to the
-    pruner and stops the trial when the pruner says so."""
+    """The ``epoch_callback`` a trial passes to ``System.fit``: reports each epoch's
+    validation score to the pruner and stops the trial when the pruner says so."""
 
     def __init__(self, trial: Any):
         self.trial = trial
@@ -90,10 +83,8 @@ class Objective:
         for position, fold in enumerate(self.folds):
             est = build_system(self.system, seed=self.seed, device=self.device,
                                **{**self.fixed, **params})
-            if position == 0:
-                est.epoch_callback = EpochReporter(trial)
             seed_everything(self.seed)
-            est.fit(fold.train, fold.valid)
+            est.fit(fold.train, fold.valid, epoch_callback=EpochReporter(trial) if position == 0 else None)
             scores[str(fold.index)] = self.score(est, fold.valid)
             trial.set_user_attr("fold_scores", scores)
         return float(np.mean(list(scores.values())))

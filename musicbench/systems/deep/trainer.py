@@ -22,9 +22,9 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from musicbench.augment import seed_for
 from musicbench.errors import ConfigError
 from musicbench.protocol.metrics import evaluate, primary_metric
-from musicbench.systems.base import seed_for
 
 STRETCH_MARGIN = 1.25  # extra audio read around an augmented chunk, so a faster stretch still fills it
 
@@ -99,7 +99,7 @@ class TrainConfig:
     chunk: int  # samples per chunk
     eval_hop: int  # samples between inference chunks
     batch_size: int = 16
-    lr: float = 1e-3
+    lr: float = 3e-3
     weight_decay: float = 1e-2
     max_epochs: int = 30
     patience: int = 8
