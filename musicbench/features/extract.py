@@ -186,6 +186,7 @@ def extract_frames(
         accept(i, needs[i], res)
     for j, rows in batched.items():
         column = [keys[i][j] for i in range(len(data))]
+        rows = [i for i in rows if data.clips[i].track_id not in errors]  # already failed to decode
         for i, res in _in_batches(data, extractors[j], rows, policy, transform, column, cache):
             accept(i, [j], res if isinstance(res, AudioError) else [res])
     bar.close()
