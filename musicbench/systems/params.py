@@ -42,13 +42,14 @@ class Number(Rule):
 
     def __str__(self) -> str:
         noun = "an integer" if self.integer else "a number"
+        low, high = (b if isinstance(b, int | None) else f"{b:g}" for b in (self.low, self.high))
         if self.low is not None and self.high is not None:
-            return (f"{noun} in {'(' if self.low_open else '['}{self.low:g}, "
-                    f"{self.high:g}{')' if self.high_open else ']'}")
+            return (f"{noun} in {'(' if self.low_open else '['}{low}, "
+                    f"{high}{')' if self.high_open else ']'}")
         if self.low is not None:
-            return f"{noun} {'>' if self.low_open else '>='} {self.low:g}"
+            return f"{noun} {'>' if self.low_open else '>='} {low}"
         if self.high is not None:
-            return f"{noun} {'<' if self.high_open else '<='} {self.high:g}"
+            return f"{noun} {'<' if self.high_open else '<='} {high}"
         return noun
 
 
@@ -71,7 +72,8 @@ class OneOf(Rule):
         return any(value == o and type(value) is type(o) for o in self.options)
 
     def __str__(self) -> str:
-        return f"one of {', '.join(map(repr, self.options))}"
+        names = ", ".join(map(repr, self.options))
+        return names if len(self.options) == 1 else f"one of {names}"
 
 
 class Either(Rule):
