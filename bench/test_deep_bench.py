@@ -16,11 +16,12 @@ import numpy as np
 import pytest
 import torch
 
-from musicbench.deep.frontend import LogMel
-from musicbench.deep.systems import clip_waveforms
-from musicbench.deep.trainer import Trainer, WaveBank
 from musicbench.features.frontends import FrontEnd
-from musicbench.systems import ClipData, build_system
+from musicbench.systems import build_system
+from musicbench.systems.deep.frontend import LogMel
+from musicbench.systems.deep.system import clip_waveforms
+from musicbench.systems.deep.trainer import Trainer, WaveBank
+from musicbench.tasks import ClipData
 
 SR, N_FFT, HOP, N_MELS = 22050, 1024, 512, 64
 DEEP_PRESETS = ("cnn1d", "cnn2d", "samplecnn", "harmoniccnn")
@@ -35,9 +36,8 @@ def _sync(device: str) -> None:
 def clips() -> ClipData:
     from musicbench.tasks import get_task
 
-    task = get_task("synth_genre:mini")
-    clipset = task.clips()
-    return ClipData(task, clipset.clips, clipset.classes, task.spec.kind, clipset.targets(clipset.clips))
+    clipset = get_task("synth_genre:mini").clips()
+    return clipset.part([c.track_id for c in clipset.clips])
 
 
 @pytest.fixture(scope="module")

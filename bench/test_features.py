@@ -14,8 +14,7 @@ import numpy as np
 import pytest
 
 from musicbench.features import FRONTENDS, FeatureCache, FrontEnd, extract_frames
-from musicbench.systems import ClipData
-from musicbench.tasks import get_task
+from musicbench.tasks import ClipData, get_task
 
 
 @pytest.fixture(scope="module")

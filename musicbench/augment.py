@@ -15,6 +15,8 @@ is recorded with every result.
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 from scipy import signal
 
@@ -46,6 +48,12 @@ def parse(spec: str) -> list[tuple[str, float | None]]:
                 raise ConfigError(f"augmentation {spec!r}: {name} amount must be in [{lo}, {hi}]")
         steps.append((name, amount))
     return steps
+
+
+def seed_for(*parts: str) -> int:
+    """A stable 32-bit seed from strings (e.g. track id and spec), so each clip's transform
+    is the same in every process and every run."""
+    return int.from_bytes(hashlib.sha1("|".join(parts).encode()).digest()[:4], "little")
 
 
 def validate_spec(spec: str) -> str:
@@ -98,10 +106,3 @@ def apply(spec: str, audio: np.ndarray, sr: int, seed: int) -> np.ndarray:
             power = float(np.mean(np.square(y))) + 1e-12
             y = y + rng.standard_normal(y.shape) * np.sqrt(power / 10 ** (snr / 10))
     return np.ascontiguousarray(y, dtype=np.float32)
-
-
-def seed_for(*parts: str) -> int:
-    """A stable 32-bit seed from strings (e.g. track id and transform), for per-clip rngs."""
-    import hashlib
-
-    return int.from_bytes(hashlib.sha1("|".join(parts).encode()).digest()[:4], "little")

@@ -9,12 +9,13 @@ import pytest
 import torch
 from sklearn.base import clone
 
-from musicbench.deep.frontend import CQT, LogMel
-from musicbench.deep.trainer import TrainConfig, Trainer, WaveBank, eval_chunks, resolve_device
 from musicbench.errors import ConfigError
 from musicbench.features.frontends import FrontEnd
 from musicbench.protocol.metrics import evaluate
-from musicbench.systems import ClipData, build_system
+from musicbench.systems import build_system
+from musicbench.systems.deep.frontend import CQT, LogMel
+from musicbench.systems.deep.trainer import TrainConfig, Trainer, WaveBank, eval_chunks, resolve_device
+from musicbench.tasks import ClipData
 from tests.conftest import SHARED, needs_shared
 
 SR = 22050
@@ -147,9 +148,11 @@ def test_preset_fits_and_scores_probabilities(name, synth_fold):
     scores = system.predict_scores(test.without_labels())
     assert scores.shape == (len(test), len(test.classes))
     np.testing.assert_allclose(scores.sum(axis=1), 1.0, atol=1e-6)
-    assert [h["epoch"] for h in system.history_] == [1, 2]
+    report = system.training_report()
+    assert [h["epoch"] for h in report["history"]] == [1, 2]
     keys = {"train_loss", "valid_loss", "valid_accuracy", "lr", "train_clips_per_s"}
-    assert keys <= set(system.history_[0])
+    assert keys <= set(report["history"][0])
+    assert report["best_epoch"] in (1, 2) and report["n_parameters"] > 0
 
 
 @pytest.fixture(scope="module")
@@ -176,10 +179,11 @@ def test_cnn_learns_synth_genre_far_above_chance(synth_fold):
 
 def test_best_validation_epoch_is_kept(synth_fold, fitted):
     _, valid, _ = synth_fold
-    keys = [(h["valid_accuracy"], -h["valid_loss"]) for h in fitted.history_]
-    assert len(keys) == 5 and fitted.best_epoch_ == 1 + keys.index(max(keys))
+    report = fitted.training_report()
+    keys = [(h["valid_accuracy"], -h["valid_loss"]) for h in report["history"]]
+    assert len(keys) == 5 and report["best_epoch"] == 1 + keys.index(max(keys))
     kept = fitted.predict_scores(valid)
-    best = fitted.history_[fitted.best_epoch_ - 1]
+    best = report["history"][report["best_epoch"] - 1]
     assert evaluate("multiclass", valid.y, kept, valid.classes)["accuracy"] == best["valid_accuracy"]
 
 
@@ -187,8 +191,9 @@ def test_early_stopping_ends_a_run_that_stopped_improving(synth_fold):
     train, valid, _ = synth_fold
     # lr=0: the weights never move, so nothing after the first epochs can beat them for long
     system = build_system("cnn1d", **{**TINY, "lr": 0.0, "max_epochs": 20, "patience": 1}).fit(train, valid)
-    assert len(system.history_) < 20
-    assert len(system.history_) - system.best_epoch_ == 2
+    report = system.training_report()
+    assert len(report["history"]) < 20
+    assert len(report["history"]) - report["best_epoch"] == 2
 
 
 def _multilabel(part: ClipData) -> ClipData:
@@ -206,7 +211,7 @@ def test_multilabel_uses_independent_sigmoids(synth_fold):
     assert scores.shape == (len(test), 7)
     assert np.all((scores > 0) & (scores < 1))
     assert not np.allclose(scores.sum(axis=1), 1.0)
-    assert "valid_roc_auc_macro" in system.history_[-1]
+    assert "valid_roc_auc_macro" in system.training_report()["history"][-1]
     assert evaluate("multilabel", test.y, scores, test.classes)["roc_auc_macro"] > 0.7
 
 
@@ -222,9 +227,8 @@ def test_epoch_callback_sees_every_epoch_and_pruning_propagates(synth_fold):
             raise optuna.TrialPruned()
 
     system = build_system("cnn1d", **{**TINY, "max_epochs": 5})
-    system.epoch_callback = callback
     with pytest.raises(optuna.TrialPruned):
-        system.fit(train, valid)
+        system.fit(train, valid, epoch_callback=callback)
     assert [e for e, _ in seen] == [1, 2]
     assert all(0.0 <= s <= 1.0 for _, s in seen)
 
@@ -268,6 +272,7 @@ def test_deformed_test_data_changes_scores(synth_fold, fitted):
 
 
 def test_bad_parameters_are_config_errors():
-    for bad in ({"model": "resnet"}, {"frontend": "mfcc"}, {"eval_overlap": 1.0}, {"batch_size": 1}):
-        with pytest.raises(ConfigError):
+    for bad in ({"model": "resnet"}, {"frontend": "mfcc"}, {"eval_overlap": 1.0}, {"batch_size": 1},
+                {"augment_p": 1.5}, {"chunk_seconds": 0.0}, {"max_epochs": 0}):
+        with pytest.raises(ConfigError, match=f"{next(iter(bad))}="):
             build_system("cnn2d", **bad)

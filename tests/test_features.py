@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from musicbench.errors import ConfigError, DataError, UnknownNameError
-from musicbench.features import FRONTENDS, FeatureCache, FrontEnd, extract_frames
+from musicbench.features import FRONTENDS, Extractor, FeatureCache, FrontEnd, extract_frames
 from musicbench.features.summaries import Codebook, add_deltas, dct_2d, dct_time, stats
 
 SR = 22050
@@ -111,8 +111,7 @@ def test_parallel_extraction_equals_serial(tmp_path, synth_fold):
 
 
 def _fill(root, ready):
-    from musicbench.systems import ClipData
-    from musicbench.tasks import get_task
+    from musicbench.tasks import ClipData, get_task
 
     task = get_task("synth_genre:mini")
     clipset = task.clips()
@@ -141,7 +140,7 @@ def test_two_processes_fill_one_cache_safely(tmp_path, synth_clipset):
 def test_unreadable_tracks_are_all_named(tmp_path, synth_fold):
     from dataclasses import replace
 
-    from musicbench.systems import ClipData
+    from musicbench.tasks import ClipData
 
     train = synth_fold[0]
     bad = tmp_path / "bad.wav"
@@ -150,6 +149,58 @@ def test_unreadable_tracks_are_all_named(tmp_path, synth_fold):
              replace(train.clips[1], path=str(tmp_path / "gone.wav"), track_id="gone-2"),
              *train.clips[2:4]]
     data = ClipData(train.task, clips, train.classes, train.kind)
-    with pytest.raises(DataError, match="2 track") as exc:
-        extract_frames(data, [FrontEnd("mfcc", SR)], None, n_jobs=1)
-    assert "broken-1" in str(exc.value) and "gone-2" in str(exc.value)
+    for extractors in ([FrontEnd("mfcc", SR)], [FrontEnd("mfcc", SR), BatchedEnergy()]):
+        with pytest.raises(DataError, match="2 track") as exc:
+            extract_frames(data, extractors, None, n_jobs=1)
+        assert "broken-1" in str(exc.value) and "gone-2" in str(exc.value)
+
+
+class BatchedEnergy(Extractor):
+    """A stand-in for an encoder: in this process, in batches of 4, recording each call."""
+
+    name = "energy"
+    process_parallel = False
+    batch_size = 4
+
+    def __init__(self, flat: bool = False):
+        self.flat, self.calls = flat, []
+
+    def config(self) -> dict:
+        return {"hop": 512}
+
+    def __call__(self, audio: np.ndarray) -> np.ndarray:
+        frames = audio[: len(audio) // 512 * 512].reshape(-1, 512)
+        energy = np.sqrt(np.mean(frames**2, axis=1), dtype=np.float32)
+        return energy if self.flat else energy[:, None]
+
+    def batch(self, audios: list[np.ndarray]) -> list[np.ndarray]:
+        self.calls.append(len(audios))
+        return super().batch(audios)
+
+
+def test_in_process_extractor_is_batched_cached_and_combined(tmp_path, synth_fold):
+    train = synth_fold[0]
+    rms = FrontEnd("rms", train.sample_rate)
+    assert rms.process_parallel and isinstance(rms, Extractor)
+    cache = FeatureCache(tmp_path)
+    alone = extract_frames(train, [rms], cache, n_jobs=2)
+    stamps = {e: e.stat().st_mtime_ns for e in tmp_path.rglob("*.npy")}
+    energy = BatchedEnergy()
+    both = extract_frames(train, [rms, energy], cache, n_jobs=2)
+    assert energy.calls == [4] * (len(train) // 4) + ([len(train) % 4] if len(train) % 4 else [])
+    assert {e: e.stat().st_mtime_ns for e in stamps} == stamps  # cached rms frames not recomputed
+    assert len(list(tmp_path.rglob("*.npy"))) == 2 * len(train)
+    for a, b in zip(alone, both, strict=True):
+        assert b.shape == (a.shape[0] - 1, 2)  # energy frames are uncentred: one fewer
+        np.testing.assert_array_equal(b[:, 0], a[:-1, 0])
+    again = BatchedEnergy()
+    assert all(np.array_equal(a, b) for a, b in
+               zip(both, extract_frames(train, [rms, again], cache), strict=True))
+    assert again.calls == []  # every entry served from the cache
+    noisy = extract_frames(train, [BatchedEnergy()], None, transform="noise:0")
+    assert not np.allclose(noisy[0], both[0][:, 1:])
+
+
+def test_extractor_output_must_be_frames(synth_fold):
+    with pytest.raises(ConfigError, match="extractor energy returned shape"):
+        extract_frames(synth_fold[0], [BatchedEnergy(flat=True)], None)

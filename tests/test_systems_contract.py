@@ -1,17 +1,30 @@
-"""Contract: every registered system preset builds, fits, scores and is deterministic.
+"""Contract: every registered system preset builds, fits, scores and is deterministic, and
+every registered family follows scikit-learn's estimator rules.
 
-Adding a preset to ``systems/`` is enough to be covered here. Neural presets are
-shortened (``max_epochs``) so the suite stays fast; learning quality is tested per family.
+Adding a preset to ``systems/`` or a family to ``FAMILIES`` is enough to be covered here.
+Neural presets are shortened (``max_epochs``) so the suite stays fast; learning quality
+is tested per family.
 """
 
 from __future__ import annotations
+
+import inspect
+import json
 
 import numpy as np
 import pytest
 from sklearn.base import clone
 
 from musicbench.errors import ConfigError, UnknownNameError
-from musicbench.systems import ClipData, build_system, family_class, get_preset, system_names, valid_params
+from musicbench.systems import (
+    FAMILIES,
+    build_system,
+    family_class,
+    get_preset,
+    system_names,
+    valid_params,
+)
+from musicbench.tasks import ClipData
 
 QUICK = {"max_epochs": 2}  # applied where a family has the parameter
 
@@ -91,6 +104,22 @@ def test_multilabel_supported_or_refused_clearly(fitted, synth_fold):
     assert scores.shape == (len(test), len(train.classes)) and np.isfinite(scores).all()
 
 
+def test_training_report_is_json(fitted):
+    name, system, _ = fitted
+    report = system.training_report()
+    assert isinstance(report, dict) and json.loads(json.dumps(report)) == report
+    assert clone(system).training_report() == {}
+
+
+def test_search_space_bounds_are_valid_parameters(fitted):
+    """Whatever a tuner samples from the declared space is a value the family accepts."""
+    name = fitted[0]
+    for param, spec in get_preset(name)["search_space"].items():
+        values = spec["choices"] if spec["type"] == "categorical" else [spec["low"], spec["high"]]
+        for value in values:
+            build_system(name, **{param: value}).validate_params()
+
+
 def test_unknown_parameter_lists_valid_ones(fitted):
     with pytest.raises(UnknownNameError, match=r"valid parameters of .*: .*seed"):
         build_system(fitted[0], no_such_param=1)
@@ -107,3 +136,69 @@ def test_classical_systems_learn_the_synthetic_task(name, synth_fold):
     scores = build(name).fit(train, valid).predict_scores(test.without_labels())
     accuracy = float(np.mean(scores.argmax(axis=1) == test.y))
     assert accuracy >= 0.4, f"{name}: {accuracy:.2f} on 6 classes (chance 0.17)"
+
+
+BAD = "no-such-value"  # a string no parameter of any family accepts
+
+
+@pytest.fixture(params=sorted(FAMILIES))
+def family(request):
+    return family_class(request.param)
+
+
+def test_family_takes_seed_and_device(family):
+    params = inspect.signature(family.__init__).parameters
+    assert "seed" in params and "device" in params
+
+
+def test_every_parameter_has_a_rule(family):
+    assert set(family.param_rules) == set(valid_params(family))
+
+
+def test_defaults_are_valid_and_match_presets(family):
+    """A parameter every preset of the family sets to one value has it as its default."""
+    family().validate_params()
+    defaults = {k: p.default for k, p in inspect.signature(family.__init__).parameters.items()
+                if k != "self"}
+    presets = [get_preset(n) for n in system_names()]
+    presets = [p["params"] for p in presets if family_class(p["family"]) is family]
+
+    def norm(value):
+        return tuple(value) if isinstance(value, list) else value
+
+    for key, default in defaults.items():
+        values = [norm(p[key]) for p in presets if key in p]
+        if len(values) == len(presets) > 0 and all(v == values[0] for v in values):
+            assert norm(default) == values[0], f"{family.__name__}.{key}: default {default!r}"
+
+
+def test_invalid_values_are_refused_by_validate_params_not_init(family, synth_fold):
+    train, valid, _ = synth_fold
+    for key in valid_params(family):
+        system = family(**{key: BAD})  # scikit-learn: __init__ stores, never validates
+        assert system.get_params()[key] == BAD
+        assert clone(system).get_params()[key] == BAD
+        message = rf"{key}='{BAD}' must be .+"
+        with pytest.raises(ConfigError, match=message):
+            system.validate_params()
+        with pytest.raises(ConfigError, match=message):
+            system.fit(train, valid)
+        assert not [k for k in vars(system) if k.endswith("_")], "fitted state before validation"
+
+
+def test_bad_preset_is_refused_when_built_naming_file_parameter_and_range(tmp_path, monkeypatch):
+    (tmp_path / "systems").mkdir()
+    path = tmp_path / "systems" / "bad-svm.toml"
+    path.write_text('family = "classical"\n[params]\nC = "abc"\nn_mfcc = -5\n')
+    monkeypatch.setenv("MUSICBENCH_WORKSPACE", str(tmp_path))
+    with pytest.raises(ConfigError) as err:
+        build_system("bad-svm")
+    message = str(err.value)
+    assert str(path) in message
+    assert "C='abc' must be a number > 0" in message
+    assert "n_mfcc=-5 must be an integer >= 1" in message
+    with pytest.raises(ConfigError, match=r"n_mfcc=30 must be <= n_mels=20"):
+        build_system("mfcc-stats-svm", n_mfcc=30, n_mels=20)
+    (tmp_path / "systems" / "seeded.toml").write_text('family = "gmm"\n[params]\nseed = 3\n')
+    with pytest.raises(ConfigError, match=r"seeded.toml: seed and device come from the run"):
+        build_system("seeded")

@@ -1,4 +1,5 @@
-"""Frame features for a set of clips: from the cache, or extracted in parallel and cached."""
+"""Frame features for a set of clips from any extractors: from the cache, or extracted
+(in worker processes, or in batches in this process) and cached."""
 
 from __future__ import annotations
 
@@ -10,10 +11,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from musicbench.audio import ClipPolicy, load_audio
-from musicbench.augment import seed_for
-from musicbench.errors import AudioError, DataError
+from musicbench.errors import AudioError, ConfigError, DataError
 from musicbench.features.cache import FeatureCache, audio_digest, entry_key
-from musicbench.features.frontends import FrontEnd
+from musicbench.features.extractor import Extractor
 from musicbench.tasks import ClipData
 
 JOBS_ENV = "MUSICBENCH_JOBS"
@@ -24,22 +24,32 @@ def default_jobs() -> int:
     return int(os.environ.get(JOBS_ENV) or os.cpu_count() or 1)
 
 
-def _compute(path: str, track_id: str, policy: ClipPolicy, frontends: list[FrontEnd],
-             transform: str | None, keys: list[str], cache: FeatureCache | None):
-    """Worker: decode once, transform, run every front end, store the entries in the cache
-    (off the parent's critical path). Errors come back as values."""
-    try:
-        audio = load_audio(path, track_id, policy)
-    except AudioError as exc:
-        return exc
+def _load(path: str, track_id: str, policy: ClipPolicy, transform: str | None) -> np.ndarray:
+    """A clip's audio under the clip policy, transformed with its per-clip seed."""
+    audio = load_audio(path, track_id, policy)
     if transform:
-        from musicbench.augment import apply
+        from musicbench.augment import apply, seed_for
 
         audio = apply(transform, audio, policy.sample_rate, seed_for(track_id, transform))
-    frames = [fe(audio) for fe in frontends]
+    return audio
+
+
+def _store(cache: FeatureCache | None, keys: list[str | None], frames: list[np.ndarray]) -> None:
     if cache is not None:
         for key, arr in zip(keys, frames, strict=True):
             cache.put(key, arr)
+
+
+def _compute(path: str, track_id: str, policy: ClipPolicy, extractors: list[Extractor],
+             transform: str | None, keys: list[str | None], cache: FeatureCache | None):
+    """Worker: decode once, transform, run the extractors, store the entries in the cache
+    (off the parent's critical path). Errors come back as values."""
+    try:
+        audio = _load(path, track_id, policy, transform)
+    except AudioError as exc:
+        return exc
+    frames = [ex(audio) for ex in extractors]
+    _store(cache, keys, frames)
     return frames
 
 
@@ -71,6 +81,26 @@ def _in_process(args: list[tuple]):
             yield _compute(*a)
 
 
+def _in_batches(data: ClipData, extractor: Extractor, rows: list[int], policy: ClipPolicy,
+                transform: str | None, keys: list[str | None], cache: FeatureCache | None):
+    """In this process, ``extractor.batch_size`` clips per call: (row, frames or the
+    ``AudioError``) per clip. Only one batch of audio is held at a time."""
+    step = max(1, extractor.batch_size)
+    for b in range(0, len(rows), step):
+        audios, done = [], []
+        for i in rows[b: b + step]:
+            clip = data.clips[i]
+            try:
+                audios.append(_load(clip.path, clip.track_id, policy, transform))
+                done.append(i)
+            except AudioError as exc:
+                yield i, exc
+        frames = extractor.batch(audios) if audios else []
+        for i, arr, key in zip(done, frames, [keys[i] for i in done], strict=True):
+            _store(cache, [key], [arr])
+            yield i, arr
+
+
 def _digest_or_none(path: str) -> str | None:
     try:
         return audio_digest(path)
@@ -78,51 +108,70 @@ def _digest_or_none(path: str) -> str | None:
         return None
 
 
-def _combine(parts: list[np.ndarray]) -> np.ndarray:
-    n = min(p.shape[0] for p in parts)  # front ends may differ by a frame at the edges
+def _combine(extractors: list[Extractor], parts: list[np.ndarray]) -> np.ndarray:
+    for ex, p in zip(extractors, parts, strict=True):
+        if p.ndim != 2:
+            raise ConfigError(f"extractor {ex.name} returned shape {p.shape}, not [frames, dims]")
+    n = min(p.shape[0] for p in parts)  # extractors may differ by a frame at the edges
     return np.hstack([p[:n] for p in parts]) if len(parts) > 1 else parts[0]
 
 
 def extract_frames(
     data: ClipData,
-    frontends: list[FrontEnd],
+    extractors: list[Extractor],
     cache: FeatureCache | None = None,
     n_jobs: int | None = None,
     transform: str | None = None,
 ) -> list[np.ndarray]:
-    """Per clip, the front ends' frames side by side: a [frames, dims] array each.
+    """Per clip, the extractors' frames side by side: a [frames, dims] array each.
 
     ``transform`` (an augmentation spec) is applied to each clip's audio first, with a
     per-clip seed, and is part of the cache key; by default it is ``data.deform``.
 
     Audio is decoded only for clips missing from the cache, one clip at a time per
-    worker, so memory is bounded by the features, not the audio. Every unreadable track
-    is named in one error.
+    worker, so memory is bounded by the features, not the audio. Extractors that are
+    ``process_parallel`` share worker processes (one decode per clip for all of them);
+    the others run here in batches. Every unreadable track is named in one error.
     """
     policy = data.task.spec.clip
     transform = transform if transform is not None else data.deform
     policy_cfg = {**policy.as_dict(), "transform": transform}
-    configs = [fe.config() for fe in frontends]
-    out: list[list[np.ndarray] | None] = [None] * len(data)
-    keys: list[list[str] | None] = [[] for _ in data.clips]  # no cache: nothing to look up
-    errors: list[str] = []
+    configs = [ex.cache_config() for ex in extractors]
+    out: list[list[np.ndarray | None]] = [[None] * len(extractors) for _ in data.clips]
+    keys: list[list[str | None]] = [[None] * len(extractors) for _ in data.clips]
+    usable = list(range(len(data)))
+    errors: dict[str, str] = {}  # track id -> what went wrong, each track named once
     jobs = n_jobs or default_jobs()
     if cache is not None:
         with ThreadPoolExecutor(jobs) as pool:  # hashlib and file reads release the GIL
             digests = list(pool.map(_digest_or_none, [c.path for c in data.clips]))
+        usable = []
         for i, (clip, sha) in enumerate(zip(data.clips, digests, strict=True)):
             if sha is None:
-                errors.append(str(AudioError(clip.track_id, clip.path, "file is missing", "")))
-                keys[i] = None
+                errors[clip.track_id] = str(AudioError(clip.track_id, clip.path, "file is missing", ""))
                 continue
+            usable.append(i)
             keys[i] = [entry_key(sha, policy_cfg, c) for c in configs]
-            hits = [cache.get(k) for k in keys[i]]
-            if all(h is not None for h in hits):
-                out[i] = hits
-    todo = [i for i in range(len(data)) if out[i] is None and keys[i] is not None]
+            out[i] = [cache.get(k) for k in keys[i]]
+    pooled = [j for j, ex in enumerate(extractors) if ex.process_parallel]
+    needs = {i: [j for j in pooled if out[i][j] is None] for i in usable}
+    todo = [i for i in usable if needs[i]]
+    batched = {j: [i for i in usable if out[i][j] is None]
+               for j, ex in enumerate(extractors) if not ex.process_parallel}
+    desc = f"features {'+'.join(ex.name for ex in extractors)} ({data.task.name})"
+    bar = tqdm(total=len(todo) + sum(map(len, batched.values())), desc=desc, disable=None)
+
+    def accept(i: int, js: list[int], res: list[np.ndarray] | AudioError) -> None:
+        if isinstance(res, AudioError):
+            errors.setdefault(data.clips[i].track_id, str(res))
+        else:
+            for j, arr in zip(js, res, strict=True):
+                out[i][j] = arr
+        bar.update()
+
     jobs = min(jobs, max(1, len(todo) // 4))
-    args = [(data.clips[i].path, data.clips[i].track_id, policy, frontends, transform, keys[i], cache)
-            for i in todo]
+    args = [(data.clips[i].path, data.clips[i].track_id, policy, [extractors[j] for j in needs[i]],
+             transform, [keys[i][j] for j in needs[i]], cache) for i in todo]
     if jobs > 1 and len(todo) >= PARALLEL_MIN:
         from joblib import Parallel, delayed
 
@@ -133,16 +182,19 @@ def extract_frames(
         )
     else:
         results = _in_process(args)
-    desc = f"features {'+'.join(fe.name for fe in frontends)} ({data.task.name})"
-    for i, res in zip(todo, tqdm(results, total=len(todo), desc=desc, disable=None), strict=True):
-        if isinstance(res, AudioError):
-            errors.append(str(res))
-            continue
-        out[i] = res
+    for i, res in zip(todo, results, strict=True):
+        accept(i, needs[i], res)
+    for j, rows in batched.items():
+        column = [keys[i][j] for i in range(len(data))]
+        rows = [i for i in rows if data.clips[i].track_id not in errors]  # already failed to decode
+        for i, res in _in_batches(data, extractors[j], rows, policy, transform, column, cache):
+            accept(i, [j], res if isinstance(res, AudioError) else [res])
+    bar.close()
     if errors:
+        messages = list(errors.values())
         raise DataError(
-            f"{len(errors)} track(s) of {data.task.ref} could not be used:\n  "
-            + "\n  ".join(errors[:20])
-            + ("\n  ..." if len(errors) > 20 else "")
+            f"{len(messages)} track(s) of {data.task.ref} could not be used:\n  "
+            + "\n  ".join(messages[:20])
+            + ("\n  ..." if len(messages) > 20 else "")
         )
-    return [_combine(parts) for parts in out]
+    return [_combine(extractors, parts) for parts in out]

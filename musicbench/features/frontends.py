@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from musicbench.errors import ConfigError, UnknownNameError
+from musicbench.features.extractor import Extractor
 
 # name -> the parameters that change its output (and so its cache key)
 FRONTENDS: dict[str, tuple[str, ...]] = {
@@ -27,8 +28,11 @@ FRONTENDS: dict[str, tuple[str, ...]] = {
 
 
 @dataclass(frozen=True)
-class FrontEnd:
-    """One front end and its parameters, validated against the sample rate."""
+class FrontEnd(Extractor):
+    """One librosa front end and its parameters, validated against the sample rate.
+
+    Single-threaded and CPU-bound, so extraction fans out to one worker process per core.
+    """
 
     name: str
     sample_rate: int

@@ -2,7 +2,9 @@
 
 A preset names its ``family`` (a key of ``FAMILIES``), its default ``[params]`` and its
 Optuna ``[search_space]``. Register a new family by adding one line to ``FAMILIES``;
-register a new system by adding one preset file.
+register a new system by adding one preset file. ``build_system`` refuses unknown
+parameter names and values out of range (``System.validate_params``) when a system is
+built, so a bad preset fails before any work starts.
 """
 
 from __future__ import annotations
@@ -14,12 +16,11 @@ from typing import Any
 from musicbench.errors import ConfigError, UnknownNameError
 from musicbench.presets import load_preset, preset_files
 from musicbench.systems.base import System
-from musicbench.tasks import ClipData
 
 FAMILIES = {
     "classical": "musicbench.systems.classical:ClassicalSystem",
     "gmm": "musicbench.systems.density:GMMSystem",
-    "deep": "musicbench.deep.systems:DeepSystem",
+    "deep": "musicbench.systems.deep.system:DeepSystem",
 }
 
 
@@ -48,7 +49,7 @@ def valid_params(cls: type[System]) -> list[str]:
 
 
 def build_system(name: str, seed: int = 0, device: str = "cpu", **overrides: Any) -> System:
-    """A fresh, unfitted system from its preset, with parameter overrides."""
+    """A fresh, unfitted system from its preset, with parameter overrides, validated."""
     preset = get_preset(name)
     cls = family_class(preset["family"])
     params = {**preset["params"], **overrides}
@@ -56,10 +57,15 @@ def build_system(name: str, seed: int = 0, device: str = "cpu", **overrides: Any
     for key in params:
         if key not in valid:
             raise UnknownNameError(f"parameter of {name} ({preset['family']})", key, valid)
+    if {"seed", "device"} & set(params):
+        raise ConfigError(f"system preset {preset['_path']}: seed and device come from the run "
+                          "(build_system's arguments), not from parameters")
+    system = cls(seed=seed, device=device, **params)
     try:
-        return cls(seed=seed, device=device, **params)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"system {name}: {exc}") from None
+        system.validate_params()
+    except ConfigError as exc:
+        raise ConfigError(f"system preset {preset['_path']}: {exc}") from None
+    return system
 
 
-__all__ = ["ClipData", "System", "build_system", "get_preset", "system_names"]
+__all__ = ["System", "build_system", "family_class", "get_preset", "system_names", "valid_params"]

@@ -2,39 +2,85 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any, ClassVar
+
 import numpy as np
 from sklearn.base import BaseEstimator
 
+from musicbench.errors import ConfigError
+from musicbench.systems.params import DEVICE, SEED, Rule
 from musicbench.tasks import ClipData
+
+#: Called as ``epoch_callback(epoch, valid_score)`` after each epoch of an iterative
+#: learner; it may raise (``optuna.TrialPruned``) to stop a poor trial early.
+EpochCallback = Callable[[int, float], None]
 
 
 class System(BaseEstimator):
     """A music classifier. Parameters are plain constructor attributes (``get_params``).
 
-    ``fit(train, valid=None)`` learns from ``train`` (``valid`` is for early stopping and
-    checkpoint selection, never the test fold); ``predict_scores(data)`` returns
-    ``[n_clips, n_classes]`` scores: probabilities for multiclass, independent per-tag
-    scores for multilabel. ``seed`` makes training deterministic on CPU; ``device``
-    is where tensors live (``cpu``, ``cuda``, ``mps``).
+    ``__init__`` stores its arguments untouched; ``validate_params()`` checks them against
+    ``param_rules`` (one rule per parameter) and ``fit`` calls it first, so ``clone`` and
+    ``set_params`` never raise and a bad value is reported where it is used.
+
+    ``fit(train, valid=None, epoch_callback=None)`` learns from ``train`` (``valid`` is
+    for early stopping and checkpoint selection, never the test fold);
+    ``predict_scores(data)`` returns ``[n_clips, n_classes]`` scores: probabilities for
+    multiclass, independent per-tag scores for multilabel. ``seed`` makes training
+    deterministic on CPU; ``device`` is where tensors live (``cpu``, ``cuda``, ``mps``).
+    Families implement ``_fit`` and ``_predict_scores``.
     """
 
     kinds: tuple[str, ...] = ("multiclass", "multilabel")
+    param_rules: ClassVar[dict[str, Rule]] = {"seed": SEED, "device": DEVICE}
 
-    def fit(self, train: ClipData, valid: ClipData | None = None, epoch_callback=None) -> System:
-        raise NotImplementedError
+    def validate_params(self) -> None:
+        """Raise a ``ConfigError`` naming every invalid parameter and what would be valid."""
+        problems = self._param_problems()
+        if problems:
+            raise ConfigError(f"invalid parameter{'s' if len(problems) > 1 else ''} of "
+                              f"{type(self).__name__}: {'; '.join(problems)}")
+
+    def _param_problems(self) -> list[str]:
+        """One line per parameter its rule rejects; families add checks across parameters."""
+        params = self.get_params(deep=False)
+        return [f"{name}={params[name]!r} must be {rule}"
+                for name, rule in self.param_rules.items() if not rule.accepts(params[name])]
+
+    def fit(self, train: ClipData, valid: ClipData | None = None,
+            epoch_callback: EpochCallback | None = None) -> System:
+        """Validate the parameters and the task kind, then learn; returns ``self``."""
+        self.validate_params()
+        self.check_kind(train)
+        with self._runtime():
+            self._fit(train, valid, epoch_callback)
+        return self
 
     def predict_scores(self, data: ClipData) -> np.ndarray:
-        raise NotImplementedError
+        with self._runtime():
+            return self._predict_scores(data)
 
-    def training_report(self) -> dict:
-        """What fitting learnt, JSON-safe, for the cell record and MLflow ({} by default)."""
+    def training_report(self) -> dict[str, Any]:
+        """JSON-safe facts about the last ``fit`` worth recording with a result (a neural
+        family's per-epoch history, kept epoch and size); empty where there are none."""
         return {}
 
     def check_kind(self, data: ClipData) -> None:
-        from musicbench.errors import ConfigError
-
         if data.kind not in self.kinds:
             raise ConfigError(
                 f"{type(self).__name__} handles {' and '.join(self.kinds)} tasks, not "
                 f"{data.kind} ({data.task.ref})"
             )
+
+    def _runtime(self) -> AbstractContextManager:
+        """The context ``fit`` and ``predict_scores`` run in (e.g. thread limits)."""
+        return nullcontext()
+
+    def _fit(self, train: ClipData, valid: ClipData | None,
+             epoch_callback: EpochCallback | None) -> None:
+        raise NotImplementedError
+
+    def _predict_scores(self, data: ClipData) -> np.ndarray:
+        raise NotImplementedError

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 
 from musicbench.errors import ConfigError
 from musicbench.features.summaries import SUMMARIES, Codebook, dct_2d, dct_time, stats
-from musicbench.runtime import single_threaded
+from musicbench.systems.base import EpochCallback
 from musicbench.systems.frames import FrameFeatureSystem
+from musicbench.systems.params import COUNT, NON_NEGATIVE, POSITIVE, Either, Number, OneOf, Rule
 from musicbench.tasks import ClipData
 
 CLASSIFIERS = ("svm", "knn", "logreg", "mlp")
+KERNELS = ("linear", "poly", "rbf", "sigmoid")
 
 
 class ClassicalSystem(FrameFeatureSystem):
@@ -21,6 +25,22 @@ class ClassicalSystem(FrameFeatureSystem):
     training frames). ``pca_components`` (int, or a variance fraction < 1) reduces the
     summary. ``class_weight="balanced"`` reweights rare classes (not for ``mlp``).
     """
+
+    param_rules: ClassVar[dict[str, Rule]] = {
+        **FrameFeatureSystem.param_rules,
+        "summary": OneOf(*SUMMARIES),
+        "dct_coefficients": COUNT,
+        "codebook_size": Number(2, integer=True),
+        "pca_components": Either(OneOf(None), COUNT, Number(0, 1, low_open=True, high_open=True)),
+        "classifier": OneOf(*CLASSIFIERS),
+        "C": POSITIVE,
+        "kernel": OneOf(*KERNELS),
+        "gamma": Either(OneOf("scale", "auto"), POSITIVE),
+        "n_neighbors": COUNT,
+        "mlp_hidden": COUNT,
+        "mlp_alpha": NON_NEGATIVE,
+        "class_weight": OneOf(None, "balanced"),
+    }
 
     def __init__(
         self,
@@ -36,12 +56,12 @@ class ClassicalSystem(FrameFeatureSystem):
         codebook_size: int = 64,
         pca_components: float | None = None,
         classifier: str = "svm",
-        C: float = 1.0,
+        C: float = 10.0,
         kernel: str = "rbf",
         gamma: str | float = "scale",
         n_neighbors: int = 5,
         mlp_hidden: int = 128,
-        mlp_alpha: float = 1e-4,
+        mlp_alpha: float = 1e-3,
         class_weight: str | None = "balanced",
         seed: int = 0,
         device: str = "cpu",
@@ -67,10 +87,6 @@ class ClassicalSystem(FrameFeatureSystem):
         self.class_weight = class_weight
         self.seed = seed
         self.device = device
-        if summary not in SUMMARIES:
-            raise ConfigError(f"summary={summary!r}: must be one of {SUMMARIES}")
-        if classifier not in CLASSIFIERS:
-            raise ConfigError(f"classifier={classifier!r}: must be one of {CLASSIFIERS}")
 
     def _summarise(self, frames: list[np.ndarray]) -> np.ndarray:
         if self.summary == "stats":
@@ -115,8 +131,8 @@ class ClassicalSystem(FrameFeatureSystem):
             steps.append(PCA(self.pca_components, random_state=self.seed))
         return make_pipeline(*steps, clf)
 
-    def _fit(self, train: ClipData, valid: ClipData | None = None) -> ClassicalSystem:
-        self.check_kind(train)
+    def _fit(self, train: ClipData, valid: ClipData | None,
+             epoch_callback: EpochCallback | None) -> None:
         frames, y = self.training_frames(train)
         if self.summary == "vq":
             self.codebook_ = Codebook(self.codebook_size, self.seed).fit(frames)
@@ -128,7 +144,6 @@ class ClassicalSystem(FrameFeatureSystem):
                 raise ConfigError(f"training part of {train.task.ref} holds a single class")
         self.model_ = self._estimator(multilabel).fit(x, y)
         self.n_classes_ = len(train.classes)
-        return self
 
     def _predict_scores(self, data: ClipData) -> np.ndarray:
         x = self._summarise(self.frames(data))
@@ -144,11 +159,3 @@ class ClassicalSystem(FrameFeatureSystem):
         if data.kind == "multilabel":
             return np.asarray(scores, dtype=np.float64)
         return self.expand_scores(scores, self.seen_, self.n_classes_, fill)
-
-    def fit(self, train: ClipData, valid: ClipData | None = None, epoch_callback=None) -> ClassicalSystem:
-        with single_threaded():
-            return self._fit(train, valid)
-
-    def predict_scores(self, data: ClipData) -> np.ndarray:
-        with single_threaded():
-            return self._predict_scores(data)

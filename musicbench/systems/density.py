@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 from scipy.special import softmax
 
-from musicbench.runtime import single_threaded
+from musicbench.systems.base import EpochCallback
 from musicbench.systems.frames import FrameFeatureSystem
+from musicbench.systems.params import COUNT, NON_NEGATIVE, OneOf, Rule
 from musicbench.tasks import ClipData
 
 
@@ -19,6 +22,13 @@ class GMMSystem(FrameFeatureSystem):
     """
 
     kinds = ("multiclass",)
+    param_rules: ClassVar[dict[str, Rule]] = {
+        **FrameFeatureSystem.param_rules,
+        "n_components": COUNT,
+        "covariance_type": OneOf("full", "tied", "diag", "spherical"),
+        "reg_covar": NON_NEGATIVE,
+        "max_frames": COUNT,
+    }
 
     def __init__(
         self,
@@ -50,10 +60,10 @@ class GMMSystem(FrameFeatureSystem):
         self.seed = seed
         self.device = device
 
-    def _fit(self, train: ClipData, valid: ClipData | None = None) -> GMMSystem:
+    def _fit(self, train: ClipData, valid: ClipData | None,
+             epoch_callback: EpochCallback | None) -> None:
         from sklearn.mixture import GaussianMixture
 
-        self.check_kind(train)
         frames, y = self.training_frames(train)
         allf = np.vstack(frames)
         self.mean_, self.std_ = allf.mean(axis=0), allf.std(axis=0) + 1e-8
@@ -69,7 +79,6 @@ class GMMSystem(FrameFeatureSystem):
                 random_state=self.seed,
             ).fit((fc - self.mean_) / self.std_)
         self.n_classes_ = len(train.classes)
-        return self
 
     def _predict_scores(self, data: ClipData) -> np.ndarray:
         loglik = np.full((len(data), self.n_classes_), -np.inf)
@@ -78,11 +87,3 @@ class GMMSystem(FrameFeatureSystem):
             for c, gmm in self.models_.items():
                 loglik[i, c] = gmm.score_samples(z).sum()
         return softmax(loglik, axis=1)
-
-    def fit(self, train: ClipData, valid: ClipData | None = None, epoch_callback=None) -> GMMSystem:
-        with single_threaded():
-            return self._fit(train, valid)
-
-    def predict_scores(self, data: ClipData) -> np.ndarray:
-        with single_threaded():
-            return self._predict_scores(data)

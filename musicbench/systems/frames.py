@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
+from typing import ClassVar
+
 import numpy as np
 
-from musicbench.features import FeatureCache, FrontEnd, extract_frames
+from musicbench.features import FRONTENDS, FeatureCache, FrontEnd, extract_frames
 from musicbench.features.summaries import add_deltas
+from musicbench.runtime import single_threaded
 from musicbench.systems.base import System
+from musicbench.systems.params import COUNT, N_FFT, Names, Number, Rule
 from musicbench.tasks import ClipData
 
 
@@ -14,8 +19,34 @@ class FrameFeatureSystem(System):
     """Base for systems built on librosa frame features; parameters live in subclasses.
 
     Subclasses define ``features`` (front-end names), ``n_fft``, ``hop_length``,
-    ``n_mels``, ``n_mfcc``, ``n_bins`` and ``deltas`` as constructor parameters.
+    ``n_mels``, ``n_mfcc``, ``n_bins`` and ``deltas`` as constructor parameters. Fitting
+    and scoring run with one BLAS thread: these small-matrix models gain nothing from
+    more, and spin-waiting threads slow them badly on a busy machine.
     """
+
+    param_rules: ClassVar[dict[str, Rule]] = {
+        **System.param_rules,
+        "features": Names(tuple(FRONTENDS)),
+        "n_fft": N_FFT,
+        "hop_length": COUNT,
+        "n_mels": COUNT,
+        "n_mfcc": COUNT,
+        "n_bins": COUNT,
+        "deltas": Number(0, 2, integer=True),
+    }
+
+    def _param_problems(self) -> list[str]:
+        problems = super()._param_problems()
+        if problems:
+            return problems
+        if self.hop_length > self.n_fft:
+            problems.append(f"hop_length={self.hop_length!r} must be <= n_fft={self.n_fft}")
+        if self.n_mfcc > self.n_mels:
+            problems.append(f"n_mfcc={self.n_mfcc!r} must be <= n_mels={self.n_mels}")
+        return problems
+
+    def _runtime(self) -> AbstractContextManager:
+        return single_threaded()
 
     def frontends(self, sample_rate: int) -> list[FrontEnd]:
         names = [self.features] if isinstance(self.features, str) else list(self.features)

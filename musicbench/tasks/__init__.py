@@ -5,6 +5,5 @@ from musicbench.tasks.parts import ClipData
 from musicbench.tasks.spec import TaskSpec, get_spec, task_names
 
 __all__ = [
-    "Clip", "ClipData", "ClipSet", "Task", "TaskSpec", "get_spec", "get_task", "parse_task_ref",
-    "task_names",
+    "Clip", "ClipData", "ClipSet", "Task", "TaskSpec", "get_spec", "get_task", "parse_task_ref", "task_names",
 ]

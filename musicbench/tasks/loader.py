@@ -11,16 +11,14 @@ import os
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from musicbench.audio import load_audio
 from musicbench.errors import ConfigError, DataError, UnknownNameError
+from musicbench.tasks.parts import ClipData
 from musicbench.tasks.spec import TaskSpec, get_spec
-
-if TYPE_CHECKING:
-    from musicbench.tasks.parts import ClipData
 
 INDEX_DIR_ENV = "MUSICBENCH_INDEX_DIR"
 DATA_HOME_ENV = "MUSICBENCH_DATA_HOME"
@@ -57,18 +55,16 @@ class ClipSet:
     def subset(self, track_ids: list[str] | tuple[str, ...]) -> list[Clip]:
         return [self.by_id[t] for t in track_ids]
 
-    def part(self, track_ids: list[str] | tuple[str, ...], augment: str | None = None,
-             deform: str | None = None) -> ClipData:
-        """The clips of ``track_ids`` with their targets, as a system takes them."""
-        from musicbench.tasks.parts import ClipData
-
-        clips = self.subset(track_ids)
-        return ClipData(self.task, clips, self.classes, self.task.spec.kind, self.targets(clips),
-                        augment, deform)
-
     def targets(self, clips: list[Clip]) -> np.ndarray:
         """Class indices (multiclass) or a 0/1 indicator matrix (multilabel)."""
         return encode_labels(clips, self.classes, self.task.spec.kind)
+
+    def part(self, ids: list[str] | tuple[str, ...], augment: str | None = None,
+             deform: str | None = None) -> ClipData:
+        """The clips of ``ids`` (a fold's train, valid or test part) with their targets."""
+        clips = self.subset(ids)
+        return ClipData(self.task, clips, self.classes, self.task.spec.kind, self.targets(clips),
+                        augment, deform)
 
     def attribute(self, field: str) -> dict[str, str | None]:
         """Track id -> value of any track attribute (for group protocols)."""

@@ -1,12 +1,14 @@
-"""A fold part as systems see it: clips, their targets, and how their audio is read."""
+"""A fold part as systems receive it: clips, their targets and how their audio is read."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from musicbench.tasks.loader import Clip, Task
+if TYPE_CHECKING:
+    from musicbench.tasks.loader import Clip, Task
 
 
 @dataclass
@@ -45,4 +47,5 @@ class ClipData:
         return self.task.spec.clip.sample_rate
 
     def without_labels(self) -> ClipData:
+        """The same clips as a system sees them at predict time: no targets, no augmentation."""
         return ClipData(self.task, self.clips, self.classes, self.kind, None, None, self.deform)

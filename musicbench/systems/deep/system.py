@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
-from musicbench.deep.models import FRONTENDS, MODELS, build_model
-from musicbench.deep.trainer import TrainConfig, Trainer, WaveBank, resolve_device
 from musicbench.errors import ConfigError
-from musicbench.systems.base import System
+from musicbench.systems.base import EpochCallback, System
+from musicbench.systems.deep.models import MODELS, SPECTRAL_FRONTENDS, build_model
+from musicbench.systems.deep.trainer import TrainConfig, Trainer, WaveBank, resolve_device
+from musicbench.systems.params import (
+    COUNT,
+    FRACTION,
+    N_FFT,
+    NON_NEGATIVE,
+    POSITIVE,
+    Number,
+    OneOf,
+    Rule,
+)
 from musicbench.tasks import ClipData
 
 
@@ -27,12 +38,39 @@ class DeepSystem(System):
     """A CNN trained on fixed-length chunks of audio, scored per clip over all its chunks.
 
     ``model`` is one of ``cnn1d``, ``cnn2d``, ``samplecnn``, ``harmoniccnn`` (see
-    ``musicbench.deep.models.build_model``); ``frontend`` (``logmel`` or ``cqt``) feeds
-    ``cnn1d``/``cnn2d``. Parameters a model does not use are ignored by it. Training
+    ``musicbench.systems.deep.models.build_model``); ``frontend`` (``logmel`` or ``cqt``)
+    feeds ``cnn1d``/``cnn2d``. Parameters a model does not use are ignored by it. Training
     uses ``train.augment`` on the fly for a random ``augment_p`` share of the chunks.
-    After ``fit``, ``history_`` holds one dict of metrics per epoch and ``best_epoch_``
-    the epoch whose weights were kept.
+    After ``fit``, ``history_`` holds one dict of metrics per epoch, ``best_epoch_`` the
+    epoch whose weights were kept and ``n_parameters_`` the network's size; the same
+    three make up ``training_report()``.
     """
+
+    param_rules: ClassVar[dict[str, Rule]] = {
+        **System.param_rules,
+        "model": OneOf(*MODELS),
+        "frontend": OneOf(*SPECTRAL_FRONTENDS),
+        "n_fft": N_FFT,
+        "hop_length": COUNT,
+        "n_mels": COUNT,
+        "n_bins": COUNT,
+        "fmin": POSITIVE,
+        "n_harmonics": COUNT,
+        "n_f0": COUNT,
+        "width": COUNT,
+        "n_blocks": COUNT,
+        "dropout": Number(0, 1, high_open=True),
+        "chunk_seconds": POSITIVE,
+        "eval_overlap": Number(0, 1, high_open=True),
+        "batch_size": Number(2, integer=True),  # batch norm needs two items
+        "lr": NON_NEGATIVE,
+        "weight_decay": NON_NEGATIVE,
+        "max_epochs": COUNT,
+        "patience": Number(0, integer=True),
+        "warmup_epochs": NON_NEGATIVE,
+        "augment_p": FRACTION,
+        "amp": OneOf(True, False),
+    }
 
     def __init__(
         self,
@@ -51,7 +89,7 @@ class DeepSystem(System):
         chunk_seconds: float = 1.5,
         eval_overlap: float = 0.5,
         batch_size: int = 16,
-        lr: float = 1e-3,
+        lr: float = 3e-3,
         weight_decay: float = 1e-2,
         max_epochs: int = 30,
         patience: int = 8,
@@ -85,16 +123,6 @@ class DeepSystem(System):
         self.amp = amp
         self.seed = seed
         self.device = device
-        if model not in MODELS:
-            raise ConfigError(f"model={model!r}: must be one of {MODELS}")
-        if frontend not in FRONTENDS:
-            raise ConfigError(f"frontend={frontend!r}: must be one of {FRONTENDS}")
-        if not 0.0 <= eval_overlap < 1.0:
-            raise ConfigError(f"eval_overlap={eval_overlap}: must be in [0, 1)")
-        if not 0.0 <= augment_p <= 1.0:
-            raise ConfigError(f"augment_p={augment_p}: must be in [0, 1]")
-        if chunk_seconds <= 0 or batch_size < 2 or max_epochs < 1:
-            raise ConfigError("chunk_seconds must be > 0, batch_size >= 2 and max_epochs >= 1")
 
     def train_config(self, sample_rate: int, augment: str | None, desc: str) -> TrainConfig:
         """The trainer's settings for audio at ``sample_rate``, chunk lengths in samples."""
@@ -116,8 +144,8 @@ class DeepSystem(System):
             dropout=self.dropout,
         )
 
-    def fit(self, train: ClipData, valid: ClipData | None = None, epoch_callback=None) -> DeepSystem:
-        self.check_kind(train)
+    def _fit(self, train: ClipData, valid: ClipData | None,
+             epoch_callback: EpochCallback | None) -> None:
         device = resolve_device(self.device)
         torch.manual_seed(self.seed)
         sr = train.sample_rate
@@ -134,12 +162,14 @@ class DeepSystem(System):
         self.history_: list[dict[str, Any]] = self.trainer_.history
         self.best_epoch_ = self.trainer_.best_epoch
         self.n_parameters_ = sum(p.numel() for p in net.parameters())
-        return self
 
-    def training_report(self) -> dict[str, Any]:
-        return {"history": [{k: float(v) for k, v in row.items()} for row in self.history_],
-                "best_epoch": self.best_epoch_, "n_parameters": self.n_parameters_}
-
-    def predict_scores(self, data: ClipData) -> np.ndarray:
+    def _predict_scores(self, data: ClipData) -> np.ndarray:
         bank = WaveBank(clip_waveforms(data), self.trainer_.cfg.chunk, self.trainer_.device)
         return self.trainer_.predict(bank)
+
+    def training_report(self) -> dict[str, Any]:
+        if not hasattr(self, "trainer_"):
+            return {}
+        report = {"history": self.history_, "best_epoch": self.best_epoch_,
+                  "n_parameters": self.n_parameters_}
+        return json.loads(json.dumps(report, default=float))  # numpy scalars -> JSON numbers

@@ -99,7 +99,7 @@ class TrainConfig:
     chunk: int  # samples per chunk
     eval_hop: int  # samples between inference chunks
     batch_size: int = 16
-    lr: float = 1e-3
+    lr: float = 3e-3
     weight_decay: float = 1e-2
     max_epochs: int = 30
     patience: int = 8

@@ -10,10 +10,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from musicbench.deep.frontend import CQT, HarmonicFilterbank, LogMel
+from musicbench.systems.deep.frontend import CQT, HarmonicFilterbank, LogMel
 
 MODELS = ("cnn1d", "cnn2d", "samplecnn", "harmoniccnn")
-FRONTENDS = ("logmel", "cqt")
+SPECTRAL_FRONTENDS = ("logmel", "cqt")  # the torch front ends cnn1d and cnn2d can use
 
 
 def _block(dims: int, c_in: int, c_out: int, pool: int) -> nn.Sequential:
@@ -82,8 +82,8 @@ def build_model(name: str, n_classes: int, sample_rate: int, *, frontend: str = 
     - ``harmoniccnn``: a learnable harmonic filter bank, harmonics as input channels of
       the same 2-D body as ``cnn2d``.
     """
-    if frontend not in FRONTENDS:
-        raise ValueError(f"frontend={frontend!r}: must be one of {FRONTENDS}")
+    if frontend not in SPECTRAL_FRONTENDS:
+        raise ValueError(f"frontend={frontend!r}: must be one of {SPECTRAL_FRONTENDS}")
 
     def spectral() -> nn.Module:
         if frontend == "cqt":

@@ -1,0 +1,127 @@
+"""Rules for system parameters: each says whether a value is valid and, in words, what is.
+
+A family declares one rule per constructor parameter (``System.param_rules``); the rules
+are checked by ``System.validate_params`` rather than in ``__init__``, as scikit-learn
+estimators do, so ``clone``/``set_params`` never raise and a bad preset is refused with
+a message that names the parameter and its valid range.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from numbers import Integral, Real
+from typing import Any
+
+
+class Rule:
+    """What values of one parameter are valid; ``str(rule)`` says so in words."""
+
+    def accepts(self, value: Any) -> bool:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Number(Rule):
+    """A real number (an integer when ``integer``) within optional bounds."""
+
+    low: float | None = None
+    high: float | None = None
+    integer: bool = False
+    low_open: bool = False  # the bound itself is excluded
+    high_open: bool = False
+
+    def accepts(self, value: Any) -> bool:
+        kind = Integral if self.integer else Real
+        if isinstance(value, bool) or not isinstance(value, kind) or math.isnan(value):
+            return False
+        if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
+            return False
+        return self.high is None or not (value > self.high or (self.high_open and value == self.high))
+
+    def __str__(self) -> str:
+        noun = "an integer" if self.integer else "a number"
+        low, high = (b if isinstance(b, int | None) else f"{b:g}" for b in (self.low, self.high))
+        if self.low is not None and self.high is not None:
+            return (f"{noun} in {'(' if self.low_open else '['}{low}, "
+                    f"{high}{')' if self.high_open else ']'}")
+        if self.low is not None:
+            return f"{noun} {'>' if self.low_open else '>='} {low}"
+        if self.high is not None:
+            return f"{noun} {'<' if self.high_open else '<='} {high}"
+        return noun
+
+
+@dataclass(frozen=True)
+class PowerOfTwo(Rule):
+    low: int
+
+    def accepts(self, value: Any) -> bool:
+        return Number(self.low, integer=True).accepts(value) and value & (value - 1) == 0
+
+    def __str__(self) -> str:
+        return f"a power of 2 >= {self.low}"
+
+
+class OneOf(Rule):
+    def __init__(self, *options: Any):
+        self.options = options
+
+    def accepts(self, value: Any) -> bool:
+        return any(value == o and type(value) is type(o) for o in self.options)
+
+    def __str__(self) -> str:
+        names = ", ".join(map(repr, self.options))
+        return names if len(self.options) == 1 else f"one of {names}"
+
+
+class Either(Rule):
+    """Valid under any of several rules (e.g. ``'scale'``, ``'auto'`` or a number > 0)."""
+
+    def __init__(self, *rules: Rule):
+        self.rules = rules
+
+    def accepts(self, value: Any) -> bool:
+        return any(r.accepts(value) for r in self.rules)
+
+    def __str__(self) -> str:
+        return " or ".join(map(str, self.rules))
+
+
+@dataclass(frozen=True)
+class Names(Rule):
+    """One name, or a non-empty list of names, from a registry."""
+
+    valid: tuple[str, ...]
+
+    def accepts(self, value: Any) -> bool:
+        names = [value] if isinstance(value, str) else value
+        return (isinstance(names, (list, tuple)) and len(names) > 0
+                and all(isinstance(n, str) and n in self.valid for n in names))
+
+    def __str__(self) -> str:
+        return f"a name or a list of names from {', '.join(self.valid)}"
+
+
+@dataclass(frozen=True)
+class Matches(Rule):
+    """A string matching a regular expression, described for people by ``words``."""
+
+    pattern: str
+    words: str
+
+    def accepts(self, value: Any) -> bool:
+        return isinstance(value, str) and re.fullmatch(self.pattern, value) is not None
+
+    def __str__(self) -> str:
+        return self.words
+
+
+SEED = Number(0, 2**32 - 1, integer=True)  # numpy and scikit-learn seeds
+DEVICE = Matches(r"cpu|mps|cuda(:\d+)?", "cpu, cuda, cuda:N or mps")
+COUNT = Number(1, integer=True)
+POSITIVE = Number(0, low_open=True)
+NON_NEGATIVE = Number(0)
+FRACTION = Number(0, 1)
+N_FFT = PowerOfTwo(64)
