@@ -1,5 +1,5 @@
 """Pruning a real neural system: the deep family's trainer reports each epoch's validation
-score through ``System.epoch_callback``, and the median pruner stops poor trials early."""
+score through the ``epoch_callback`` given to ``fit``, and the median pruner stops poor trials early."""
 
 from __future__ import annotations
 
