@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 
 from musicbench.protocol.metrics import metrics_for
+from musicbench.report.stats import CORRECTIONS
 from musicbench.report.tables import TABLE
 
 Report = Any  # musicbench.report.build.Report, which is built from this module's sections
@@ -63,6 +64,13 @@ def _p(p) -> str:
     return "p<0.001" if p < 0.001 else f"p={p:.3f}"
 
 
+def _p_adj(p, adjusted, correction: str) -> str:
+    """The adjusted p-value the decision rests on, with the raw one beside it."""
+    if correction == "none" or adjusted is None or (isinstance(adjusted, float) and math.isnan(adjusted)):
+        return _p(p)
+    return f"{_p(adjusted).replace('p', 'p_adj', 1)}; raw {_p(p)}"
+
+
 def _table_title(key: dict) -> str:
     return f"{key['task']}:{key['version']} — {key['protocol']} (split {key['split_hash']})"
 
@@ -98,8 +106,10 @@ def leaderboard_section(report: Report, figures: bool = False) -> Section:
         f"Mean ± std over cells (folds × seeds), a 95% t interval and the number of cells. Each variant "
         f"is tested against the best one on the same test tracks (cells matched on fold and seed; "
         f"McNemar's exact test, or its exact sign-flip generalisation when averaged over seeds; a paired "
-        f"bootstrap of macro ROC-AUC for multilabel tasks). ★ marks the best, ≈ the variants not "
-        f"significantly different from it at α={report.alpha}. Rows are compared only within one split hash."
+        f"bootstrap of macro ROC-AUC for multilabel tasks). The tests of one table are counted together: "
+        f"{CORRECTIONS[report.correction]} across its variants. ★ marks the best, ≈ the variants not "
+        f"significantly different from it at α={report.alpha} after that correction. Rows are compared "
+        f"only within one split hash."
     ]
     blocks = []
     for key, g in _by_table(report["leaderboard"]):
@@ -111,7 +121,8 @@ def leaderboard_section(report: Report, figures: bool = False) -> Section:
                    f"{metrics[0]}", "95% CI", *metrics[1:], "cells", "failed", "vs best"]
         rows, marked = [], []
         for _, r in g.iterrows():
-            vs = r["vs_best"] if r["vs_best"] in ("best", "n/a") else f"{r['vs_best']} ({_p(r['p_value'])})"
+            vs = (r["vs_best"] if r["vs_best"] in ("best", "n/a")
+                  else f"{r['vs_best']} ({_p_adj(r['p_value'], r['p_adjusted'], report.correction)})")
             rows.append([MARKS.get(r["vs_best"], ""), *_variant_cells(r, variants), r["tuned_label"],
                          _pm(r[f"{metrics[0]}_mean"], r[f"{metrics[0]}_std"]),
                          _ci(r[f"{metrics[0]}_ci_low"], r[f"{metrics[0]}_ci_high"]),
@@ -126,6 +137,10 @@ def leaderboard_section(report: Report, figures: bool = False) -> Section:
         if pd.notna(leak) and leak > 0:
             notes.append(f"Group leakage: up to {leak:.0%} of test tracks share a group with training "
                          "tracks under this protocol; scores are optimistic.")
+        n = int(g["comparisons"].max())
+        if n > 1 and report.correction != "none":
+            notes.append(f"{n} variants tested against the best; p-values adjusted by "
+                         f"{CORRECTIONS[report.correction]}.")
         blocks.append(Block(_table_title(key), headers, rows, notes, marked))
     return Section("Leaderboard", intro, blocks)
 
@@ -211,12 +226,14 @@ def ablation_section(report: Report, figures: bool = False) -> Section | None:
         return None
     intro = ["Each variant against its reference (augmentation/deformation: the same system with "
              "'none'; system: the reference system), paired on fold and seed: delta of the mean, "
-             "a 95% t interval of the per-cell differences, and the paired per-track test."]
+             "a 95% t interval of the per-cell differences, and the paired per-track test, "
+             f"adjusted by {CORRECTIONS[report.correction]} across the rows of a table."]
     blocks = []
     for key, g in _by_table(report["ablations"]):
         rows = [[r.axis, r.system + (" (tuned)" if r.tuned else ""), r.variant, r.reference,
                  _num(r.reference_value), _num(r.value), f"{r.delta:+.4f}", _ci(r.ci_low, r.ci_high),
-                 str(r.pairs), _p(r.p_value) or "n/a"] for r in g.itertuples()]
+                 str(r.pairs), _p_adj(r.p_value, r.p_adjusted, report.correction) or "n/a"]
+                for r in g.itertuples()]
         blocks.append(Block(_table_title(key), ["axis", "system", "variant", "reference",
                                                 f"reference {g['metric'].iloc[0]}", "variant value",
                                                 "delta", "95% CI", "pairs", "paired test"], rows,

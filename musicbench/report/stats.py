@@ -118,6 +118,42 @@ def paired_auc_bootstrap(pairs: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
     return PairedTest("paired bootstrap (macro ROC-AUC)", float(p), sum(len(y) for y, _, _ in pairs))
 
 
+#: corrections for testing many variants against the best at once; Holm controls the
+#: family-wise error rate, Benjamini-Hochberg the false-discovery rate
+CORRECTIONS = {
+    "holm": "Holm's step-down correction (family-wise error rate)",
+    "bh": "Benjamini-Hochberg false-discovery-rate control",
+    "none": "no correction for multiple comparisons",
+}
+
+
+def adjust_p_values(p_values: np.ndarray, method: str = "holm") -> np.ndarray:
+    """P-values adjusted for testing them together (NaN stays NaN and does not count).
+
+    A test rejects at level alpha when its adjusted p-value is below alpha: with ``holm``
+    the chance of any false rejection in the family stays below alpha, with ``bh`` the
+    expected share of false rejections among the rejections does.
+    """
+    if method not in CORRECTIONS:
+        raise ValueError(f"correction {method!r}: choose from {', '.join(CORRECTIONS)}")
+    p = np.asarray(p_values, dtype=float)
+    out = p.copy()
+    ok = ~np.isnan(p)
+    m = int(ok.sum())
+    if method == "none" or m == 0:
+        return out
+    order = np.argsort(p[ok], kind="stable")
+    ranked = p[ok][order]
+    if method == "holm":
+        adj = np.maximum.accumulate((m - np.arange(m)) * ranked)
+    else:
+        adj = np.minimum.accumulate((m / np.arange(1, m + 1) * ranked)[::-1])[::-1]
+    back = np.empty(m)
+    back[order] = np.minimum(adj, 1.0)
+    out[ok] = back
+    return out
+
+
 def pareto_front(score: np.ndarray, speed: np.ndarray) -> np.ndarray:
     """Boolean mask of points no other point beats on both score and speed (higher is better)."""
     score, speed = np.asarray(score, float), np.asarray(speed, float)

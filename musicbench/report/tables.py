@@ -20,6 +20,7 @@ from musicbench.protocol.metrics import get_metric, metrics_for, primary_metric
 from musicbench.report.load import read_predictions
 from musicbench.report.stats import (
     PairedTest,
+    adjust_p_values,
     mean_ci,
     paired_auc_bootstrap,
     paired_correctness_test,
@@ -115,11 +116,13 @@ def _tuned_label(g: pd.DataFrame) -> str:
     return f"yes ({extra})" if extra else "yes"
 
 
-def leaderboard(results: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
+def leaderboard(results: pd.DataFrame, alpha: float = 0.05, correction: str = "holm") -> pd.DataFrame:
     """One row per variant: mean, std, 95% CI of each metric, cells, and a paired test vs the best.
 
-    ``vs_best`` is ``best`` for the top row, ``tied`` where the paired test does not reject
-    equality at ``alpha`` (not significantly worse), ``worse`` where it does, and ``n/a``
+    The tests of one table's variants against its best are counted together: ``p_value``
+    is each test's own, ``p_adjusted`` the same after ``correction`` (``CORRECTIONS``)
+    across the table. ``vs_best`` is ``best`` for the top row, ``tied`` where the adjusted
+    p-value does not reject equality at ``alpha``, ``worse`` where it does, and ``n/a``
     where per-track predictions are missing or no cells share a fold and seed.
     """
     failed = results[results.status != "ok"].groupby(TABLE + VARIANT, dropna=False).size()
@@ -150,17 +153,20 @@ def leaderboard(results: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
         table_rows.sort(key=lambda rg: np.nan_to_num(sign * rg[0][f"{primary.name}_mean"], nan=np.inf))
         best_row, best_cells = table_rows[0]
         for rank, (row, g) in enumerate(table_rows, 1):
-            row["rank"] = rank
+            row.update(rank=rank, p_value=None, test=None, discordant=None, correction=correction)
             if row is best_row:
-                row.update(vs_best="best", p_value=None, test=None, discordant=None)
-            else:
-                t = paired_test(best_cells, g, kind)
-                if t is None or np.isnan(t.p_value):
-                    row.update(vs_best="n/a", p_value=None, test=None, discordant=None)
-                else:
-                    row.update(vs_best="tied" if t.p_value >= alpha else "worse", p_value=t.p_value,
-                               test=t.method,
-                               discordant=f"{t.a_better}/{t.b_better}" if kind == "multiclass" else None)
+                continue
+            t = paired_test(best_cells, g, kind)
+            if t is not None and not np.isnan(t.p_value):
+                row.update(p_value=t.p_value, test=t.method,
+                           discordant=f"{t.a_better}/{t.b_better}" if kind == "multiclass" else None)
+        raw = np.array([np.nan if r["p_value"] is None else r["p_value"] for r, _ in table_rows])
+        adjusted = adjust_p_values(raw, correction)
+        for (row, _), p in zip(table_rows, adjusted, strict=True):
+            row["p_adjusted"] = None if np.isnan(p) else float(p)
+            row["comparisons"] = int((~np.isnan(raw)).sum())
+            row["vs_best"] = ("best" if row is best_row else "n/a" if np.isnan(p)
+                              else "tied" if p >= alpha else "worse")
             rows.append(row)
     return pd.DataFrame(rows)
 
@@ -259,19 +265,18 @@ def confusions(results: pd.DataFrame) -> list[dict]:
 
 
 def _delta_row(tkey: dict, axis: str, ref: pd.DataFrame, var: pd.DataFrame, metric: str,
-               kind: str, alpha: float) -> dict:
+               kind: str) -> dict:
     m = var[PAIR + [metric]].merge(ref[PAIR + [metric]], on=PAIR, suffixes=("", "_ref"))
     d = (m[metric] - m[f"{metric}_ref"]).to_numpy(dtype=float)
     mean, lo, hi = mean_ci(d)
     t = paired_test(var, ref, kind)
     return {**tkey, "axis": axis, "metric": metric, "reference_value": float(m[f"{metric}_ref"].mean()),
             "value": float(m[metric].mean()), "delta": mean, "ci_low": lo, "ci_high": hi, "pairs": len(d),
-            "p_value": None if t is None else t.p_value,
-            "significant": None if t is None else bool(t.p_value < alpha)}
+            "p_value": None if t is None else t.p_value}
 
 
 def ablations(results: pd.DataFrame, reference_system: str | None = None,
-              alpha: float = 0.05) -> pd.DataFrame:
+              alpha: float = 0.05, correction: str = "holm") -> pd.DataFrame:
     """Deltas of each variant against its reference, paired on fold and seed.
 
     A deformation is compared with the same system on clean test data; an augmentation
@@ -279,7 +284,8 @@ def ablations(results: pd.DataFrame, reference_system: str | None = None,
     ``pitch @ noise:10`` asks whether pitch-shifting the training data helps on noisy test
     data). With ``reference_system``, every other system (un-augmented, un-deformed) is
     compared with that system. The interval is a t interval over the
-    per-cell differences; the p-value is the paired per-track test.
+    per-cell differences; the p-value is the paired per-track test, adjusted by
+    ``correction`` across the rows of one table before ``significant`` is decided.
     """
     rows = []
     for tkey, cells in _by_table(results):
@@ -295,7 +301,7 @@ def ablations(results: pd.DataFrame, reference_system: str | None = None,
                 continue
             axis = "augment" if augment != "none" else "deform"
             at = "" if base == "none" else f" @ {base}"
-            rows.append({**_delta_row(tkey, axis, ref, g, metric, kind, alpha), "system": system,
+            rows.append({**_delta_row(tkey, axis, ref, g, metric, kind), "system": system,
                          "tuned": tuned, "variant": (augment if augment != "none" else deform) + at,
                          "reference": "none" + at})
         if reference_system is None:
@@ -307,9 +313,16 @@ def ablations(results: pd.DataFrame, reference_system: str | None = None,
         for (system, augment, deform, tuned), g in variants.items():
             if system == reference_system or augment != "none" or deform != "none":
                 continue
-            rows.append({**_delta_row(tkey, "system", refs[0], g, metric, kind, alpha), "system": system,
+            rows.append({**_delta_row(tkey, "system", refs[0], g, metric, kind), "system": system,
                          "tuned": tuned, "variant": system, "reference": reference_system})
-    return pd.DataFrame(rows)
+    df = pd.DataFrame(rows)
+    if df.empty:
+        return df
+    df["p_adjusted"] = df.groupby(TABLE, dropna=False)["p_value"].transform(
+        lambda p: adjust_p_values(p.to_numpy(dtype=float), correction))
+    df["correction"] = correction
+    df["significant"] = [None if np.isnan(p) else bool(p < alpha) for p in df["p_adjusted"]]
+    return df
 
 
 def throughput(results: pd.DataFrame) -> pd.DataFrame:
