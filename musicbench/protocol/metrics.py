@@ -29,7 +29,9 @@ class Metric:
     ``fn(scored)`` computes it from a ``Scored`` fold part. ``primary`` marks the metric
     that ranks leaderboards, tunes and gates for its kinds (one per kind).
     ``leaderboard`` says whether the leaderboard shows it; ``bounds`` clip confidence
-    intervals (None: unbounded, e.g. counts).
+    intervals (None: unbounded, e.g. counts). ``chance(n_classes)`` is what guessing at
+    random scores in expectation, the floor of scores normalised across tasks (None: it
+    depends on more than the class count).
     """
 
     name: str
@@ -40,6 +42,7 @@ class Metric:
     aggregation: str = "mean"
     leaderboard: bool = True
     bounds: tuple[float, float] | None = (0.0, 1.0)
+    chance: Callable[[int], float] | None = None
     description: str = ""
 
     def aggregate(self, values: Any) -> float:
@@ -99,12 +102,22 @@ class Scored:
         return float(np.mean(vals)) if vals else float("nan")
 
 
-@metric(("multiclass",), primary=True, description="share of test clips classified correctly")
+def _uniform_guess(n_classes: int) -> float:
+    return 1.0 / n_classes
+
+
+def _random_ranking(n_classes: int) -> float:
+    return 0.5
+
+
+@metric(("multiclass",), primary=True, chance=_uniform_guess,
+        description="share of test clips classified correctly")
 def accuracy(s: Scored) -> float:
     return float(skm.accuracy_score(s.y, s.y_pred))
 
 
-@metric(("multiclass",), description="mean per-class recall over the classes present in the test part")
+@metric(("multiclass",), chance=_uniform_guess,
+        description="mean per-class recall over the classes present in the test part")
 def balanced_accuracy(s: Scored) -> float:
     return float(np.nanmean(s.recall[s.support > 0]))
 
@@ -115,7 +128,8 @@ def macro_f1(s: Scored) -> float:
     return float(skm.f1_score(s.y, s.y_pred, labels=present, average="macro", zero_division=0))
 
 
-@metric(("multilabel",), primary=True, description="ROC-AUC averaged over the scorable tags")
+@metric(("multilabel",), primary=True, chance=_random_ranking,
+        description="ROC-AUC averaged over the scorable tags")
 def roc_auc_macro(s: Scored) -> float:
     return s.tag_mean("roc_auc")
 
@@ -125,7 +139,8 @@ def pr_auc_macro(s: Scored) -> float:
     return s.tag_mean("pr_auc")
 
 
-@metric(("multilabel",), description="ROC-AUC over every (clip, tag) pair of the scorable tags")
+@metric(("multilabel",), chance=_random_ranking,
+        description="ROC-AUC over every (clip, tag) pair of the scorable tags")
 def roc_auc_micro(s: Scored) -> float:
     if not s.usable.any():
         return float("nan")

@@ -145,6 +145,45 @@ def leaderboard_section(report: Report, figures: bool = False) -> Section:
     return Section("Leaderboard", intro, blocks)
 
 
+def across_tasks_section(report: Report, figures: bool = False) -> Section | None:
+    df = report["across_tasks"]
+    if df.empty:
+        return None
+    tasks = [c.removeprefix("normalised:") for c in df.columns if c.startswith("normalised:")]
+    intro = [f"Every clean variant over the {df['of_tasks'].iloc[0]} tasks (task × protocol × split) it ran "
+             "on: mean rank per task (1 = best; ties share), and the primary metric normalised per task "
+             "between chance (0: random guessing, 1/classes for accuracy, 0.5 for ROC-AUC) and the best "
+             "variant of that task (1), as HEAR does. Variants covering fewer tasks are not comparable "
+             "on these means: see the tasks column."]
+    rows = [[r["variant"], f"{r['tasks']}/{r['of_tasks']}", _num(r["mean_rank"], 2),
+             _num(r["mean_normalised"], 3), *(_num(r[f"normalised:{t}"], 3) for t in tasks)]
+            for _, r in df.iterrows()]
+    blocks = [Block("Across tasks", ["variant", "tasks", "mean rank", "mean normalised", *tasks], rows,
+                    marked=[i == 0 for i in range(len(rows))])]
+    cd = report["critical_difference"]
+    if not cd.empty:
+        r0 = cd.iloc[0]
+        notes = [f"Friedman χ² = {r0['friedman_chi2']:.2f} over {r0['blocks']} blocks (tasks × folds of "
+                 f"{r0['tasks']} tasks), {_p(r0['friedman_p'])}; Nemenyi critical difference at "
+                 f"α={r0['alpha']}: {r0['critical_difference']:.2f} ranks. Variants joined by a bar are not "
+                 "significantly different (Demšar 2006)."]
+        if r0["left_out"]:
+            notes.append(f"Left out (not run on all of these tasks): {r0['left_out']}.")
+        figs = []
+        if figures:
+            from musicbench.report.figures import critical_difference_png
+
+            figs.append(Figure("Critical-difference diagram: mean rank over tasks × folds",
+                               critical_difference_png(list(cd["variant"]), cd["mean_rank"].to_numpy(),
+                                                       float(r0["critical_difference"]),
+                                                       f"{r0['test']}, {r0['blocks']} blocks"),
+                               "critical-difference"))
+        blocks.append(Block("Critical difference", ["variant", "mean rank over blocks"],
+                            [[v, _num(x, 2)] for v, x in zip(cd["variant"], cd["mean_rank"], strict=True)],
+                            notes, figures=figs))
+    return Section("Across tasks", intro, blocks)
+
+
 def mismatch_section(report: Report, figures: bool = False) -> Section | None:
     df = report["split_mismatches"]
     if df.empty:

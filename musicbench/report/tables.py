@@ -46,13 +46,13 @@ def table_kind(cells: pd.DataFrame) -> str:
     return str(kinds[0])
 
 
-def _by_table(results: pd.DataFrame):
+def iter_tables(results: pd.DataFrame):
     ok = ok_cells(results)
     for key, cells in ok.groupby(TABLE, sort=True, dropna=False):
         yield dict(zip(TABLE, key, strict=True)), cells
 
 
-def _variants(cells: pd.DataFrame):
+def iter_variants(cells: pd.DataFrame):
     for key, g in cells.groupby(VARIANT, sort=True, dropna=False):
         yield dict(zip(VARIANT, key, strict=True)), g.drop_duplicates(PAIR, keep="last")
 
@@ -127,10 +127,10 @@ def leaderboard(results: pd.DataFrame, alpha: float = 0.05, correction: str = "h
     """
     failed = results[results.status != "ok"].groupby(TABLE + VARIANT, dropna=False).size()
     rows = []
-    for tkey, cells in _by_table(results):
+    for tkey, cells in iter_tables(results):
         kind = table_kind(cells)
         primary = get_metric(primary_metric(kind))
-        variants = list(_variants(cells))
+        variants = list(iter_variants(cells))
         table_rows = []
         for vkey, g in variants:
             row = {**tkey, **vkey, "kind": kind, "metric": primary.name}
@@ -198,9 +198,9 @@ def per_fold(results: pd.DataFrame) -> pd.DataFrame:
     """The primary metric of each variant per fold (mean over seeds): where a protocol's
     folds are groups (one tonic, one performer), how scores vary from group to group."""
     rows = []
-    for tkey, cells in _by_table(results):
+    for tkey, cells in iter_tables(results):
         metric = primary_metric(table_kind(cells))
-        for vkey, g in _variants(cells):
+        for vkey, g in iter_variants(cells):
             for fold, f in g.groupby("fold", sort=True):
                 rows.append({**tkey, **vkey, "fold": int(fold), "metric": metric,
                              "score": float(f[metric].astype(float).mean()), "n_test": int(f["n_test"].max()),
@@ -211,10 +211,10 @@ def per_fold(results: pd.DataFrame) -> pd.DataFrame:
 def per_class(results: pd.DataFrame) -> pd.DataFrame:
     """Per-class recall (multiclass) per variant, mean and std over cells."""
     rows = []
-    for tkey, cells in _by_table(results):
+    for tkey, cells in iter_tables(results):
         if table_kind(cells) != "multiclass":
             continue
-        for vkey, g in _variants(cells):
+        for vkey, g in iter_variants(cells):
             recalls = pd.DataFrame([(d or {}).get("per_class_recall", {}) for d in g["details"]])
             for cls in recalls.columns:
                 v = recalls[cls].astype(float)
@@ -227,10 +227,10 @@ def per_class(results: pd.DataFrame) -> pd.DataFrame:
 def per_tag(results: pd.DataFrame) -> pd.DataFrame:
     """Per-tag ROC-AUC and PR-AUC (multilabel) per variant, mean over cells."""
     rows = []
-    for tkey, cells in _by_table(results):
+    for tkey, cells in iter_tables(results):
         if table_kind(cells) != "multilabel":
             continue
-        for vkey, g in _variants(cells):
+        for vkey, g in iter_variants(cells):
             scores = pd.DataFrame([
                 {f"{tag}\x00{k}": v for tag, d in (det or {}).get("per_tag", {}).items()
                  for k, v in d.items()}
@@ -249,10 +249,10 @@ def per_tag(results: pd.DataFrame) -> pd.DataFrame:
 def confusions(results: pd.DataFrame) -> list[dict]:
     """Confusion matrices summed over the cells of each un-augmented, un-deformed variant."""
     out = []
-    for tkey, cells in _by_table(results):
+    for tkey, cells in iter_tables(results):
         if table_kind(cells) != "multiclass":
             continue
-        for vkey, g in _variants(cells):
+        for vkey, g in iter_variants(cells):
             if vkey["augment"] != "none" or vkey["deform"] != "none":
                 continue
             mats = [np.asarray(d["confusion_matrix"]) for d in g["details"]
@@ -288,10 +288,10 @@ def ablations(results: pd.DataFrame, reference_system: str | None = None,
     ``correction`` across the rows of one table before ``significant`` is decided.
     """
     rows = []
-    for tkey, cells in _by_table(results):
+    for tkey, cells in iter_tables(results):
         kind = table_kind(cells)
         metric = primary_metric(kind)
-        variants = {tuple(v.values()): g for v, g in _variants(cells)}
+        variants = {tuple(v.values()): g for v, g in iter_variants(cells)}
         for (system, augment, deform, tuned), g in variants.items():
             if augment == "none" and deform == "none":
                 continue
@@ -332,7 +332,7 @@ def throughput(results: pd.DataFrame) -> pd.DataFrame:
     primary metric and inference clips per second.
     """
     rows = []
-    for tkey, cells in _by_table(results):
+    for tkey, cells in iter_tables(results):
         metric = primary_metric(table_kind(cells))
         clean = cells[cells.deform == "none"]
         table = []
@@ -357,7 +357,7 @@ def robustness(results: pd.DataFrame) -> pd.DataFrame:
     """The primary metric of each system per (train-time augmentation, test-time
     deformation), for systems run under more than one of either: one matrix each."""
     rows = []
-    for tkey, cells in _by_table(results):
+    for tkey, cells in iter_tables(results):
         metric = primary_metric(table_kind(cells))
         for (system, tuned), g in cells.groupby(["system", "tuned"], sort=True, dropna=False):
             if g["augment"].nunique() * g["deform"].nunique() < 2:
