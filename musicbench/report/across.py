@@ -13,18 +13,13 @@ import pandas as pd
 
 from musicbench.protocol.metrics import get_metric, primary_metric
 from musicbench.report.stats import friedman_nemenyi
-from musicbench.report.tables import iter_tables, iter_variants, table_kind
+from musicbench.report.tables import iter_tables, iter_variants, table_kind, variant_label
 
 NORMALISATION = "chance-to-best"
 
 
 def task_label(key: dict) -> str:
     return f"{key['task']}:{key['version']} {key['protocol']} #{str(key['split_hash'])[:6]}"
-
-
-def variant_label(system: str, augment: str, tuned: bool) -> str:
-    return " ".join(x for x in (system, "" if augment == "none" else f"+{augment}",
-                                "(tuned)" if tuned else "") if x)
 
 
 def _chance(cells: pd.DataFrame, metric: str) -> float:
@@ -44,9 +39,10 @@ def _scores(results: pd.DataFrame) -> pd.DataFrame:
         for vkey, g in iter_variants(cells):
             if vkey["deform"] != "none":
                 continue
+            variant = variant_label(vkey["system"], vkey["augment"], "none", vkey["tuned_kind"])
             for fold, f in g.groupby("fold"):
                 rows.append({"task": task_label(tkey), "fold": int(fold), "metric": metric.name,
-                             "variant": variant_label(vkey["system"], vkey["augment"], bool(vkey["tuned"])),
+                             "variant": variant,
                              "score": sign * float(f[metric.name].astype(float).mean()),
                              "chance": sign * chance})
     return pd.DataFrame(rows, columns=["task", "fold", "metric", "variant", "score", "chance"])

@@ -13,7 +13,7 @@ import pandas as pd
 
 from musicbench.protocol.metrics import metrics_for
 from musicbench.report.stats import CORRECTIONS
-from musicbench.report.tables import TABLE
+from musicbench.report.tables import TABLE, variant_label
 
 Report = Any  # musicbench.report.build.Report, which is built from this module's sections
 
@@ -94,10 +94,8 @@ def _variant_cells(r, variants: bool) -> list[str]:
 
 
 def _with_variant(g: pd.DataFrame) -> pd.DataFrame:
-    """Adds a short variant name: system, +augmentation, @deformation, (tuned)."""
-    names = [" ".join(x for x in (s, "" if a == "none" else f"+{a}", "" if d == "none" else f"@{d}",
-                                  "(tuned)" if t else "") if x)
-             for s, a, d, t in zip(g.system, g.augment, g.deform, g.tuned, strict=True)]
+    """Adds a short variant name (``tables.variant_label``)."""
+    names = [variant_label(*v) for v in zip(g.system, g.augment, g.deform, g.tuned_kind, strict=True)]
     return g.assign(variant=names)
 
 

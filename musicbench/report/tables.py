@@ -6,7 +6,8 @@ and its display sections derive from.
 Every table is keyed by task x version x protocol x split hash: rows with different split
 hashes were scored on different track sets, so they are never compared with each other;
 ``split_mismatches`` lists where that happened. Within a table a *variant* is one system
-under one augmentation, deformation and tuning setting; its cells are its folds x seeds.
+under one augmentation, deformation and tuning (none, one study shared by the folds, or
+nested: one study per fold); its cells are its folds x seeds.
 """
 
 from __future__ import annotations
@@ -28,8 +29,18 @@ from musicbench.report.stats import (
 )
 
 TABLE = ["task", "version", "protocol", "split_hash"]
-VARIANT = ["system", "augment", "deform", "tuned"]
+VARIANT = ["system", "augment", "deform", "tuned", "tuned_kind"]
 PAIR = ["fold", "seed"]
+
+
+TUNED_MARK = {"shared": "(tuned)", "per-fold": "(tuned per fold)"}
+
+
+def variant_label(system: str, augment: str = "none", deform: str = "none", tuned_kind: str = "none") -> str:
+    """A short variant name: system, +augmentation, @deformation, (tuned / tuned per fold)."""
+    return " ".join(x for x in (system, "" if augment == "none" else f"+{augment}",
+                                "" if deform == "none" else f"@{deform}", TUNED_MARK.get(tuned_kind, ""))
+                    if x)
 
 
 def ok_cells(results: pd.DataFrame) -> pd.DataFrame:
@@ -109,11 +120,12 @@ def paired_test(a: pd.DataFrame, b: pd.DataFrame, kind: str) -> PairedTest | Non
 def _tuned_label(g: pd.DataFrame) -> str:
     if not g["tuned"].any():
         return "no"
+    kind = "nested, per fold" if (g["tuned_kind"] == "per-fold").any() else "shared by the folds"
     study = g["tuned_study"].dropna()
     trials = pd.to_numeric(g["tuned_trials"], errors="coerce").dropna()
-    extra = ", ".join(x for x in (study.iloc[0] if len(study) else "",
+    extra = ", ".join(x for x in (kind, study.iloc[0] if len(study) else "",
                                   f"{int(trials.iloc[0])} trials" if len(trials) else "") if x)
-    return f"yes ({extra})" if extra else "yes"
+    return f"yes ({extra})"
 
 
 def leaderboard(results: pd.DataFrame, alpha: float = 0.05, correction: str = "holm") -> pd.DataFrame:
@@ -292,11 +304,11 @@ def ablations(results: pd.DataFrame, reference_system: str | None = None,
         kind = table_kind(cells)
         metric = primary_metric(kind)
         variants = {tuple(v.values()): g for v, g in iter_variants(cells)}
-        for (system, augment, deform, tuned), g in variants.items():
+        for (system, augment, deform, tuned, kind), g in variants.items():
             if augment == "none" and deform == "none":
                 continue
             base = deform if augment != "none" else "none"
-            ref = variants.get((system, "none", base, tuned))
+            ref = variants.get((system, "none", base, tuned, kind))
             if ref is None:
                 continue
             axis = "augment" if augment != "none" else "deform"
@@ -306,11 +318,11 @@ def ablations(results: pd.DataFrame, reference_system: str | None = None,
                          "reference": "none" + at})
         if reference_system is None:
             continue
-        refs = [g for (s, a, d, _), g in sorted(variants.items(), key=lambda kv: kv[0][3])
+        refs = [g for (s, a, d, _, _), g in sorted(variants.items(), key=lambda kv: kv[0][3])
                 if s == reference_system and a == "none" and d == "none"]
         if not refs:
             continue
-        for (system, augment, deform, tuned), g in variants.items():
+        for (system, augment, deform, tuned, _), g in variants.items():
             if system == reference_system or augment != "none" or deform != "none":
                 continue
             rows.append({**_delta_row(tkey, "system", refs[0], g, metric, kind), "system": system,

@@ -25,7 +25,7 @@ CELL_TAG = "musicbench.cell_key"
 STRUCTURED = ("params", "classes", "details", "predictions", "schema")
 #: what MLflow keeps as run parameters (besides the system's own parameters)
 MLFLOW_PARAMS = ("task", "version", "protocol", "fold", "system", "seed", "augment", "deform", "kind",
-                 "tuned", "tuned_study", "tuned_trials", "n_train", "n_valid", "n_test")
+                 "tuned", "tuned_study", "tuned_trials", "tuned_kind", "n_train", "n_valid", "n_test")
 
 
 def columns() -> list[str]:
@@ -70,6 +70,7 @@ class CellRecord:
     tuned: bool = False
     tuned_study: str | None = None
     tuned_trials: int | None = None
+    tuned_kind: str | None = None  # "per-fold" (nested: each fold its own study) or "shared"
     device: str | None = "cpu"
     error: str | None = None
     cell_key: str
@@ -100,6 +101,8 @@ class CellRecord:
         if schema < 2:
             data = _migrate_v1(data)
         data["protocol"] = protocol_of(data["protocol"], schema)
+        if data.get("tuned") and not data.get("tuned_kind"):
+            data["tuned_kind"] = "shared"  # one study over every fold was the only kind
         data["schema"] = SCHEMA_VERSION
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
@@ -160,7 +163,9 @@ class CellRecord:
             deform=params.get("deform", "none"), kind=kind, status=status, error=tags.get("error"),
             device=tags.get("device"), tuned=params.get("tuned") == "True",
             tuned_study=_none(params.get("tuned_study")),
-            tuned_trials=_int(params.get("tuned_trials")), split_hash=tags.get("split_hash", ""),
+            tuned_trials=_int(params.get("tuned_trials")),
+            tuned_kind=_none(params.get("tuned_kind")),
+            split_hash=tags.get("split_hash", ""),
             n_train=_int(params.get("n_train")), n_valid=_int(params.get("n_valid")),
             n_test=_int(params.get("n_test")),
             fit_seconds=metrics.get("fit_seconds"), predict_seconds=metrics.get("predict_seconds"),
