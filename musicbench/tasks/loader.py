@@ -84,9 +84,28 @@ def encode_labels(clips: list[Clip], classes: list[str], kind: str) -> np.ndarra
     return y
 
 
+def split_settings(ref: str) -> tuple[str, dict[str, Any]]:
+    """``NAME[:VERSION]+KEY=VALUE+...`` -> (``NAME[:VERSION]``, settings); a value is TOML
+    (``5``, ``["a", "b"]``), a bare word a string."""
+    import tomllib
+
+    parts = ref.split("+")
+    settings: dict[str, Any] = {}
+    for part in parts[1:]:
+        key, sep, value = part.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"task reference {ref!r}: expected NAME[:VERSION]+KEY=VALUE, got {part!r}")
+        try:
+            settings[key] = tomllib.loads(f"v = {value}")["v"]
+        except tomllib.TOMLDecodeError:
+            settings[key] = value
+    head, _, version = parts[0].partition(":")
+    return head + (f":{version}" if version else ""), settings
+
+
 def parse_task_ref(ref: str) -> tuple[str, str | None]:
-    """``name`` or ``name:version``."""
-    name, _, version = ref.partition(":")
+    """``name`` or ``name:version`` (settings ``+KEY=VALUE`` left aside)."""
+    name, _, version = split_settings(ref)[0].partition(":")
     if not name:
         raise ConfigError(f"task reference {ref!r}: expected NAME or NAME:VERSION")
     return name, (version or None)
@@ -110,19 +129,30 @@ class Task:
         version: str | None = None,
         data_home: str | None = None,
         index_dir: str | None = None,
+        settings: dict[str, Any] | None = None,
     ):
         self.spec = spec
+        self.settings = dict(settings or {})  # laid over the spec by the task reference
         self.version = version or spec.version
         self.data_home_root = data_home
         self.index_dir = index_dir or os.environ.get(INDEX_DIR_ENV)
 
     @property
+    def _suffix(self) -> str:
+        import json
+
+        return "".join(f"+{k}={v if isinstance(v, str) else json.dumps(v)}"
+                       for k, v in sorted(self.settings.items()))
+
+    @property
     def name(self) -> str:
-        return self.spec.name
+        """The spec's name, with the reference's settings: results of other settings stay apart."""
+        return self.spec.name + self._suffix
 
     @property
     def ref(self) -> str:
-        return f"{self.name}:{self.version}"
+        """``NAME:VERSION+KEY=VALUE...``, which ``get_task`` reads back."""
+        return f"{self.spec.name}:{self.version}{self._suffix}"
 
     @cached_property
     def dataset(self) -> Any:
@@ -135,6 +165,10 @@ class Task:
             from musicbench.tasks.synth import SynthDataset
 
             return SynthDataset(spec.synth, self.version, spec.clip.sample_rate, self.data_home_root)
+        if spec.source in ("folder", "csv"):
+            from musicbench.tasks.sources import PlainDataset, spec_path
+
+            return PlainDataset(spec.source, spec_path(spec.path, spec.root or spec.manifest), spec.kind)
         module = importlib.import_module(f"mirdata.datasets.{spec.dataset}")
         versions = [v for v in module.INDEXES if v not in ("default", "test")]
         try:
@@ -145,7 +179,12 @@ class Task:
         except ValueError:
             raise UnknownNameError(f"version of {self.name}", self.version, versions) from None
         filename = ds._index_data.filename
-        if self.index_dir:
+        if spec.index:  # the task's own index file
+            from musicbench.tasks.sources import spec_path
+
+            ds.index_path = str(spec_path(spec.path, spec.index))
+            filename = ds.index_path
+        elif self.index_dir:
             ds.index_path = os.path.join(self.index_dir, filename)
         if require_index and not os.path.exists(ds.index_path):
             where = f"index folder {self.index_dir}" if self.index_dir else "mirdata's package"
@@ -262,7 +301,8 @@ class Task:
         if checksums:
             from mirdata import validate
 
-            missing_files, invalid = validate.validator(ds._index, ds.data_home, verbose=False)
+            index = getattr(ds, "checksum_index", ds._index)  # plain sources: files with an md5
+            missing_files, invalid = validate.validator(index, ds.data_home, verbose=False)
             bad = sorted(invalid.get("tracks", {}))
         return {
             "task": self.ref,
@@ -281,5 +321,6 @@ def get_task(
     ref: str, data_home: str | None = None, index_dir: str | None = None
 ) -> Task:
     """Build a task from ``name[:version]``; unknown names list the valid ones."""
+    ref, settings = split_settings(ref)
     name, version = parse_task_ref(ref)
-    return Task(get_spec(name), version, data_home, index_dir)
+    return Task(get_spec(name, settings), version, data_home, index_dir, settings)
