@@ -118,7 +118,7 @@ def _plain_defaults(data: dict[str, Any], official: OfficialSplit | None,
                                  test=("test",))
     if "default_protocol" not in data:
         data["default_protocol"] = ("official" if official else
-                                    f"group-kfold:{data['group']}:5" if data.get("group") else "kfold:5")
+                                    f"group-kfold:{data['group']}" if data.get("group") else "kfold:5")
     return data, official
 
 
