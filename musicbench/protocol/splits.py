@@ -14,7 +14,9 @@ Grammar (the ``--protocol`` option):
   ids or file paths (one per line), e.g. the fault-filtered GTZAN split.
 
 Where any other protocol gives no valid part, a stratified ``VALID_FRACTION`` of the
-training part is held out with the same seed. Every resolved split has a content hash over its track ids.
+training part is held out with the same seed. A multilabel task with ``top_k_tags`` or
+``min_tag_count`` gets each fold's tag vocabulary from that fold's training part. Every
+resolved split has a content hash over its track ids and vocabularies.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import numpy as np
 
 from musicbench.errors import ConfigError, DataError
 from musicbench.tasks.loader import ClipSet
+from musicbench.tasks.parts import Vocabulary
 
 VALID_FRACTION = 0.1
 PROTOCOL_HELP = "official, kfold:K[:SEED], group-kfold:FIELD[:K[:SEED]][:valid=stratified], manifest:PATH"
@@ -48,6 +51,7 @@ class Fold:
     valid: tuple[str, ...]
     test: tuple[str, ...]
     leakage: float = 0.0  # fraction of test tracks whose group also occurs in train
+    vocabulary: Vocabulary | None = None  # multilabel tags chosen on the training part
 
 
 @dataclass(frozen=True)
@@ -115,8 +119,10 @@ def parse_protocol(spec: str) -> ProtocolSpec:
 
 
 def split_hash(folds: list[Fold] | tuple[Fold, ...]) -> str:
-    """Changes if and only if some fold's train, valid or test track ids change."""
-    payload = [[sorted(f.train), sorted(f.valid), sorted(f.test)] for f in folds]
+    """Changes if and only if some fold's train, valid or test track ids, or its tag
+    vocabulary, change."""
+    payload = [[sorted(f.train), sorted(f.valid), sorted(f.test)]
+               + ([list(f.vocabulary.tags)] if f.vocabulary else []) for f in folds]
     return hashlib.sha256(json.dumps(payload).encode()).hexdigest()[:16]
 
 
@@ -316,6 +322,25 @@ def _manifest(clipset: ClipSet, ids: list[str], p: ProtocolSpec, group_of) -> li
     return [_fold(0, parts["train"], parts["valid"], parts["test"], group_of)]
 
 
+def vocabulary(clipset: ClipSet, train: tuple[str, ...]) -> Vocabulary:
+    """The tags with at least ``min_tag_count`` positives in ``train``, then the
+    ``top_k_tags`` most frequent of them (ties by name), as the MagnaTagATune top-50."""
+    spec = clipset.task.spec
+    counts = {t: 0 for t in clipset.classes}
+    for clip in clipset.subset(train):
+        for tag in clip.label:
+            counts[tag] += 1
+    ranked = sorted(counts, key=lambda t: (-counts[t], t))
+    rare = [t for t in ranked if counts[t] < (spec.min_tag_count or 1)]
+    kept = [t for t in ranked if t not in rare]
+    beyond = kept[spec.top_k_tags:] if spec.top_k_tags else []
+    kept = sorted(kept[:spec.top_k_tags] if spec.top_k_tags else kept)
+    return Vocabulary(tuple(kept), {
+        f"fewer than {spec.min_tag_count or 1} positive(s) in the training part": tuple(sorted(rare)),
+        f"beyond the top {spec.top_k_tags} by training frequency": tuple(sorted(beyond)),
+    })
+
+
 def resolve(protocol: str | ProtocolSpec, clipset: ClipSet) -> Split:
     """Cut ``clipset`` under ``protocol``; warns loudly about group leakage."""
     p = parse_protocol(protocol) if isinstance(protocol, str) else protocol
@@ -336,6 +361,9 @@ def resolve(protocol: str | ProtocolSpec, clipset: ClipSet) -> Split:
                 f"protocol {p} on {clipset.task.ref}: fold {f.index} has an empty "
                 f"{'train' if not f.train else 'test'} part with the {len(ids)} clips present"
             )
+    spec = clipset.task.spec
+    if spec.kind == "multilabel" and (spec.top_k_tags or spec.min_tag_count):
+        folds = [replace(f, vocabulary=vocabulary(clipset, f.train)) for f in folds]
     leaky = [f for f in folds if f.leakage > 0]
     if leaky:
         worst = max(f.leakage for f in leaky)

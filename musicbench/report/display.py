@@ -214,8 +214,14 @@ def per_fold_section(report: Report, figures: bool = False) -> Section | None:
         tests = g.groupby("fold")["n_test"].max()
         rows = [[str(fold), str(tests[fold]), *(_num(v, 3) for v in vals)]
                 for fold, vals in zip(wide.index, wide.to_numpy(), strict=True)]
+        notes = []
+        if "tags" in g and g["tags"].notna().any():
+            for fold, f in g.groupby("fold"):
+                r = f.iloc[0]
+                notes.append(f"Fold {fold}: {int(r['tags'])} tags scored"
+                             + (f"; left out: {r['dropped_why']}" if r["dropped_why"] else "") + ".")
         blocks.append(Block(f"{_table_title(key)} — {g['metric'].iloc[0]} per fold",
-                            ["fold", "test clips", *wide.columns], rows))
+                            ["fold", "test clips", *wide.columns], rows, notes))
     return Section("Per fold", ["The primary metric of each variant on each fold (mean over seeds)."],
                    blocks)
 

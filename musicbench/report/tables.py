@@ -206,17 +206,35 @@ def failed_cells(results: pd.DataFrame) -> pd.DataFrame:
     return bad[TABLE + VARIANT + ["fold", "seed", "error"]].reset_index(drop=True)
 
 
+def _vocabulary_row(f: pd.DataFrame) -> dict:
+    """How many tags a multilabel fold scored and how many it left out, and why: outside
+    the vocabulary chosen on its training part, or unscorable in its test part."""
+    vocab = next((d["vocabulary"] for d in f["details"] if d and d.get("vocabulary")), None)
+    classes = next((c for c in f["classes"] if isinstance(c, list) and c), [])
+    unscorable = pd.to_numeric(f["n_tags_dropped"], errors="coerce").max()
+    dropped = (vocab or {}).get("dropped", {})
+    why = [f"{len(tags)} {reason}" for reason, tags in dropped.items()]
+    if pd.notna(unscorable) and unscorable:
+        why.append(f"{int(unscorable)} all-positive or all-negative in the test part")
+    return {"tags": len(classes), "tags_dropped": sum(len(t) for t in dropped.values()),
+            "tags_unscorable": None if pd.isna(unscorable) else int(unscorable),
+            "dropped_why": "; ".join(why)}
+
+
 def per_fold(results: pd.DataFrame) -> pd.DataFrame:
     """The primary metric of each variant per fold (mean over seeds): where a protocol's
-    folds are groups (one tonic, one performer), how scores vary from group to group."""
+    folds are groups (one tonic, one performer), how scores vary from group to group.
+    Multilabel folds also say how many tags they scored and which they left out, and why."""
     rows = []
     for tkey, cells in iter_tables(results):
-        metric = primary_metric(table_kind(cells))
+        kind = table_kind(cells)
+        metric = primary_metric(kind)
         for vkey, g in iter_variants(cells):
             for fold, f in g.groupby("fold", sort=True):
                 rows.append({**tkey, **vkey, "fold": int(fold), "metric": metric,
                              "score": float(f[metric].astype(float).mean()), "n_test": int(f["n_test"].max()),
-                             "seeds": f["seed"].nunique()})
+                             "seeds": f["seed"].nunique(),
+                             **(_vocabulary_row(f) if kind == "multilabel" else {})})
     return pd.DataFrame(rows)
 
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from musicbench.audio import load_audio
 from musicbench.errors import ConfigError, DataError, UnknownNameError
-from musicbench.tasks.parts import ClipData
+from musicbench.tasks.parts import ClipData, Vocabulary
 from musicbench.tasks.spec import TaskSpec, get_spec
 
 INDEX_DIR_ENV = "MUSICBENCH_INDEX_DIR"
@@ -33,6 +33,7 @@ class Clip:
     label: str | tuple[str, ...]
     group: str | None = None
     split: str | None = None
+    observed: tuple[str, ...] | None = None  # tags annotated either way (None: every tag)
 
 
 @dataclass
@@ -60,11 +61,17 @@ class ClipSet:
         return encode_labels(clips, self.classes, self.task.spec.kind)
 
     def part(self, ids: list[str] | tuple[str, ...], augment: str | None = None,
-             deform: str | None = None) -> ClipData:
-        """The clips of ``ids`` (a fold's train, valid or test part) with their targets."""
+             deform: str | None = None, vocabulary: Vocabulary | None = None) -> ClipData:
+        """The clips of ``ids`` (a fold's train, valid or test part) with their targets, over
+        the fold's ``vocabulary`` where it has one."""
         clips = self.subset(ids)
-        return ClipData(self.task, clips, self.classes, self.task.spec.kind, self.targets(clips),
-                        augment, deform)
+        classes = list(vocabulary.tags) if vocabulary else self.classes
+        mask = None
+        if any(c.observed is not None for c in clips):
+            mask = np.array([[c.observed is None or t in c.observed for t in classes] for c in clips],
+                            dtype=np.int64)
+        return ClipData(self.task, clips, classes, self.task.spec.kind,
+                        encode_labels(clips, classes, self.task.spec.kind), augment, deform, mask, vocabulary)
 
     def attribute(self, field: str) -> dict[str, str | None]:
         """Track id -> value of any track attribute (for group protocols)."""
@@ -80,7 +87,8 @@ def encode_labels(clips: list[Clip], classes: list[str], kind: str) -> np.ndarra
     y = np.zeros((len(clips), len(classes)), dtype=np.int64)
     for row, clip in enumerate(clips):
         for tag in clip.label:
-            y[row, index[tag]] = 1
+            if tag in index:  # tags outside a fold's vocabulary are left out
+                y[row, index[tag]] = 1
     return y
 
 
@@ -228,13 +236,21 @@ class Task:
             if value is None or value == "":
                 raise DataError(f"task {self.ref}: track {track.track_id!r} has no {self.spec.label}")
             return str(value)
-        if isinstance(value, dict):  # tag -> confidence (openmic2018)
+        if isinstance(value, dict):  # tag -> confidence of the annotated tags (openmic2018)
             value = [k for k, v in value.items() if v >= self.spec.label_threshold]
         elif value is None:
             value = []
         elif isinstance(value, str):
             value = [value]
         return tuple(sorted({str(v) for v in value}))
+
+    def _observed(self, track: Any) -> tuple[str, ...] | None:
+        """With ``label_mask``, the tags a track's annotation covers (the keys of a tag ->
+        confidence mapping); the rest are unobserved, not negative."""
+        if not (self.spec.label_mask and self.spec.kind == "multilabel"):
+            return None
+        value = getattr(track, self.spec.label)
+        return tuple(sorted(value)) if isinstance(value, dict) else None
 
     def _audio_path(self, track: Any) -> str:
         path = getattr(track, "audio_path", None)
@@ -258,7 +274,7 @@ class Task:
             split = None
             if self.spec.official and self.spec.official.attribute:
                 split = self.track_attribute(track_id, self.spec.official.attribute)
-            clips.append(Clip(track_id, path, self._label(track), group, split))
+            clips.append(Clip(track_id, path, self._label(track), group, split, self._observed(track)))
         n_index = len(clips) + len(missing)
         if missing and not allow_partial:
             raise DataError(

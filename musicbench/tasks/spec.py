@@ -57,6 +57,9 @@ class TaskSpec:
     group: str | None = None
     classes: tuple[str, ...] | None = None
     label_threshold: float = 0.5
+    label_mask: bool = False  # multilabel: tags missing from a track's annotation are unobserved
+    top_k_tags: int | None = None  # multilabel: keep the K most frequent tags of each training part
+    min_tag_count: int | None = None  # multilabel: keep tags with at least N positives in training
     default_protocol: str = "kfold:5"
     source: str = "mirdata"
     official: OfficialSplit | None = None
@@ -93,6 +96,11 @@ class TaskSpec:
             raise ConfigError(f"task spec {where}: source must be one of {', '.join(SOURCES)}")
         if spec.source in ("mirdata", "synthetic") and not (spec.dataset and spec.version):
             raise ConfigError(f"task spec {where}: a {spec.source} task needs 'dataset' and 'version'")
+        for key in ("top_k_tags", "min_tag_count"):
+            value = getattr(spec, key)
+            if value is not None and (spec.kind != "multilabel" or not isinstance(value, int) or value < 1):
+                raise ConfigError(f"task spec {where}: {key} = {value!r}: a positive integer, for "
+                                  "multilabel tasks only")
         if spec.source == "folder" and spec.kind != "multiclass":
             raise ConfigError(f"task spec {where}: a folder source gives one class per clip (its "
                               "subfolder): kind must be 'multiclass'; use source = \"csv\" for tags")
