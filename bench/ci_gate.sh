@@ -8,7 +8,9 @@
 #
 # Environment: MUSICBENCH_SHARED (real data, default ../shared), CI_GATE_OUT (results folder,
 # default runs/ci; emptied first so every cell is recomputed), CI_BENCH (benchmark files),
-# CI_MAX_SLOWDOWN (speed ratio that fails, default 2.0: the CI machine is shared).
+# CI_MAX_SLOWDOWN (speed ratio that fails, default 2.0: the CI machine is shared), CI_SPEED_BASE
+# (a git ref, e.g. origin/main: gate speed against that commit measured now on this machine,
+# instead of the committed bench/baselines/ci-speed.json recorded on other hardware).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 MB="${MUSICBENCH:-$ROOT/.venv/bin/musicbench}"
@@ -36,8 +38,13 @@ if [ "${1:-}" = "--write-baselines" ]; then
     exit "$run_rc"
 fi
 gate_rc=0
-"$MB" check --baseline "$BASE/ci.json" --results "$OUT" \
-    --speed "$OUT/bench.json" --speed-baseline "$BASE/ci-speed.json" \
+if [ -n "${CI_SPEED_BASE:-}" ]; then
+    speed=(--speed-base "$CI_SPEED_BASE")
+    for f in "${files[@]}"; do speed+=(--speed-bench "$f"); done
+else
+    speed=(--speed "$OUT/bench.json" --speed-baseline "$BASE/ci-speed.json")
+fi
+"$MB" check --baseline "$BASE/ci.json" --results "$OUT" "${speed[@]}" \
     --max-slowdown "${CI_MAX_SLOWDOWN:-2.0}" || gate_rc=$?
 echo "ci gate total: $(( $(date +%s) - start )) s" >&2
 exit $(( gate_rc > run_rc ? gate_rc : run_rc ))

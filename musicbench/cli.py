@@ -137,10 +137,10 @@ def cmd_run(args) -> int:
     if args.tuned:
         from musicbench.tuning import load_tuned
 
-        tuned = load_tuned(args.tuned, args.storage)  # system -> {params, study, trials}
+        tuned = load_tuned(args.tuned, args.storage)  # system -> {params or per_fold, study, trials, kind}
         suite = suite.with_overrides(
-            params={**suite.params,
-                    **{s: {**suite.params.get(s, {}), **t["params"]} for s, t in tuned.items()}},
+            params={**suite.params, **{s: {**suite.params.get(s, {}), **t["params"]}
+                                       for s, t in tuned.items() if "params" in t}},
             tuned={**suite.tuned, **tuned},
         )
     out = Path(args.out or Path("runs") / suite.name)

@@ -71,6 +71,43 @@ def test_group_kfold_leaves_one_group_out_without_leakage(synth_clipset):
         assert f.leakage == 0
 
 
+def _groups(clipset, ids) -> set:
+    return {clipset.by_id[t].group for t in ids}
+
+
+@pytest.mark.parametrize("protocol", ["group-kfold:performer", "group-kfold:performer:2"])
+def test_group_kfold_validation_is_group_disjoint_by_default(synth_clipset, protocol):
+    split = resolve(protocol, synth_clipset)
+    assert split.protocol == protocol
+    for f in split.folds:
+        valid, train, test = (_groups(synth_clipset, ids) for ids in (f.valid, f.train, f.test))
+        assert valid and not valid & train and not valid & test
+        assert len(f.valid) >= 0.1 * (len(f.train) + len(f.valid))
+    old = resolve(protocol + ":valid=stratified", synth_clipset)
+    assert old.protocol == protocol + ":valid=stratified" and old.hash != split.hash
+    assert any(_groups(synth_clipset, f.valid) & _groups(synth_clipset, f.train) for f in old.folds)
+    assert [f.test for f in old.folds] == [f.test for f in split.folds]  # only validation moved
+    assert resolve(protocol + ":valid=group", synth_clipset).hash == split.hash
+
+
+def test_validation_grammar_round_trips_and_refuses_unknown_kinds():
+    old = "group-kfold:tonic:3:7:valid=stratified"
+    assert str(parse_protocol(old)) == old
+    assert str(parse_protocol("group-kfold:tonic:valid=group")) == "group-kfold:tonic"
+    with pytest.raises(ConfigError, match="valid=group or valid=stratified"):
+        parse_protocol("group-kfold:tonic:valid=random")
+    with pytest.raises(ConfigError, match="kfold"):
+        parse_protocol("kfold:5:valid=stratified")
+
+
+def test_two_groups_leave_no_group_for_validation_and_say_what_to_do(synth_clipset):
+    first_two = sorted(_groups(synth_clipset, synth_clipset.by_id))[:2]
+    two = [c for c in synth_clipset.clips if c.group in first_two]
+    clipset = ClipSet(synth_clipset.task, two, synth_clipset.classes, len(two), [])
+    with pytest.raises(DataError, match="group-kfold:performer:valid=stratified"):
+        resolve("group-kfold:performer", clipset)
+
+
 def test_group_kfold_with_k(synth_clipset):
     split = resolve("group-kfold:performer:2", synth_clipset)
     assert len(split.folds) == 2
@@ -109,6 +146,11 @@ def test_mridangam_leave_one_tonic_out():
     split = resolve("group-kfold:tonic", clipset)
     assert len(split.folds) == len({c.group for c in clipset.clips}) == 6
     assert all(f.leakage == 0 for f in split.folds)
+    for f in split.folds:  # one whole other tonic validates
+        valid = _groups(clipset, f.valid)
+        assert len(valid) == 1 and not valid & _groups(clipset, f.train)
+    # the hash of this split before validation was group-disjoint (bench/baselines/ci.json of then)
+    assert resolve("group-kfold:tonic:valid=stratified", clipset).hash == "d023d49f62952735"
     with pytest.warns(LeakageWarning):
         assert resolve("kfold:5", clipset).folds[0].leakage == 1.0
 

@@ -211,7 +211,8 @@ def test_write_every_format(results, tmp_path):
 def test_cli_report(run_dir, tmp_path, capsys):
     assert main(["report", str(run_dir), "--format", "md,json", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "tied (p=0.625)" in out and "worse (p<0.001)" in out
+    assert "tied (p_adj=0.625; raw p=0.625)" in out and "worse (p_adj<0.001; raw p<0.001)" in out
+    assert "Holm's step-down correction" in out
     assert (tmp_path / "report.json").is_file() and not (tmp_path / "report.html").exists()
     assert main(["report", str(run_dir), "--format", "pdf"]) == 2
     assert main(["report"]) == 2
@@ -254,3 +255,36 @@ def test_per_fold_table_holds_each_folds_score(results):
     best = pf[(pf.system == "best") & (pf.split_hash == "h1") & (pf.deform == "none")].set_index("fold")
     assert best["score"].to_dict() == {0: 36 / N, 1: 34 / N, 2: 32 / N}
     assert set(best["n_test"]) == {N}
+
+
+def test_many_variants_against_the_best_are_counted_together(tmp_path):
+    """Ten variants each lose 7 discordant tracks to the best (McNemar p = 2/128 < 0.05):
+    uncorrected all ten are 'worse'; Holm over ten tests ties them all; Benjamini-Hochberg,
+    with ten equal p-values, keeps them worse."""
+    store = ResultStore(tmp_path)
+    best = _right(36)
+    _cell(store, system="best", fold=0, correct=best)
+    for i in range(10):
+        worse = best.copy()
+        worse[i:i + 7] = False
+        _cell(store, system=f"v{i}", fold=0, correct=worse)
+    results = load_folders([tmp_path])
+    verdict = {c: tables.leaderboard(results, correction=c).query("system != 'best'")
+               for c in ("none", "holm", "bh")}
+    assert set(verdict["none"].vs_best) == {"worse"}
+    assert set(verdict["holm"].vs_best) == {"tied"}
+    assert set(verdict["bh"].vs_best) == {"worse"}
+    holm = verdict["holm"]
+    assert holm["p_value"].to_numpy() == pytest.approx(2 / 128)  # the raw p-values stay
+    assert holm["p_adjusted"].to_numpy() == pytest.approx(10 * 2 / 128)
+    assert set(holm["comparisons"]) == {10} and set(holm["correction"]) == {"holm"}
+
+    out = tmp_path / "report"
+    assert main(["report", str(tmp_path), "--format", "md,csv,json", "--out", str(out),
+                 "--correction", "bh"]) == 0
+    lb = pd.read_csv(out / "leaderboard.csv")
+    assert {"p_value", "p_adjusted", "correction"} <= set(lb.columns) and set(lb.correction) == {"bh"}
+    assert json.loads((out / "report.json").read_text())["correction"] == "bh"
+    assert "10 variants tested against the best" in (out / "report.md").read_text()
+    with pytest.raises(SystemExit, match="2"):
+        main(["report", str(tmp_path), "--correction", "bonferroni"])

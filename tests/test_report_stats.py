@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy.stats import false_discovery_control
 
-from musicbench.report.stats import mean_ci, paired_auc_bootstrap, paired_correctness_test, pareto_front
+from musicbench.report.stats import (
+    adjust_p_values,
+    mean_ci,
+    paired_auc_bootstrap,
+    paired_correctness_test,
+    pareto_front,
+)
 
 
 def test_mean_ci_is_the_student_t_interval():
@@ -62,3 +69,18 @@ def test_pareto_front():
     speed = np.array([10.0, 100.0, 50.0, 5.0, 1000.0])
     # 0.7@50 is beaten by 0.8@100; 0.85@5 by 0.9@10; NaN is never on the front.
     assert pareto_front(score, speed).tolist() == [True, True, False, False, False]
+
+
+def test_holm_multiplies_the_ith_smallest_p_value_by_m_minus_i_and_stays_monotone():
+    p = np.array([0.01, 0.04, np.nan, 0.03, 0.005])
+    # sorted 0.005, 0.01, 0.03, 0.04 times 4, 3, 2, 1: 0.02, 0.03, 0.06, 0.04 -> running max
+    np.testing.assert_allclose(adjust_p_values(p, "holm"), [0.03, 0.06, np.nan, 0.06, 0.02])
+    assert adjust_p_values(np.array([0.5, 0.6]), "holm").max() == 1.0
+
+
+def test_benjamini_hochberg_agrees_with_scipy_and_none_keeps_the_raw_values():
+    p = np.random.default_rng(0).random(40) ** 3
+    np.testing.assert_allclose(adjust_p_values(p, "bh"), false_discovery_control(p, method="bh"))
+    np.testing.assert_array_equal(adjust_p_values(p, "none"), p)
+    with pytest.raises(ValueError, match="holm, bh, none"):
+        adjust_p_values(p, "bonferoni")

@@ -45,7 +45,8 @@ def _save(store: ResultStore, rec: CellRecord, y: np.ndarray, scores: np.ndarray
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
     """Results that give every table rows: two systems with augmentation x deformation
-    variants, a multilabel task, a split mismatch and a failed cell."""
+    variants, a second task they also ran on, a multilabel task, a split mismatch and a
+    failed cell."""
     root = tmp_path_factory.mktemp("tables")
     store, rng = ResultStore(root), np.random.default_rng(0)
     n = 30
@@ -62,6 +63,12 @@ def results(tmp_path_factory):
                                      n_train=60, n_test=n, n_tracks_used=90, n_tracks_index=90,
                                      group_leakage=0.0, fit_seconds=1.0 + skill, predict_seconds=0.1)
                     _save(store, rec, y, np.eye(3)[pred] + 0.01 * rng.random((n, 3)), CLASSES)
+        for system, skill in (("good", 0.8), ("weak", 0.6)):  # a second task for the cross-task tables
+            right = rng.random(n) < skill
+            rec = CellRecord(cell_key=f"{system}-toy2-{fold}", task="toy2", version="1", protocol="kfold:3",
+                             system=system, seed=0, fold=fold, split_hash="t2", kind="multiclass",
+                             n_train=60, n_test=n, fit_seconds=1.0, predict_seconds=0.1)
+            _save(store, rec, y, np.eye(3)[np.where(right, y, (y + 1) % 3)], CLASSES)
         rec = CellRecord(cell_key=f"other-{fold}", task="toy", version="1", protocol="kfold:3",
                          system="other", seed=0, fold=fold, split_hash="h2", kind="multiclass", n_train=50,
                          n_test=n, n_tracks_used=80, n_tracks_index=90, fit_seconds=1.0, predict_seconds=0.1)

@@ -293,7 +293,8 @@ def test_run_tuned_uses_the_best_parameters_and_marks_rows(workspace, capsys):
     assert (workspace / "optuna.db").exists()
     tuned = load_tuned("best")
     study = optuna.load_study(study_name="best", storage=sqlite_url(workspace / "optuna.db"))
-    assert tuned == {"tune-svm": {"params": study.best_params, "study": "best", "trials": 3}}
+    assert tuned == {"tune-svm": {"params": study.best_params, "study": "best", "trials": 3,
+                                  "kind": "shared"}}
     capsys.readouterr()
 
     out = workspace / "runs"
@@ -304,8 +305,51 @@ def test_run_tuned_uses_the_best_parameters_and_marks_rows(workspace, capsys):
     assert len(rows) == 3 and all(r["status"] == "ok" for r in rows)
     for row in rows:
         assert row["tuned"] == "True" and row["tuned_study"] == "best" and row["tuned_trials"] == "3"
+        assert row["tuned_kind"] == "shared"
     for record in ResultStore(out).records():
         assert {k: record.params[k] for k in study.best_params} == study.best_params
+
+
+def test_per_fold_tuning_gives_each_test_fold_its_own_folds_parameters(workspace, capsys):
+    """One study per outer fold, each scored on its own fold's valid part only; run --tuned
+    applies fold i's best parameters to fold i, and the rows say the tuning was nested."""
+    from musicbench.protocol.experiment import TaskSource, open_clips
+    from musicbench.protocol.splits import resolve
+    from musicbench.report.load import load_folders
+    from musicbench.report.tables import leaderboard
+
+    assert main(["tune", "--task", TASK, "--system", "tune-svm", "--protocol", PROTOCOL, "--per-fold",
+                 "--trials", "3", "--study-name", "nest", "--no-mlflow", "--quiet"]) == 0
+    assert "--tuned 'nest'" in capsys.readouterr().out
+    url = sqlite_url(workspace / "optuna.db")
+    split = resolve(PROTOCOL, open_clips(TaskSource(TASK)))
+    studies = [optuna.load_study(study_name=f"nest#fold{i}", storage=url) for i in range(3)]
+    for i, study in enumerate(studies):
+        assert (study.user_attrs["outer_fold"], study.user_attrs["folds"]) == (i, 1)
+        assert set(study.best_trial.user_attrs["fold_scores"]) == {str(i)}  # its own fold only
+    tuned = load_tuned("nest")["tune-svm"]
+    assert tuned["kind"] == "per-fold" and tuned["split_hash"] == split.hash
+    assert tuned["per_fold"] == {i: s.best_params for i, s in enumerate(studies)}
+
+    out = workspace / "runs"
+    assert main(["run", "--task", TASK, "--system", "tune-svm", "--protocol", PROTOCOL, "--tuned", "nest",
+                 "--out", str(out), "--no-mlflow", "--quiet"]) == 0
+    records = {r.fold: r for r in ResultStore(out).records()}
+    assert sorted(records) == [0, 1, 2]
+    for i, study in enumerate(studies):
+        assert {k: records[i].params[k] for k in study.best_params} == study.best_params
+        assert (records[i].tuned, records[i].tuned_kind, records[i].tuned_study) == (True, "per-fold", "nest")
+    row = leaderboard(load_folders([out])).iloc[0]
+    assert row["tuned_kind"] == "per-fold" and row["tuned_label"] == "yes (nested, per fold, nest, 3 trials)"
+
+    # a family tuned on other folds is refused before any cell runs
+    capsys.readouterr()
+    assert main(["run", "--task", TASK, "--system", "tune-svm", "--protocol", "group-kfold:performer:2",
+                 "--tuned", "nest", "--out", str(workspace / "other"), "--no-mlflow", "--quiet"]) == 2
+    assert "tuned per fold of group-kfold:performer:3" in capsys.readouterr().err
+    assert not (workspace / "other" / "cells").exists()
+    assert main(["tune", "--task", TASK, "--system", "tune-svm", "--protocol", PROTOCOL, "--per-fold",
+                 "--folds", "1", "--no-mlflow", "--quiet"]) == 2
 
 
 # -- fixed parameters (--set) ------------------------------------------------------------------

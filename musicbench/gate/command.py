@@ -22,6 +22,14 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--metric", help="metric of a new baseline (default each task's primary metric)")
     p.add_argument("--speed", metavar="FILE", help="benchmark JSON to check (musicbench bench --out)")
     p.add_argument("--speed-baseline", metavar="FILE", help="saved benchmark JSON to compare --speed with")
+    p.add_argument("--speed-base", metavar="REF",
+                   help="same-machine speed gate: measure the benchmarks of git commit REF and of the "
+                   "working tree in this job, alternately, and compare them (instead of a saved baseline)")
+    p.add_argument("--speed-bench", metavar="PATH", action="append", default=[],
+                   help="benchmark file of --speed-base, relative to the repository (repeatable; default "
+                   "every bench/test_*.py)")
+    p.add_argument("--speed-rounds", type=int, default=2, metavar="N",
+                   help="alternate base and head N times; each benchmark keeps its fastest run (default 2)")
     p.add_argument("--max-slowdown", type=float, default=1.5,
                    help="fail when a benchmark takes more than this times its baseline (default 1.5)")
     p.add_argument("--stat", default="min", choices=["min", "median", "mean"],
@@ -34,7 +42,10 @@ def _check_speed(args: argparse.Namespace) -> bool:
     from musicbench.throughput.results import compare, format_diff, hardware_differences, load
 
     current, base = load(args.speed), load(args.speed_baseline)
-    print(f"speed: {args.speed} against {args.speed_baseline}")
+    recorded = base.get("hardware", {})
+    print(f"speed: {args.speed} against {args.speed_baseline} (recorded on {recorded.get('cpu_model', '?')}, "
+          f"{recorded.get('cpu_cores_usable', '?')} usable cores, GPU {recorded.get('gpu') or 'none'}; "
+          "--speed-base REF compares on this machine instead)")
     hw = hardware_differences(current, base)
     diffs = compare(current, base, args.stat, args.max_slowdown)
     print(format_diff(diffs, args.stat, args.max_slowdown))
@@ -44,6 +55,27 @@ def _check_speed(args: argparse.Namespace) -> bool:
         return True
     bad = [d for d in diffs if d.status in ("slower", "missing")]
     print(f"speed: {'FAIL' if bad else 'pass'} ({len(bad)} of {len(diffs)} benchmark(s) regressed)\n")
+    return not bad
+
+
+def _check_speed_same_machine(args: argparse.Namespace) -> bool:
+    from musicbench.gate.continuous import measure_base_and_head, repo_root
+    from musicbench.throughput.results import compare, format_diff
+
+    root = repo_root(Path.cwd())
+    paths = args.speed_bench or sorted(str(p.relative_to(root)) for p in (root / "bench").glob("test_*.py"))
+    if not paths:
+        raise ConfigError(f"--speed-base: no benchmarks in {root / 'bench'}; name them with --speed-bench")
+    base, head, commit = measure_base_and_head(args.speed_base, paths, Path.cwd(), args.speed_rounds,
+                                               log=lambda m: print(m, file=sys.stderr, flush=True))
+    hw = head["hardware"]
+    print(f"speed: working tree against {args.speed_base} ({commit[:10]}), both measured now on "
+          f"{hw.get('cpu_model')} ({hw.get('cpu_cores_usable')} usable cores), fastest of "
+          f"{args.speed_rounds} alternating round(s)")
+    diffs = compare(head, base, args.stat, args.max_slowdown)
+    print(format_diff(diffs, args.stat, args.max_slowdown))
+    bad = [d for d in diffs if d.status == "slower"]
+    print(f"speed: {'FAIL' if bad else 'pass'} ({len(bad)} of {len(diffs)} benchmark(s) slower)\n")
     return not bad
 
 
@@ -62,13 +94,17 @@ def run(args: argparse.Namespace) -> int:
         return 0
     metrics = bool(args.baseline or args.results)
     speed = bool(args.speed or args.speed_baseline)
+    if args.speed_base and speed:
+        raise ConfigError("--speed-base measures both sides now: drop --speed/--speed-baseline")
+    if args.speed_rounds < 1:
+        raise ConfigError(f"--speed-rounds {args.speed_rounds}: must be >= 1")
     if metrics and not (args.baseline and args.results):
         raise ConfigError("the metric gate needs both --baseline FILE and --results DIR")
     if speed and not (args.speed and args.speed_baseline):
         raise ConfigError("the speed gate needs both --speed FILE and --speed-baseline FILE")
-    if not (metrics or speed):
+    if not (metrics or speed or args.speed_base):
         raise ConfigError("nothing to check: give --baseline FILE --results DIR and/or "
-                          "--speed FILE --speed-baseline FILE")
+                          "--speed FILE --speed-baseline FILE or --speed-base REF")
     if args.max_slowdown <= 1:
         raise ConfigError(f"--max-slowdown {args.max_slowdown}: must be above 1, e.g. 1.5")
     passed = True
@@ -81,5 +117,7 @@ def run(args: argparse.Namespace) -> int:
         passed = not bad
     if speed:
         passed = _check_speed(args) and passed
+    if args.speed_base:
+        passed = _check_speed_same_machine(args) and passed
     print("check: PASS" if passed else "check: FAIL")
     return 0 if passed else 1

@@ -69,8 +69,12 @@ class Scoring:
 
 
 def score(est: Any, data: ClipData) -> Scoring:
-    """``est``'s scores on ``data`` (labels hidden from it) and every metric of the task kind."""
+    """``est``'s scores on ``data`` (labels hidden from it) and every metric of the task kind
+    (unobserved tags left out), with the fold's tag vocabulary where the task chose one."""
     t0 = time.perf_counter()
     scores = np.asarray(est.predict_scores(data.without_labels()), dtype=np.float64)
     seconds = time.perf_counter() - t0
-    return Scoring(scores, evaluate(data.kind, data.y, scores, data.classes), seconds)
+    result = evaluate(data.kind, data.y, scores, data.classes, data.mask)
+    if data.vocabulary is not None:
+        result["vocabulary"] = data.vocabulary.summary()
+    return Scoring(scores, result, seconds)

@@ -29,7 +29,9 @@ class Metric:
     ``fn(scored)`` computes it from a ``Scored`` fold part. ``primary`` marks the metric
     that ranks leaderboards, tunes and gates for its kinds (one per kind).
     ``leaderboard`` says whether the leaderboard shows it; ``bounds`` clip confidence
-    intervals (None: unbounded, e.g. counts).
+    intervals (None: unbounded, e.g. counts). ``chance(n_classes)`` is what guessing at
+    random scores in expectation, the floor of scores normalised across tasks (None: it
+    depends on more than the class count).
     """
 
     name: str
@@ -40,6 +42,7 @@ class Metric:
     aggregation: str = "mean"
     leaderboard: bool = True
     bounds: tuple[float, float] | None = (0.0, 1.0)
+    chance: Callable[[int], float] | None = None
     description: str = ""
 
     def aggregate(self, values: Any) -> float:
@@ -70,12 +73,14 @@ def metric(kinds: tuple[str, ...], **declaration: Any) -> Callable:
 @dataclass
 class Scored:
     """A fold part's targets and a system's scores, with what metrics share: the multiclass
-    confusion matrix, the multilabel tags that are scorable (both classes present)."""
+    confusion matrix, the multilabel tags that are scorable (both classes present among the
+    clips that observed the tag: ``mask`` 1, or every clip without a mask)."""
 
     kind: str
     y: np.ndarray
     scores: np.ndarray
     classes: list[str]
+    mask: np.ndarray | None = None
 
     def __post_init__(self):
         if self.kind == "multiclass":
@@ -86,25 +91,43 @@ class Scored:
             self.recall = np.divide(np.diag(self.confusion), self.support,
                                     out=np.full(len(self.classes), np.nan), where=self.support > 0)
         else:
-            n_pos = self.y.sum(axis=0)
-            self.usable = (n_pos > 0) & (n_pos < self.y.shape[0])
-            self.per_tag = {
-                tag: {"roc_auc": float(skm.roc_auc_score(self.y[:, j], self.scores[:, j])),
-                      "pr_auc": float(skm.average_precision_score(self.y[:, j], self.scores[:, j]))}
-                for j, tag in enumerate(self.classes) if self.usable[j]
-            }
+            self.observed = np.ones_like(self.y, dtype=bool) if self.mask is None else self.mask.astype(bool)
+            n_pos = (self.y * self.observed).sum(axis=0)
+            self.usable = (n_pos > 0) & (n_pos < self.observed.sum(axis=0))
+            self.per_tag = {}
+            for j, tag in enumerate(self.classes):
+                if self.usable[j]:
+                    rows = self.observed[:, j]
+                    y, sc = self.y[rows, j], self.scores[rows, j]
+                    self.per_tag[tag] = {"roc_auc": float(skm.roc_auc_score(y, sc)),
+                                         "pr_auc": float(skm.average_precision_score(y, sc))}
+
+    def pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        """Targets and scores of every observed (clip, tag) pair of the scorable tags."""
+        keep = self.observed[:, self.usable]
+        return self.y[:, self.usable][keep], self.scores[:, self.usable][keep]
 
     def tag_mean(self, key: str) -> float:
         vals = [v[key] for v in self.per_tag.values()]
         return float(np.mean(vals)) if vals else float("nan")
 
 
-@metric(("multiclass",), primary=True, description="share of test clips classified correctly")
+def _uniform_guess(n_classes: int) -> float:
+    return 1.0 / n_classes
+
+
+def _random_ranking(n_classes: int) -> float:
+    return 0.5
+
+
+@metric(("multiclass",), primary=True, chance=_uniform_guess,
+        description="share of test clips classified correctly")
 def accuracy(s: Scored) -> float:
     return float(skm.accuracy_score(s.y, s.y_pred))
 
 
-@metric(("multiclass",), description="mean per-class recall over the classes present in the test part")
+@metric(("multiclass",), chance=_uniform_guess,
+        description="mean per-class recall over the classes present in the test part")
 def balanced_accuracy(s: Scored) -> float:
     return float(np.nanmean(s.recall[s.support > 0]))
 
@@ -115,7 +138,8 @@ def macro_f1(s: Scored) -> float:
     return float(skm.f1_score(s.y, s.y_pred, labels=present, average="macro", zero_division=0))
 
 
-@metric(("multilabel",), primary=True, description="ROC-AUC averaged over the scorable tags")
+@metric(("multilabel",), primary=True, chance=_random_ranking,
+        description="ROC-AUC averaged over the scorable tags")
 def roc_auc_macro(s: Scored) -> float:
     return s.tag_mean("roc_auc")
 
@@ -125,18 +149,20 @@ def pr_auc_macro(s: Scored) -> float:
     return s.tag_mean("pr_auc")
 
 
-@metric(("multilabel",), description="ROC-AUC over every (clip, tag) pair of the scorable tags")
+@metric(("multilabel",), chance=_random_ranking,
+        description="ROC-AUC over every observed (clip, tag) pair of the scorable tags")
 def roc_auc_micro(s: Scored) -> float:
     if not s.usable.any():
         return float("nan")
-    return float(skm.roc_auc_score(s.y[:, s.usable], s.scores[:, s.usable], average="micro"))
+    return float(skm.roc_auc_score(*s.pairs()))
 
 
-@metric(("multilabel",), description="average precision over every (clip, tag) pair of the scorable tags")
+@metric(("multilabel",), description="average precision over every observed (clip, tag) pair of the "
+                                    "scorable tags")
 def pr_auc_micro(s: Scored) -> float:
     if not s.usable.any():
         return float("nan")
-    return float(skm.average_precision_score(s.y[:, s.usable], s.scores[:, s.usable], average="micro"))
+    return float(skm.average_precision_score(*s.pairs()))
 
 
 @metric(("multilabel",), higher_is_better=False, aggregation="sum", leaderboard=False, bounds=None,
@@ -180,11 +206,13 @@ def _details(s: Scored) -> dict[str, Any]:
     return {"n_tags_scored": int(s.usable.sum()), "per_tag": s.per_tag}
 
 
-def evaluate(kind: str, y_true: np.ndarray, scores: np.ndarray, classes: list[str]) -> dict[str, Any]:
+def evaluate(kind: str, y_true: np.ndarray, scores: np.ndarray, classes: list[str],
+             mask: np.ndarray | None = None) -> dict[str, Any]:
     """Every metric of ``kind`` (floats) and the per-class / per-tag details (dicts, lists).
 
     A multilabel tag that is all-positive or all-negative in the test part has no defined
-    AUC; it is left out of the macro averages and counted in ``n_tags_dropped``.
+    AUC; it is left out of the macro averages and counted in ``n_tags_dropped``. Where
+    ``mask`` is 0 a clip's tag was not observed: that pair is left out of every metric.
     """
     if scores.shape != (len(y_true), len(classes)):
         raise ValueError(
@@ -192,6 +220,6 @@ def evaluate(kind: str, y_true: np.ndarray, scores: np.ndarray, classes: list[st
         )
     if not np.all(np.isfinite(scores)):
         raise ValueError("system returned NaN or infinite scores")
-    scored = Scored(kind, y_true, scores, classes)
+    scored = Scored(kind, y_true, scores, classes, mask)
     out: dict[str, Any] = {name: METRICS[name].fn(scored) for name in metrics_for(kind)}
     return {**out, **_details(scored)}

@@ -4,12 +4,19 @@ Grammar (the ``--protocol`` option):
 
 - ``official``: the dataset's own split (from the task spec's ``[official]`` table);
 - ``kfold:K[:SEED]``: stratified K folds, shuffled with SEED (default 0);
-- ``group-kfold:FIELD[:K[:SEED]]``: folds disjoint in FIELD; without K, leave one group out;
+- ``group-kfold:FIELD[:K[:SEED]][:valid=stratified]``: folds disjoint in FIELD; without K,
+  leave one group out. The validation part is group-disjoint too (whole FIELD groups of
+  the training part, about ``VALID_FRACTION`` of it), so early stopping, checkpoint choice
+  and tuning never score on groups they train on; ``valid=stratified`` restores the
+  stratified hold-out that shares groups with training (results stored before group-disjoint
+  validation existed read back under that name);
 - ``manifest:PATH``: a folder with ``*train*``, ``*valid*`` and ``*test*`` lists of track
   ids or file paths (one per line), e.g. the fault-filtered GTZAN split.
 
-Where a protocol gives no valid part, a stratified ``VALID_FRACTION`` of the training part
-is held out with the same seed. Every resolved split has a content hash over its track ids.
+Where any other protocol gives no valid part, a stratified ``VALID_FRACTION`` of the
+training part is held out with the same seed. A multilabel task with ``top_k_tags`` or
+``min_tag_count`` gets each fold's tag vocabulary from that fold's training part. Every
+resolved split has a content hash over its track ids and vocabularies.
 """
 
 from __future__ import annotations
@@ -19,16 +26,18 @@ import json
 import os
 import warnings
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from musicbench.errors import ConfigError, DataError
 from musicbench.tasks.loader import ClipSet
+from musicbench.tasks.parts import Vocabulary
 
 VALID_FRACTION = 0.1
-PROTOCOL_HELP = "official, kfold:K[:SEED], group-kfold:FIELD[:K[:SEED]], manifest:PATH"
+PROTOCOL_HELP = "official, kfold:K[:SEED], group-kfold:FIELD[:K[:SEED]][:valid=stratified], manifest:PATH"
+VALIDATIONS = ("group", "stratified")  # of group-kfold; the first is the default
 
 
 class LeakageWarning(UserWarning):
@@ -42,6 +51,7 @@ class Fold:
     valid: tuple[str, ...]
     test: tuple[str, ...]
     leakage: float = 0.0  # fraction of test tracks whose group also occurs in train
+    vocabulary: Vocabulary | None = None  # multilabel tags chosen on the training part
 
 
 @dataclass(frozen=True)
@@ -59,6 +69,7 @@ class ProtocolSpec:
     k: int | None = None
     seed: int = 0
     path: str | None = None
+    valid: str = VALIDATIONS[0]  # group-kfold: how the validation part is held out
 
     def __str__(self) -> str:
         if self.kind == "official":
@@ -68,7 +79,8 @@ class ProtocolSpec:
         if self.kind == "kfold":
             return f"kfold:{self.k}" + (f":{self.seed}" if self.seed else "")
         tail = "" if self.k is None else f":{self.k}" + (f":{self.seed}" if self.seed else "")
-        return f"group-kfold:{self.field}{tail}"
+        valid = "" if self.valid == VALIDATIONS[0] else f":valid={self.valid}"
+        return f"group-kfold:{self.field}{tail}{valid}"
 
 
 def _int(text: str, what: str, spec: str, minimum: int) -> int:
@@ -90,18 +102,27 @@ def parse_protocol(spec: str) -> ProtocolSpec:
     if head == "kfold" and 1 <= len(parts) <= 2:
         seed = _int(parts[1], "SEED", spec, 0) if len(parts) == 2 else 0
         return ProtocolSpec("kfold", k=_int(parts[0], "K", spec, 2), seed=seed)
+    if head == "group-kfold" and parts and parts[-1].startswith("valid="):
+        valid = parts.pop().removeprefix("valid=")
+        if valid not in VALIDATIONS:
+            raise ConfigError(f"protocol {spec!r}: valid={valid!r}; choose "
+                              f"valid={' or valid='.join(VALIDATIONS)}")
+    else:
+        valid = VALIDATIONS[0]
     if head == "group-kfold" and 1 <= len(parts) <= 3 and parts[0]:
         k = _int(parts[1], "K", spec, 2) if len(parts) >= 2 else None
         seed = _int(parts[2], "SEED", spec, 0) if len(parts) == 3 else 0
-        return ProtocolSpec("group-kfold", field=parts[0], k=k, seed=seed)
+        return ProtocolSpec("group-kfold", field=parts[0], k=k, seed=seed, valid=valid)
     if head == "manifest" and rest:
         return ProtocolSpec("manifest", path=rest)
     raise ConfigError(f"malformed protocol {spec!r}; valid forms: {PROTOCOL_HELP}")
 
 
 def split_hash(folds: list[Fold] | tuple[Fold, ...]) -> str:
-    """Changes if and only if some fold's train, valid or test track ids change."""
-    payload = [[sorted(f.train), sorted(f.valid), sorted(f.test)] for f in folds]
+    """Changes if and only if some fold's train, valid or test track ids, or its tag
+    vocabulary, change."""
+    payload = [[sorted(f.train), sorted(f.valid), sorted(f.test)]
+               + ([list(f.vocabulary.tags)] if f.vocabulary else []) for f in folds]
     return hashlib.sha256(json.dumps(payload).encode()).hexdigest()[:16]
 
 
@@ -127,13 +148,38 @@ def holdout(clipset: ClipSet, ids: list[str], fraction: float, seed: int) -> tup
     return [t for t in ids if t not in held_set], held
 
 
+def group_holdout(ids: list[str], group_of: dict[str, str | None], fraction: float,
+                  seed: int) -> tuple[list, list]:
+    """(keep, held-out) cut of ``ids`` along whole groups: groups in a seeded order are held
+    out until they hold at least ``fraction`` of the clips, one group at least, and one
+    group always stays in keep."""
+    groups = sorted({group_of[t] for t in ids})
+    if len(groups) < 2:
+        raise DataError(f"a group-disjoint validation part needs 2 or more groups in the training part, "
+                        f"found {groups}")
+    np.random.default_rng(seed).shuffle(groups)
+    size = defaultdict(int)
+    for t in ids:
+        size[group_of[t]] += 1
+    held_groups: set = set()
+    for g in groups[:-1]:
+        held_groups.add(g)
+        if sum(size[h] for h in held_groups) >= fraction * len(ids):
+            break
+    return [t for t in ids if group_of[t] not in held_groups], [t for t in ids if group_of[t] in held_groups]
+
+
 def _folds_from_test_sets(clipset: ClipSet, ids: list[str], tests: list[list[str]], seed: int,
-                          group_of: dict[str, str | None] | None = None) -> list[Fold]:
+                          group_of: dict[str, str | None] | None = None,
+                          valid_by_group: bool = False) -> list[Fold]:
     folds = []
     for i, test in enumerate(tests):
         test_set = set(test)
         rest = [t for t in ids if t not in test_set]
-        train, valid = holdout(clipset, rest, VALID_FRACTION, seed + i)
+        if valid_by_group:
+            train, valid = group_holdout(rest, group_of, VALID_FRACTION, seed + i)
+        else:
+            train, valid = holdout(clipset, rest, VALID_FRACTION, seed + i)
         folds.append(_fold(i, train, valid, test, group_of))
     return folds
 
@@ -184,7 +230,12 @@ def _group_kfold(clipset: ClipSet, ids: list[str], p: ProtocolSpec) -> list[Fold
         splitter = StratifiedGroupKFold(p.k, shuffle=True, random_state=p.seed)
         g = [group_of[t] for t in ids]
         tests = [[ids[j] for j in te] for _, te in splitter.split(ids, _strata(clipset, ids), g)]
-    folds = _folds_from_test_sets(clipset, ids, tests, p.seed, group_of)
+    try:
+        folds = _folds_from_test_sets(clipset, ids, tests, p.seed, group_of, p.valid == "group")
+    except DataError as exc:
+        raise DataError(f"protocol {p}: {exc} (leave-one-{p.field}-out over {len(groups)} groups); use "
+                        f"more groups, or {replace(p, valid='stratified')} "
+                        "for a validation part that shares groups with training") from None
     assert all(f.leakage == 0 for f in folds), "group folds must not share groups"
     return folds
 
@@ -271,6 +322,25 @@ def _manifest(clipset: ClipSet, ids: list[str], p: ProtocolSpec, group_of) -> li
     return [_fold(0, parts["train"], parts["valid"], parts["test"], group_of)]
 
 
+def vocabulary(clipset: ClipSet, train: tuple[str, ...]) -> Vocabulary:
+    """The tags with at least ``min_tag_count`` positives in ``train``, then the
+    ``top_k_tags`` most frequent of them (ties by name), as the MagnaTagATune top-50."""
+    spec = clipset.task.spec
+    counts = {t: 0 for t in clipset.classes}
+    for clip in clipset.subset(train):
+        for tag in clip.label:
+            counts[tag] += 1
+    ranked = sorted(counts, key=lambda t: (-counts[t], t))
+    rare = [t for t in ranked if counts[t] < (spec.min_tag_count or 1)]
+    kept = [t for t in ranked if t not in rare]
+    beyond = kept[spec.top_k_tags:] if spec.top_k_tags else []
+    kept = sorted(kept[:spec.top_k_tags] if spec.top_k_tags else kept)
+    return Vocabulary(tuple(kept), {
+        f"fewer than {spec.min_tag_count or 1} positive(s) in the training part": tuple(sorted(rare)),
+        f"beyond the top {spec.top_k_tags} by training frequency": tuple(sorted(beyond)),
+    })
+
+
 def resolve(protocol: str | ProtocolSpec, clipset: ClipSet) -> Split:
     """Cut ``clipset`` under ``protocol``; warns loudly about group leakage."""
     p = parse_protocol(protocol) if isinstance(protocol, str) else protocol
@@ -291,6 +361,9 @@ def resolve(protocol: str | ProtocolSpec, clipset: ClipSet) -> Split:
                 f"protocol {p} on {clipset.task.ref}: fold {f.index} has an empty "
                 f"{'train' if not f.train else 'test'} part with the {len(ids)} clips present"
             )
+    spec = clipset.task.spec
+    if spec.kind == "multilabel" and (spec.top_k_tags or spec.min_tag_count):
+        folds = [replace(f, vocabulary=vocabulary(clipset, f.train)) for f in folds]
     leaky = [f for f in folds if f.leakage > 0]
     if leaky:
         worst = max(f.leakage for f in leaky)

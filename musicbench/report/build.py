@@ -24,6 +24,10 @@ class Report:
         return self.options.alpha
 
     @property
+    def correction(self) -> str:
+        return self.options.correction
+
+    @property
     def reference_system(self) -> str | None:
         return self.options.reference_system
 
@@ -33,10 +37,11 @@ class Report:
 
 
 def build(results: pd.DataFrame, title: str, alpha: float = 0.05, reference_system: str | None = None,
-          bench: dict[str, Any] | None = None, brief: bool = False) -> Report:
+          bench: dict[str, Any] | None = None, brief: bool = False, correction: str = "holm") -> Report:
     """Compile the registered tables from a results table (``musicbench.report.load``);
-    ``brief`` compiles only the leaderboard's."""
-    options = Options(alpha, reference_system)
+    ``brief`` compiles only the leaderboard's; ``correction`` counts the tests of one
+    table together (``musicbench.report.stats.CORRECTIONS``)."""
+    options = Options(alpha, reference_system, correction)
     return Report(
         title=title, sources=sorted(results["source"].dropna().unique()), options=options,
         tables={name: t.compute(results, options) for name, t in TABLES.items() if t.brief or not brief},

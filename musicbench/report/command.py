@@ -27,6 +27,9 @@ def add_parser(sub, name: str) -> None:
                    "table (every other system's delta against it)")
     p.add_argument("--alpha", type=float, default=0.05, help="significance level of the paired tests "
                    "(default 0.05)")
+    p.add_argument("--correction", choices=["holm", "bh", "none"], default="holm",
+                   help="count the tests of one table together: Holm (family-wise error, default), "
+                   "Benjamini-Hochberg (false-discovery rate) or none")
     p.add_argument("--bench", metavar="FILE", help="a 'musicbench bench' JSON to include as a "
                    "benchmark table")
 
@@ -60,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     if args.reference and args.reference not in set(results["system"]):
         raise ConfigError(f"--reference {args.reference!r}: no results for it; systems here: "
                           f"{', '.join(sorted(set(results['system'])))}")
-    report = build(results, title, args.alpha, args.reference, bench)
+    report = build(results, title, args.alpha, args.reference, bench, correction=args.correction)
     written = write_report(report, out, formats)
     for block in leaderboard_section(report).blocks:
         print("\n".join(block_markdown(block, level=2)))

@@ -12,7 +12,8 @@ from typing import Any
 import pandas as pd
 
 from musicbench.protocol.metrics import metrics_for
-from musicbench.report.tables import TABLE
+from musicbench.report.stats import CORRECTIONS
+from musicbench.report.tables import TABLE, variant_label
 
 Report = Any  # musicbench.report.build.Report, which is built from this module's sections
 
@@ -63,6 +64,13 @@ def _p(p) -> str:
     return "p<0.001" if p < 0.001 else f"p={p:.3f}"
 
 
+def _p_adj(p, adjusted, correction: str) -> str:
+    """The adjusted p-value the decision rests on, with the raw one beside it."""
+    if correction == "none" or adjusted is None or (isinstance(adjusted, float) and math.isnan(adjusted)):
+        return _p(p)
+    return f"{_p(adjusted).replace('p', 'p_adj', 1)}; raw {_p(p)}"
+
+
 def _table_title(key: dict) -> str:
     return f"{key['task']}:{key['version']} — {key['protocol']} (split {key['split_hash']})"
 
@@ -86,10 +94,8 @@ def _variant_cells(r, variants: bool) -> list[str]:
 
 
 def _with_variant(g: pd.DataFrame) -> pd.DataFrame:
-    """Adds a short variant name: system, +augmentation, @deformation, (tuned)."""
-    names = [" ".join(x for x in (s, "" if a == "none" else f"+{a}", "" if d == "none" else f"@{d}",
-                                  "(tuned)" if t else "") if x)
-             for s, a, d, t in zip(g.system, g.augment, g.deform, g.tuned, strict=True)]
+    """Adds a short variant name (``tables.variant_label``)."""
+    names = [variant_label(*v) for v in zip(g.system, g.augment, g.deform, g.tuned_kind, strict=True)]
     return g.assign(variant=names)
 
 
@@ -98,8 +104,10 @@ def leaderboard_section(report: Report, figures: bool = False) -> Section:
         f"Mean ± std over cells (folds × seeds), a 95% t interval and the number of cells. Each variant "
         f"is tested against the best one on the same test tracks (cells matched on fold and seed; "
         f"McNemar's exact test, or its exact sign-flip generalisation when averaged over seeds; a paired "
-        f"bootstrap of macro ROC-AUC for multilabel tasks). ★ marks the best, ≈ the variants not "
-        f"significantly different from it at α={report.alpha}. Rows are compared only within one split hash."
+        f"bootstrap of macro ROC-AUC for multilabel tasks). The tests of one table are counted together: "
+        f"{CORRECTIONS[report.correction]} across its variants. ★ marks the best, ≈ the variants not "
+        f"significantly different from it at α={report.alpha} after that correction. Rows are compared "
+        f"only within one split hash."
     ]
     blocks = []
     for key, g in _by_table(report["leaderboard"]):
@@ -111,7 +119,8 @@ def leaderboard_section(report: Report, figures: bool = False) -> Section:
                    f"{metrics[0]}", "95% CI", *metrics[1:], "cells", "failed", "vs best"]
         rows, marked = [], []
         for _, r in g.iterrows():
-            vs = r["vs_best"] if r["vs_best"] in ("best", "n/a") else f"{r['vs_best']} ({_p(r['p_value'])})"
+            vs = (r["vs_best"] if r["vs_best"] in ("best", "n/a")
+                  else f"{r['vs_best']} ({_p_adj(r['p_value'], r['p_adjusted'], report.correction)})")
             rows.append([MARKS.get(r["vs_best"], ""), *_variant_cells(r, variants), r["tuned_label"],
                          _pm(r[f"{metrics[0]}_mean"], r[f"{metrics[0]}_std"]),
                          _ci(r[f"{metrics[0]}_ci_low"], r[f"{metrics[0]}_ci_high"]),
@@ -126,8 +135,51 @@ def leaderboard_section(report: Report, figures: bool = False) -> Section:
         if pd.notna(leak) and leak > 0:
             notes.append(f"Group leakage: up to {leak:.0%} of test tracks share a group with training "
                          "tracks under this protocol; scores are optimistic.")
+        n = int(g["comparisons"].max())
+        if n > 1 and report.correction != "none":
+            notes.append(f"{n} variants tested against the best; p-values adjusted by "
+                         f"{CORRECTIONS[report.correction]}.")
         blocks.append(Block(_table_title(key), headers, rows, notes, marked))
     return Section("Leaderboard", intro, blocks)
+
+
+def across_tasks_section(report: Report, figures: bool = False) -> Section | None:
+    df = report["across_tasks"]
+    if df.empty:
+        return None
+    tasks = [c.removeprefix("normalised:") for c in df.columns if c.startswith("normalised:")]
+    intro = [f"Every clean variant over the {df['of_tasks'].iloc[0]} tasks (task × protocol × split) it ran "
+             "on: mean rank per task (1 = best; ties share), and the primary metric normalised per task "
+             "between chance (0: random guessing, 1/classes for accuracy, 0.5 for ROC-AUC) and the best "
+             "variant of that task (1), as HEAR does. Variants covering fewer tasks are not comparable "
+             "on these means: see the tasks column."]
+    rows = [[r["variant"], f"{r['tasks']}/{r['of_tasks']}", _num(r["mean_rank"], 2),
+             _num(r["mean_normalised"], 3), *(_num(r[f"normalised:{t}"], 3) for t in tasks)]
+            for _, r in df.iterrows()]
+    blocks = [Block("Across tasks", ["variant", "tasks", "mean rank", "mean normalised", *tasks], rows,
+                    marked=[i == 0 for i in range(len(rows))])]
+    cd = report["critical_difference"]
+    if not cd.empty:
+        r0 = cd.iloc[0]
+        notes = [f"Friedman χ² = {r0['friedman_chi2']:.2f} over {r0['blocks']} blocks (tasks × folds of "
+                 f"{r0['tasks']} tasks), {_p(r0['friedman_p'])}; Nemenyi critical difference at "
+                 f"α={r0['alpha']}: {r0['critical_difference']:.2f} ranks. Variants joined by a bar are not "
+                 "significantly different (Demšar 2006)."]
+        if r0["left_out"]:
+            notes.append(f"Left out (not run on all of these tasks): {r0['left_out']}.")
+        figs = []
+        if figures:
+            from musicbench.report.figures import critical_difference_png
+
+            figs.append(Figure("Critical-difference diagram: mean rank over tasks × folds",
+                               critical_difference_png(list(cd["variant"]), cd["mean_rank"].to_numpy(),
+                                                       float(r0["critical_difference"]),
+                                                       f"{r0['test']}, {r0['blocks']} blocks"),
+                               "critical-difference"))
+        blocks.append(Block("Critical difference", ["variant", "mean rank over blocks"],
+                            [[v, _num(x, 2)] for v, x in zip(cd["variant"], cd["mean_rank"], strict=True)],
+                            notes, figures=figs))
+    return Section("Across tasks", intro, blocks)
 
 
 def mismatch_section(report: Report, figures: bool = False) -> Section | None:
@@ -162,8 +214,14 @@ def per_fold_section(report: Report, figures: bool = False) -> Section | None:
         tests = g.groupby("fold")["n_test"].max()
         rows = [[str(fold), str(tests[fold]), *(_num(v, 3) for v in vals)]
                 for fold, vals in zip(wide.index, wide.to_numpy(), strict=True)]
+        notes = []
+        if "tags" in g and g["tags"].notna().any():
+            for fold, f in g.groupby("fold"):
+                r = f.iloc[0]
+                notes.append(f"Fold {fold}: {int(r['tags'])} tags scored"
+                             + (f"; left out: {r['dropped_why']}" if r["dropped_why"] else "") + ".")
         blocks.append(Block(f"{_table_title(key)} — {g['metric'].iloc[0]} per fold",
-                            ["fold", "test clips", *wide.columns], rows))
+                            ["fold", "test clips", *wide.columns], rows, notes))
     return Section("Per fold", ["The primary metric of each variant on each fold (mean over seeds)."],
                    blocks)
 
@@ -211,12 +269,14 @@ def ablation_section(report: Report, figures: bool = False) -> Section | None:
         return None
     intro = ["Each variant against its reference (augmentation/deformation: the same system with "
              "'none'; system: the reference system), paired on fold and seed: delta of the mean, "
-             "a 95% t interval of the per-cell differences, and the paired per-track test."]
+             "a 95% t interval of the per-cell differences, and the paired per-track test, "
+             f"adjusted by {CORRECTIONS[report.correction]} across the rows of a table."]
     blocks = []
     for key, g in _by_table(report["ablations"]):
         rows = [[r.axis, r.system + (" (tuned)" if r.tuned else ""), r.variant, r.reference,
                  _num(r.reference_value), _num(r.value), f"{r.delta:+.4f}", _ci(r.ci_low, r.ci_high),
-                 str(r.pairs), _p(r.p_value) or "n/a"] for r in g.itertuples()]
+                 str(r.pairs), _p_adj(r.p_value, r.p_adjusted, report.correction) or "n/a"]
+                for r in g.itertuples()]
         blocks.append(Block(_table_title(key), ["axis", "system", "variant", "reference",
                                                 f"reference {g['metric'].iloc[0]}", "variant value",
                                                 "delta", "95% CI", "pairs", "paired test"], rows,

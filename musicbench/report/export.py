@@ -15,6 +15,7 @@ from musicbench.errors import ConfigError
 from musicbench.report import htmlpage, markdown
 from musicbench.report.build import Report
 from musicbench.report.registry import TABLES, sections
+from musicbench.report.stats import CORRECTIONS
 from musicbench.runtime import atomic_write
 
 FORMATS = ("md", "html", "csv", "json")
@@ -44,7 +45,7 @@ def clean(obj: Any) -> Any:
 def _meta(report: Report) -> list[str]:
     return [f"compiled {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
             f"from {', '.join(report.sources) or '(nothing)'}",
-            f"significance level α = {report.alpha}"
+            f"significance level α = {report.alpha}, {CORRECTIONS[report.correction]} per table"
             + (f"; ablation reference system: {report.reference_system}" if report.reference_system else "")]
 
 
@@ -52,6 +53,7 @@ def to_json(report: Report) -> dict[str, Any]:
     tables = {name: (t.to_dict(orient="records") if isinstance(t, pd.DataFrame) else t)
               for name, t in ((n, report[n]) for n in TABLES)}
     return clean({"title": report.title, "sources": report.sources, "alpha": report.alpha,
+                  "correction": report.correction,
                   "reference_system": report.reference_system, **tables, "bench": report.bench})
 
 

@@ -64,3 +64,55 @@ def tradeoff_png(rows: pd.DataFrame, title: str) -> bytes:
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
     return _png(fig)
+
+
+def _cliques(ranks: np.ndarray, cd: float) -> list[tuple[int, int]]:
+    """Maximal runs (first, last index, ranks sorted) whose spread is below ``cd``: systems
+    the Nemenyi test cannot tell apart, joined by one bar each."""
+    runs = []
+    for i in range(len(ranks)):
+        j = i
+        while j + 1 < len(ranks) and ranks[j + 1] - ranks[i] < cd:
+            j += 1
+        if j > i and not any(a <= i and j <= b for a, b in runs):
+            runs.append((i, j))
+    return runs
+
+
+def critical_difference_png(names: list[str], mean_ranks: np.ndarray, cd: float, title: str) -> bytes:
+    """Demsar's critical-difference diagram: mean ranks on an axis (1, the best, on the
+    left), the critical difference drawn to scale above it, and a thick bar joining each
+    group of systems whose ranks differ by less than it."""
+    from matplotlib.figure import Figure
+
+    order = np.argsort(mean_ranks, kind="stable")
+    ranks = np.asarray(mean_ranks, dtype=float)[order]
+    labels = [names[i] for i in order]
+    k = len(labels)
+    half = (k + 1) // 2
+    cliques = _cliques(ranks, cd)
+    fig = Figure(figsize=(7.5, 1.2 + 0.3 * half + 0.2 * len(cliques)))
+    ax = fig.add_subplot()
+    ax.set_xlim(0.5 - 0.9, k + 0.5 + 0.9)
+    depth = 1.1 + 0.32 * half + 0.3 * len(cliques)
+    ax.set_ylim(depth, -1.6)
+    ax.axis("off")
+    ax.hlines(0, 1, k, color="black", lw=1)
+    for r in range(1, k + 1):
+        ax.vlines(r, -0.12, 0, color="black", lw=1)
+        ax.text(r, -0.25, str(r), ha="center", va="bottom", fontsize=8)
+    ax.hlines(-1.1, 1, 1 + cd, color="tab:red", lw=2)
+    ax.vlines([1, 1 + cd], -1.2, -1.0, color="tab:red", lw=1)
+    ax.text(1 + cd / 2, -1.25, f"CD = {cd:.2f}", ha="center", va="bottom", fontsize=8, color="tab:red")
+    for i, (label, r) in enumerate(zip(labels, ranks, strict=True)):
+        left = i < half
+        y = 0.9 + 0.32 * (i if left else k - 1 - i) + 0.3 * len(cliques)
+        x_end = 0.5 - 0.1 if left else k + 0.5 + 0.1
+        ax.plot([r, r, x_end], [0, y, y], color="black", lw=0.8)
+        ax.text(x_end + (-0.05 if left else 0.05), y, f"{label} ({r:.2f})", ha="right" if left else "left",
+                va="center", fontsize=8)
+    for n, (a, b) in enumerate(cliques):
+        y = 0.35 + 0.3 * n
+        ax.hlines(y, ranks[a] - 0.05, ranks[b] + 0.05, color="tab:blue", lw=4, alpha=0.8)
+    ax.set_title(title, fontsize=9)
+    return _png(fig)

@@ -24,6 +24,8 @@ EXTRA = ["classes", "details", "predictions", "source"]
 def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     df = pd.DataFrame(rows, columns=columns() + EXTRA)
     df["tuned"] = df["tuned"].fillna(False).astype(bool)
+    # which tuning produced a row: none, one study shared by every fold, or one per fold
+    df["tuned_kind"] = np.where(~df["tuned"], "none", df["tuned_kind"].fillna("shared"))
     return df
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from musicbench.report import display, tables
+from musicbench.report import across, display, tables
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,7 @@ class Options:
 
     alpha: float = 0.05
     reference_system: str | None = None
+    correction: str = "holm"  # across the variants of one table (``stats.CORRECTIONS``)
 
 
 @dataclass(frozen=True)
@@ -37,8 +38,10 @@ class ReportTable:
 
 
 TABLES: dict[str, ReportTable] = {t.name: t for t in (
-    ReportTable("leaderboard", lambda r, o: tables.leaderboard(r, o.alpha), display.leaderboard_section,
-                brief=True),
+    ReportTable("leaderboard", lambda r, o: tables.leaderboard(r, o.alpha, o.correction),
+                display.leaderboard_section, brief=True),
+    ReportTable("across_tasks", lambda r, o: across.across_tasks(r), display.across_tasks_section),
+    ReportTable("critical_difference", lambda r, o: across.critical_difference(r, o.alpha), None),
     ReportTable("split_mismatches", lambda r, o: tables.split_mismatches(r), display.mismatch_section,
                 brief=True),
     ReportTable("failed", lambda r, o: tables.failed_cells(r), display.failed_section, brief=True),
@@ -46,7 +49,7 @@ TABLES: dict[str, ReportTable] = {t.name: t for t in (
     ReportTable("per_class", lambda r, o: tables.per_class(r), display.per_class_section),
     ReportTable("per_tag", lambda r, o: tables.per_tag(r), display.per_tag_section),
     ReportTable("confusions", lambda r, o: tables.confusions(r), None, csv=False),
-    ReportTable("ablations", lambda r, o: tables.ablations(r, o.reference_system, o.alpha),
+    ReportTable("ablations", lambda r, o: tables.ablations(r, o.reference_system, o.alpha, o.correction),
                 display.ablation_section),
     ReportTable("robustness", lambda r, o: tables.robustness(r), display.robustness_section),
     ReportTable("throughput", lambda r, o: tables.throughput(r), display.throughput_section),

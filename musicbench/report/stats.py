@@ -118,6 +118,71 @@ def paired_auc_bootstrap(pairs: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
     return PairedTest("paired bootstrap (macro ROC-AUC)", float(p), sum(len(y) for y, _, _ in pairs))
 
 
+#: corrections for testing many variants against the best at once; Holm controls the
+#: family-wise error rate, Benjamini-Hochberg the false-discovery rate
+CORRECTIONS = {
+    "holm": "Holm's step-down correction (family-wise error rate)",
+    "bh": "Benjamini-Hochberg false-discovery-rate control",
+    "none": "no correction for multiple comparisons",
+}
+
+
+def adjust_p_values(p_values: np.ndarray, method: str = "holm") -> np.ndarray:
+    """P-values adjusted for testing them together (NaN stays NaN and does not count).
+
+    A test rejects at level alpha when its adjusted p-value is below alpha: with ``holm``
+    the chance of any false rejection in the family stays below alpha, with ``bh`` the
+    expected share of false rejections among the rejections does.
+    """
+    if method not in CORRECTIONS:
+        raise ValueError(f"correction {method!r}: choose from {', '.join(CORRECTIONS)}")
+    p = np.asarray(p_values, dtype=float)
+    out = p.copy()
+    ok = ~np.isnan(p)
+    m = int(ok.sum())
+    if method == "none" or m == 0:
+        return out
+    order = np.argsort(p[ok], kind="stable")
+    ranked = p[ok][order]
+    if method == "holm":
+        adj = np.maximum.accumulate((m - np.arange(m)) * ranked)
+    else:
+        adj = np.minimum.accumulate((m / np.arange(1, m + 1) * ranked)[::-1])[::-1]
+    back = np.empty(m)
+    back[order] = np.minimum(adj, 1.0)
+    out[ok] = back
+    return out
+
+
+@dataclass(frozen=True)
+class RankTest:
+    """Friedman's test over blocks with the Nemenyi critical difference (Demsar 2006)."""
+
+    mean_ranks: np.ndarray  # per system, 1 = best
+    chi2: float
+    p_value: float
+    critical_difference: float  # mean ranks further apart than this differ at alpha
+    blocks: int
+
+
+def friedman_nemenyi(scores: np.ndarray, alpha: float = 0.05) -> RankTest:
+    """Ranks systems (columns) within each block (rows, higher score better; ties share
+    the mean rank), then Friedman's chi-square on the mean ranks (corrected for ties, as
+    scipy's ``friedmanchisquare``) and the Nemenyi critical difference
+    q_alpha * sqrt(k (k + 1) / (6 N)), q_alpha the studentized range quantile over sqrt(2)."""
+    x = np.asarray(scores, dtype=float)
+    n, k = x.shape
+    if n < 2 or k < 2 or np.isnan(x).any():
+        raise ValueError(f"need a complete table of at least 2 blocks x 2 systems, got {n} x {k}")
+    ranks = stats.rankdata(-x, axis=1)
+    r = ranks.mean(axis=0)
+    chi2 = 12 * n / (k * (k + 1)) * float((r ** 2).sum() - k * (k + 1) ** 2 / 4)
+    ties = sum(float((c ** 3 - c).sum()) for c in (np.unique(row, return_counts=True)[1] for row in ranks))
+    chi2 = chi2 / (1 - ties / (n * k * (k * k - 1))) if ties < n * k * (k * k - 1) else 0.0
+    q = float(stats.studentized_range.ppf(1 - alpha, k, np.inf)) / math.sqrt(2)
+    return RankTest(r, chi2, float(stats.chi2.sf(chi2, k - 1)), q * math.sqrt(k * (k + 1) / (6 * n)), n)
+
+
 def pareto_front(score: np.ndarray, speed: np.ndarray) -> np.ndarray:
     """Boolean mask of points no other point beats on both score and speed (higher is better)."""
     score, speed = np.asarray(score, float), np.asarray(speed, float)

@@ -6,7 +6,8 @@ and its display sections derive from.
 Every table is keyed by task x version x protocol x split hash: rows with different split
 hashes were scored on different track sets, so they are never compared with each other;
 ``split_mismatches`` lists where that happened. Within a table a *variant* is one system
-under one augmentation, deformation and tuning setting; its cells are its folds x seeds.
+under one augmentation, deformation and tuning (none, one study shared by the folds, or
+nested: one study per fold); its cells are its folds x seeds.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from musicbench.protocol.metrics import get_metric, metrics_for, primary_metric
 from musicbench.report.load import read_predictions
 from musicbench.report.stats import (
     PairedTest,
+    adjust_p_values,
     mean_ci,
     paired_auc_bootstrap,
     paired_correctness_test,
@@ -27,8 +29,18 @@ from musicbench.report.stats import (
 )
 
 TABLE = ["task", "version", "protocol", "split_hash"]
-VARIANT = ["system", "augment", "deform", "tuned"]
+VARIANT = ["system", "augment", "deform", "tuned", "tuned_kind"]
 PAIR = ["fold", "seed"]
+
+
+TUNED_MARK = {"shared": "(tuned)", "per-fold": "(tuned per fold)"}
+
+
+def variant_label(system: str, augment: str = "none", deform: str = "none", tuned_kind: str = "none") -> str:
+    """A short variant name: system, +augmentation, @deformation, (tuned / tuned per fold)."""
+    return " ".join(x for x in (system, "" if augment == "none" else f"+{augment}",
+                                "" if deform == "none" else f"@{deform}", TUNED_MARK.get(tuned_kind, ""))
+                    if x)
 
 
 def ok_cells(results: pd.DataFrame) -> pd.DataFrame:
@@ -45,13 +57,13 @@ def table_kind(cells: pd.DataFrame) -> str:
     return str(kinds[0])
 
 
-def _by_table(results: pd.DataFrame):
+def iter_tables(results: pd.DataFrame):
     ok = ok_cells(results)
     for key, cells in ok.groupby(TABLE, sort=True, dropna=False):
         yield dict(zip(TABLE, key, strict=True)), cells
 
 
-def _variants(cells: pd.DataFrame):
+def iter_variants(cells: pd.DataFrame):
     for key, g in cells.groupby(VARIANT, sort=True, dropna=False):
         yield dict(zip(VARIANT, key, strict=True)), g.drop_duplicates(PAIR, keep="last")
 
@@ -108,26 +120,29 @@ def paired_test(a: pd.DataFrame, b: pd.DataFrame, kind: str) -> PairedTest | Non
 def _tuned_label(g: pd.DataFrame) -> str:
     if not g["tuned"].any():
         return "no"
+    kind = "nested, per fold" if (g["tuned_kind"] == "per-fold").any() else "shared by the folds"
     study = g["tuned_study"].dropna()
     trials = pd.to_numeric(g["tuned_trials"], errors="coerce").dropna()
-    extra = ", ".join(x for x in (study.iloc[0] if len(study) else "",
+    extra = ", ".join(x for x in (kind, study.iloc[0] if len(study) else "",
                                   f"{int(trials.iloc[0])} trials" if len(trials) else "") if x)
-    return f"yes ({extra})" if extra else "yes"
+    return f"yes ({extra})"
 
 
-def leaderboard(results: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
+def leaderboard(results: pd.DataFrame, alpha: float = 0.05, correction: str = "holm") -> pd.DataFrame:
     """One row per variant: mean, std, 95% CI of each metric, cells, and a paired test vs the best.
 
-    ``vs_best`` is ``best`` for the top row, ``tied`` where the paired test does not reject
-    equality at ``alpha`` (not significantly worse), ``worse`` where it does, and ``n/a``
+    The tests of one table's variants against its best are counted together: ``p_value``
+    is each test's own, ``p_adjusted`` the same after ``correction`` (``CORRECTIONS``)
+    across the table. ``vs_best`` is ``best`` for the top row, ``tied`` where the adjusted
+    p-value does not reject equality at ``alpha``, ``worse`` where it does, and ``n/a``
     where per-track predictions are missing or no cells share a fold and seed.
     """
     failed = results[results.status != "ok"].groupby(TABLE + VARIANT, dropna=False).size()
     rows = []
-    for tkey, cells in _by_table(results):
+    for tkey, cells in iter_tables(results):
         kind = table_kind(cells)
         primary = get_metric(primary_metric(kind))
-        variants = list(_variants(cells))
+        variants = list(iter_variants(cells))
         table_rows = []
         for vkey, g in variants:
             row = {**tkey, **vkey, "kind": kind, "metric": primary.name}
@@ -150,17 +165,20 @@ def leaderboard(results: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
         table_rows.sort(key=lambda rg: np.nan_to_num(sign * rg[0][f"{primary.name}_mean"], nan=np.inf))
         best_row, best_cells = table_rows[0]
         for rank, (row, g) in enumerate(table_rows, 1):
-            row["rank"] = rank
+            row.update(rank=rank, p_value=None, test=None, discordant=None, correction=correction)
             if row is best_row:
-                row.update(vs_best="best", p_value=None, test=None, discordant=None)
-            else:
-                t = paired_test(best_cells, g, kind)
-                if t is None or np.isnan(t.p_value):
-                    row.update(vs_best="n/a", p_value=None, test=None, discordant=None)
-                else:
-                    row.update(vs_best="tied" if t.p_value >= alpha else "worse", p_value=t.p_value,
-                               test=t.method,
-                               discordant=f"{t.a_better}/{t.b_better}" if kind == "multiclass" else None)
+                continue
+            t = paired_test(best_cells, g, kind)
+            if t is not None and not np.isnan(t.p_value):
+                row.update(p_value=t.p_value, test=t.method,
+                           discordant=f"{t.a_better}/{t.b_better}" if kind == "multiclass" else None)
+        raw = np.array([np.nan if r["p_value"] is None else r["p_value"] for r, _ in table_rows])
+        adjusted = adjust_p_values(raw, correction)
+        for (row, _), p in zip(table_rows, adjusted, strict=True):
+            row["p_adjusted"] = None if np.isnan(p) else float(p)
+            row["comparisons"] = int((~np.isnan(raw)).sum())
+            row["vs_best"] = ("best" if row is best_row else "n/a" if np.isnan(p)
+                              else "tied" if p >= alpha else "worse")
             rows.append(row)
     return pd.DataFrame(rows)
 
@@ -188,27 +206,45 @@ def failed_cells(results: pd.DataFrame) -> pd.DataFrame:
     return bad[TABLE + VARIANT + ["fold", "seed", "error"]].reset_index(drop=True)
 
 
+def _vocabulary_row(f: pd.DataFrame) -> dict:
+    """How many tags a multilabel fold scored and how many it left out, and why: outside
+    the vocabulary chosen on its training part, or unscorable in its test part."""
+    vocab = next((d["vocabulary"] for d in f["details"] if d and d.get("vocabulary")), None)
+    classes = next((c for c in f["classes"] if isinstance(c, list) and c), [])
+    unscorable = pd.to_numeric(f["n_tags_dropped"], errors="coerce").max()
+    dropped = (vocab or {}).get("dropped", {})
+    why = [f"{len(tags)} {reason}" for reason, tags in dropped.items()]
+    if pd.notna(unscorable) and unscorable:
+        why.append(f"{int(unscorable)} all-positive or all-negative in the test part")
+    return {"tags": len(classes), "tags_dropped": sum(len(t) for t in dropped.values()),
+            "tags_unscorable": None if pd.isna(unscorable) else int(unscorable),
+            "dropped_why": "; ".join(why)}
+
+
 def per_fold(results: pd.DataFrame) -> pd.DataFrame:
     """The primary metric of each variant per fold (mean over seeds): where a protocol's
-    folds are groups (one tonic, one performer), how scores vary from group to group."""
+    folds are groups (one tonic, one performer), how scores vary from group to group.
+    Multilabel folds also say how many tags they scored and which they left out, and why."""
     rows = []
-    for tkey, cells in _by_table(results):
-        metric = primary_metric(table_kind(cells))
-        for vkey, g in _variants(cells):
+    for tkey, cells in iter_tables(results):
+        kind = table_kind(cells)
+        metric = primary_metric(kind)
+        for vkey, g in iter_variants(cells):
             for fold, f in g.groupby("fold", sort=True):
                 rows.append({**tkey, **vkey, "fold": int(fold), "metric": metric,
                              "score": float(f[metric].astype(float).mean()), "n_test": int(f["n_test"].max()),
-                             "seeds": f["seed"].nunique()})
+                             "seeds": f["seed"].nunique(),
+                             **(_vocabulary_row(f) if kind == "multilabel" else {})})
     return pd.DataFrame(rows)
 
 
 def per_class(results: pd.DataFrame) -> pd.DataFrame:
     """Per-class recall (multiclass) per variant, mean and std over cells."""
     rows = []
-    for tkey, cells in _by_table(results):
+    for tkey, cells in iter_tables(results):
         if table_kind(cells) != "multiclass":
             continue
-        for vkey, g in _variants(cells):
+        for vkey, g in iter_variants(cells):
             recalls = pd.DataFrame([(d or {}).get("per_class_recall", {}) for d in g["details"]])
             for cls in recalls.columns:
                 v = recalls[cls].astype(float)
@@ -221,10 +257,10 @@ def per_class(results: pd.DataFrame) -> pd.DataFrame:
 def per_tag(results: pd.DataFrame) -> pd.DataFrame:
     """Per-tag ROC-AUC and PR-AUC (multilabel) per variant, mean over cells."""
     rows = []
-    for tkey, cells in _by_table(results):
+    for tkey, cells in iter_tables(results):
         if table_kind(cells) != "multilabel":
             continue
-        for vkey, g in _variants(cells):
+        for vkey, g in iter_variants(cells):
             scores = pd.DataFrame([
                 {f"{tag}\x00{k}": v for tag, d in (det or {}).get("per_tag", {}).items()
                  for k, v in d.items()}
@@ -243,10 +279,10 @@ def per_tag(results: pd.DataFrame) -> pd.DataFrame:
 def confusions(results: pd.DataFrame) -> list[dict]:
     """Confusion matrices summed over the cells of each un-augmented, un-deformed variant."""
     out = []
-    for tkey, cells in _by_table(results):
+    for tkey, cells in iter_tables(results):
         if table_kind(cells) != "multiclass":
             continue
-        for vkey, g in _variants(cells):
+        for vkey, g in iter_variants(cells):
             if vkey["augment"] != "none" or vkey["deform"] != "none":
                 continue
             mats = [np.asarray(d["confusion_matrix"]) for d in g["details"]
@@ -259,19 +295,18 @@ def confusions(results: pd.DataFrame) -> list[dict]:
 
 
 def _delta_row(tkey: dict, axis: str, ref: pd.DataFrame, var: pd.DataFrame, metric: str,
-               kind: str, alpha: float) -> dict:
+               kind: str) -> dict:
     m = var[PAIR + [metric]].merge(ref[PAIR + [metric]], on=PAIR, suffixes=("", "_ref"))
     d = (m[metric] - m[f"{metric}_ref"]).to_numpy(dtype=float)
     mean, lo, hi = mean_ci(d)
     t = paired_test(var, ref, kind)
     return {**tkey, "axis": axis, "metric": metric, "reference_value": float(m[f"{metric}_ref"].mean()),
             "value": float(m[metric].mean()), "delta": mean, "ci_low": lo, "ci_high": hi, "pairs": len(d),
-            "p_value": None if t is None else t.p_value,
-            "significant": None if t is None else bool(t.p_value < alpha)}
+            "p_value": None if t is None else t.p_value}
 
 
 def ablations(results: pd.DataFrame, reference_system: str | None = None,
-              alpha: float = 0.05) -> pd.DataFrame:
+              alpha: float = 0.05, correction: str = "holm") -> pd.DataFrame:
     """Deltas of each variant against its reference, paired on fold and seed.
 
     A deformation is compared with the same system on clean test data; an augmentation
@@ -279,37 +314,45 @@ def ablations(results: pd.DataFrame, reference_system: str | None = None,
     ``pitch @ noise:10`` asks whether pitch-shifting the training data helps on noisy test
     data). With ``reference_system``, every other system (un-augmented, un-deformed) is
     compared with that system. The interval is a t interval over the
-    per-cell differences; the p-value is the paired per-track test.
+    per-cell differences; the p-value is the paired per-track test, adjusted by
+    ``correction`` across the rows of one table before ``significant`` is decided.
     """
     rows = []
-    for tkey, cells in _by_table(results):
+    for tkey, cells in iter_tables(results):
         kind = table_kind(cells)
         metric = primary_metric(kind)
-        variants = {tuple(v.values()): g for v, g in _variants(cells)}
-        for (system, augment, deform, tuned), g in variants.items():
+        variants = {tuple(v.values()): g for v, g in iter_variants(cells)}
+        for (system, augment, deform, tuned, kind), g in variants.items():
             if augment == "none" and deform == "none":
                 continue
             base = deform if augment != "none" else "none"
-            ref = variants.get((system, "none", base, tuned))
+            ref = variants.get((system, "none", base, tuned, kind))
             if ref is None:
                 continue
             axis = "augment" if augment != "none" else "deform"
             at = "" if base == "none" else f" @ {base}"
-            rows.append({**_delta_row(tkey, axis, ref, g, metric, kind, alpha), "system": system,
+            rows.append({**_delta_row(tkey, axis, ref, g, metric, kind), "system": system,
                          "tuned": tuned, "variant": (augment if augment != "none" else deform) + at,
                          "reference": "none" + at})
         if reference_system is None:
             continue
-        refs = [g for (s, a, d, _), g in sorted(variants.items(), key=lambda kv: kv[0][3])
+        refs = [g for (s, a, d, _, _), g in sorted(variants.items(), key=lambda kv: kv[0][3])
                 if s == reference_system and a == "none" and d == "none"]
         if not refs:
             continue
-        for (system, augment, deform, tuned), g in variants.items():
+        for (system, augment, deform, tuned, _), g in variants.items():
             if system == reference_system or augment != "none" or deform != "none":
                 continue
-            rows.append({**_delta_row(tkey, "system", refs[0], g, metric, kind, alpha), "system": system,
+            rows.append({**_delta_row(tkey, "system", refs[0], g, metric, kind), "system": system,
                          "tuned": tuned, "variant": system, "reference": reference_system})
-    return pd.DataFrame(rows)
+    df = pd.DataFrame(rows)
+    if df.empty:
+        return df
+    df["p_adjusted"] = df.groupby(TABLE, dropna=False)["p_value"].transform(
+        lambda p: adjust_p_values(p.to_numpy(dtype=float), correction))
+    df["correction"] = correction
+    df["significant"] = [None if np.isnan(p) else bool(p < alpha) for p in df["p_adjusted"]]
+    return df
 
 
 def throughput(results: pd.DataFrame) -> pd.DataFrame:
@@ -319,7 +362,7 @@ def throughput(results: pd.DataFrame) -> pd.DataFrame:
     primary metric and inference clips per second.
     """
     rows = []
-    for tkey, cells in _by_table(results):
+    for tkey, cells in iter_tables(results):
         metric = primary_metric(table_kind(cells))
         clean = cells[cells.deform == "none"]
         table = []
@@ -344,7 +387,7 @@ def robustness(results: pd.DataFrame) -> pd.DataFrame:
     """The primary metric of each system per (train-time augmentation, test-time
     deformation), for systems run under more than one of either: one matrix each."""
     rows = []
-    for tkey, cells in _by_table(results):
+    for tkey, cells in iter_tables(results):
         metric = primary_metric(table_kind(cells))
         for (system, tuned), g in cells.groupby(["system", "tuned"], sort=True, dropna=False):
             if g["augment"].nunique() * g["deform"].nunique() < 2:

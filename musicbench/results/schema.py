@@ -4,7 +4,9 @@ deformation) produced, and its one serialisation to JSON, to a CSV row and to ML
 The runner, the store, MLflow logging, the report tables and the gate all read and write
 cells through ``CellRecord``; nothing else knows the layout. Records carry ``schema``;
 ``from_dict`` reads every earlier layout (schema 1, written before this field existed,
-kept the metrics at the top level and no ``kind``), so no stored result is lost by an
+kept the metrics at the top level and no ``kind``; up to schema 2, ``group-kfold``
+validation parts were stratified, shared groups with training and now read back as
+``group-kfold:...:valid=stratified``), so no stored result is lost or mixed up by an
 upgrade. Metric columns come from the metric registry (``musicbench.protocol.metrics``).
 """
 
@@ -16,14 +18,14 @@ from typing import Any
 
 from musicbench.protocol.metrics import METRICS, all_metric_names, metrics_for
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 CELL_TAG = "musicbench.cell_key"
 
 #: fields kept as structures, not CSV columns; ``metrics`` is spread into one column per metric
 STRUCTURED = ("params", "classes", "details", "predictions", "schema")
 #: what MLflow keeps as run parameters (besides the system's own parameters)
 MLFLOW_PARAMS = ("task", "version", "protocol", "fold", "system", "seed", "augment", "deform", "kind",
-                 "tuned", "tuned_study", "tuned_trials", "n_train", "n_valid", "n_test")
+                 "tuned", "tuned_study", "tuned_trials", "tuned_kind", "n_train", "n_valid", "n_test")
 
 
 def columns() -> list[str]:
@@ -68,6 +70,7 @@ class CellRecord:
     tuned: bool = False
     tuned_study: str | None = None
     tuned_trials: int | None = None
+    tuned_kind: str | None = None  # "per-fold" (nested: each fold its own study) or "shared"
     device: str | None = "cpu"
     error: str | None = None
     cell_key: str
@@ -94,8 +97,13 @@ class CellRecord:
     def from_dict(cls, data: dict[str, Any]) -> CellRecord:
         """A record from any stored layout (migrating older schemas)."""
         data = dict(data)
-        if data.get("schema", 1) < 2:
+        schema = data.get("schema", 1)
+        if schema < 2:
             data = _migrate_v1(data)
+        data["protocol"] = protocol_of(data["protocol"], schema)
+        if data.get("tuned") and not data.get("tuned_kind"):
+            data["tuned_kind"] = "shared"  # one study over every fold was the only kind
+        data["schema"] = SCHEMA_VERSION
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 
@@ -149,19 +157,30 @@ class CellRecord:
         status = "ok" if tags.get("status", "ok") == "ok" and finished else "failed"
         return cls(
             cell_key=key, task=params["task"], version=_none(params.get("version")),
-            protocol=params["protocol"], fold=int(params["fold"]), system=params["system"],
+            protocol=protocol_of(params["protocol"], int(tags.get("schema", 1))),
+            fold=int(params["fold"]), system=params["system"],
             seed=int(params["seed"]), augment=params.get("augment", "none"),
             deform=params.get("deform", "none"), kind=kind, status=status, error=tags.get("error"),
             device=tags.get("device"), tuned=params.get("tuned") == "True",
             tuned_study=_none(params.get("tuned_study")),
-            tuned_trials=_int(params.get("tuned_trials")), split_hash=tags.get("split_hash", ""),
+            tuned_trials=_int(params.get("tuned_trials")),
+            tuned_kind=_none(params.get("tuned_kind")),
+            split_hash=tags.get("split_hash", ""),
             n_train=_int(params.get("n_train")), n_valid=_int(params.get("n_valid")),
             n_test=_int(params.get("n_test")),
             fit_seconds=metrics.get("fit_seconds"), predict_seconds=metrics.get("predict_seconds"),
             group_leakage=metrics.get("group_leakage"),
             metrics={k: v for k, v in metrics.items() if k in METRICS},
-            mlflow_run_id=run_id, schema=int(tags.get("schema", 1)),
+            mlflow_run_id=run_id,
         )
+
+
+def protocol_of(protocol: str, schema: int) -> str:
+    """The protocol name a record of ``schema`` means today: before schema 3 a
+    ``group-kfold`` validation part was a stratified hold-out sharing groups with training."""
+    if schema < 3 and protocol.startswith("group-kfold:") and ":valid=" not in protocol:
+        return f"{protocol}:valid=stratified"
+    return protocol
 
 
 def _kind_of(metrics: dict[str, Any]) -> str | None:
@@ -178,7 +197,6 @@ def _migrate_v1(data: dict[str, Any]) -> dict[str, Any]:
     data["metrics"] = {k: v for k, v in metrics.items() if v is not None}
     data.setdefault("kind", _kind_of(metrics))
     data["details"] = data.get("details") or {}
-    data["schema"] = SCHEMA_VERSION
     return data
 
 

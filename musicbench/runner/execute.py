@@ -76,8 +76,9 @@ def run_cell(plan: CellPlan, deforms: list[str]) -> CellOutcome:
         clipset = open_clips(plan.source)
         est = build_system(plan.preset, seed=plan.seed, device=plan.device, **plan.overrides)
         aug = None if plan.augment == "none" else validate_spec(plan.augment)
-        fit_seconds = fit(est, clipset.part(plan.fold.train, augment=aug), clipset.part(plan.fold.valid),
-                          plan.seed)
+        vocab = plan.fold.vocabulary
+        fit_seconds = fit(est, clipset.part(plan.fold.train, augment=aug, vocabulary=vocab),
+                          clipset.part(plan.fold.valid, vocabulary=vocab), plan.seed)
         training = est.training_report()
     except Exception as exc:  # one broken cell must not stop the others
         out.records = [_failed(plan.record(d), exc) for d in deforms]
@@ -85,13 +86,14 @@ def run_cell(plan: CellPlan, deforms: list[str]) -> CellOutcome:
     for deform in deforms:
         rec = plan.record(deform)
         try:
-            test = clipset.part(plan.fold.test, deform=None if deform == "none" else validate_spec(deform))
+            test = clipset.part(plan.fold.test, deform=None if deform == "none" else validate_spec(deform),
+                                vocabulary=vocab)
             scored = score(est, test)
             details = {k: v for k, v in scored.result.items() if isinstance(v, (dict, list))}
             rec.metrics = {k: v for k, v in scored.result.items() if k not in details}
             rec.details = {**details, "training": training}
             rec.fit_seconds, rec.predict_seconds = round(fit_seconds, 4), round(scored.seconds, 4)
-            rec.classes = list(clipset.classes)
+            rec.classes = list(test.classes)
             rec.predictions = f"predictions/{rec.cell_key}.csv"
             out.predictions[rec.cell_key] = predictions_csv(test, scored.scores)
             rec.status, rec.error = "ok", None

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import musicbench
-from musicbench.errors import MusicbenchError
+from musicbench.errors import ConfigError, MusicbenchError
 from musicbench.protocol.experiment import TaskSource, open_clips, resolve_split
 from musicbench.protocol.splits import Fold
 from musicbench.results import CellRecord
@@ -70,7 +70,7 @@ class CellPlan:
             system=self.system, seed=self.seed, fold=self.fold.index, split_hash=self.split_hash,
             augment=self.augment, deform=deform, kind=self.kind, device=self.device,
             tuned=bool(self.tuned), tuned_study=self.tuned.get("study"),
-            tuned_trials=self.tuned.get("trials"), params=self.params,
+            tuned_trials=self.tuned.get("trials"), tuned_kind=self.tuned.get("kind"), params=self.params,
             n_train=len(self.fold.train), n_valid=len(self.fold.valid), n_test=len(self.fold.test),
             n_tracks_used=len(clips), n_tracks_index=clips.n_index, group_leakage=self.fold.leakage,
         )
@@ -91,7 +91,22 @@ def unresolved_records(suite: Suite, task: Any, protocol: str, exc: Exception,
 
 def _tuned_fields(suite: Suite, system: str) -> dict[str, Any]:
     tuned = suite.tuned.get(system) or {}
-    return {"tuned": bool(tuned), "tuned_study": tuned.get("study"), "tuned_trials": tuned.get("trials")}
+    return {"tuned": bool(tuned), "tuned_study": tuned.get("study"), "tuned_trials": tuned.get("trials"),
+            "tuned_kind": tuned.get("kind")}
+
+
+def fold_params(tuned: dict[str, Any], split_protocol: str, split_hash: str, fold: int) -> dict[str, Any]:
+    """The parameters a per-fold tuned system (``tune --per-fold``) uses on ``fold``: those
+    its own fold's study chose; none for other systems. A family tuned on another split
+    answers for other folds and is refused."""
+    if "per_fold" not in tuned:
+        return {}
+    if tuned["split_hash"] != split_hash:
+        raise ConfigError(f"--tuned {tuned['study']!r}: its studies were tuned per fold of "
+                          f"{tuned['protocol']} (split {tuned['split_hash']}), but {split_protocol} resolves "
+                          f"to split {split_hash} here; run with --protocol {tuned['protocol']} and the same "
+                          "data, or tune again")
+    return dict(tuned["per_fold"][fold])
 
 
 def plan_task(suite: Suite, source: TaskSource, device: str, log: Log) -> Iterator[CellPlan | CellRecord]:
@@ -119,6 +134,9 @@ def plan_task(suite: Suite, source: TaskSource, device: str, log: Log) -> Iterat
         for fold in split.folds:
             for system in suite.systems:
                 preset, overrides = suite.resolve_system(system)
+                tuned = dict(suite.tuned.get(system) or {})
+                overrides = {**overrides, **fold_params(tuned, split.protocol, split.hash, fold.index)}
+                tuned.pop("per_fold", None)
                 family = get_preset(preset)["family"]
                 built = build_system(preset, device=device, **overrides)
                 params = {k: v for k, v in built.get_params().items() if k not in ("seed", "device")}
@@ -131,4 +149,4 @@ def plan_task(suite: Suite, source: TaskSource, device: str, log: Log) -> Iterat
                                 for deform in suite.deform}
                         yield CellPlan(source, task.name, task.version, task.spec.kind, split.protocol,
                                        split.hash, fold, system, preset, overrides, params, seed, augment,
-                                       keys, device, dict(suite.tuned.get(system) or {}))
+                                       keys, device, tuned)

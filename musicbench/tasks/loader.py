@@ -17,7 +17,7 @@ import numpy as np
 
 from musicbench.audio import load_audio
 from musicbench.errors import ConfigError, DataError, UnknownNameError
-from musicbench.tasks.parts import ClipData
+from musicbench.tasks.parts import ClipData, Vocabulary
 from musicbench.tasks.spec import TaskSpec, get_spec
 
 INDEX_DIR_ENV = "MUSICBENCH_INDEX_DIR"
@@ -33,6 +33,7 @@ class Clip:
     label: str | tuple[str, ...]
     group: str | None = None
     split: str | None = None
+    observed: tuple[str, ...] | None = None  # tags annotated either way (None: every tag)
 
 
 @dataclass
@@ -60,11 +61,17 @@ class ClipSet:
         return encode_labels(clips, self.classes, self.task.spec.kind)
 
     def part(self, ids: list[str] | tuple[str, ...], augment: str | None = None,
-             deform: str | None = None) -> ClipData:
-        """The clips of ``ids`` (a fold's train, valid or test part) with their targets."""
+             deform: str | None = None, vocabulary: Vocabulary | None = None) -> ClipData:
+        """The clips of ``ids`` (a fold's train, valid or test part) with their targets, over
+        the fold's ``vocabulary`` where it has one."""
         clips = self.subset(ids)
-        return ClipData(self.task, clips, self.classes, self.task.spec.kind, self.targets(clips),
-                        augment, deform)
+        classes = list(vocabulary.tags) if vocabulary else self.classes
+        mask = None
+        if any(c.observed is not None for c in clips):
+            mask = np.array([[c.observed is None or t in c.observed for t in classes] for c in clips],
+                            dtype=np.int64)
+        return ClipData(self.task, clips, classes, self.task.spec.kind,
+                        encode_labels(clips, classes, self.task.spec.kind), augment, deform, mask, vocabulary)
 
     def attribute(self, field: str) -> dict[str, str | None]:
         """Track id -> value of any track attribute (for group protocols)."""
@@ -80,13 +87,33 @@ def encode_labels(clips: list[Clip], classes: list[str], kind: str) -> np.ndarra
     y = np.zeros((len(clips), len(classes)), dtype=np.int64)
     for row, clip in enumerate(clips):
         for tag in clip.label:
-            y[row, index[tag]] = 1
+            if tag in index:  # tags outside a fold's vocabulary are left out
+                y[row, index[tag]] = 1
     return y
 
 
+def split_settings(ref: str) -> tuple[str, dict[str, Any]]:
+    """``NAME[:VERSION]+KEY=VALUE+...`` -> (``NAME[:VERSION]``, settings); a value is TOML
+    (``5``, ``["a", "b"]``), a bare word a string."""
+    import tomllib
+
+    parts = ref.split("+")
+    settings: dict[str, Any] = {}
+    for part in parts[1:]:
+        key, sep, value = part.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"task reference {ref!r}: expected NAME[:VERSION]+KEY=VALUE, got {part!r}")
+        try:
+            settings[key] = tomllib.loads(f"v = {value}")["v"]
+        except tomllib.TOMLDecodeError:
+            settings[key] = value
+    head, _, version = parts[0].partition(":")
+    return head + (f":{version}" if version else ""), settings
+
+
 def parse_task_ref(ref: str) -> tuple[str, str | None]:
-    """``name`` or ``name:version``."""
-    name, _, version = ref.partition(":")
+    """``name`` or ``name:version`` (settings ``+KEY=VALUE`` left aside)."""
+    name, _, version = split_settings(ref)[0].partition(":")
     if not name:
         raise ConfigError(f"task reference {ref!r}: expected NAME or NAME:VERSION")
     return name, (version or None)
@@ -110,19 +137,30 @@ class Task:
         version: str | None = None,
         data_home: str | None = None,
         index_dir: str | None = None,
+        settings: dict[str, Any] | None = None,
     ):
         self.spec = spec
+        self.settings = dict(settings or {})  # laid over the spec by the task reference
         self.version = version or spec.version
         self.data_home_root = data_home
         self.index_dir = index_dir or os.environ.get(INDEX_DIR_ENV)
 
     @property
+    def _suffix(self) -> str:
+        import json
+
+        return "".join(f"+{k}={v if isinstance(v, str) else json.dumps(v)}"
+                       for k, v in sorted(self.settings.items()))
+
+    @property
     def name(self) -> str:
-        return self.spec.name
+        """The spec's name, with the reference's settings: results of other settings stay apart."""
+        return self.spec.name + self._suffix
 
     @property
     def ref(self) -> str:
-        return f"{self.name}:{self.version}"
+        """``NAME:VERSION+KEY=VALUE...``, which ``get_task`` reads back."""
+        return f"{self.spec.name}:{self.version}{self._suffix}"
 
     @cached_property
     def dataset(self) -> Any:
@@ -135,6 +173,10 @@ class Task:
             from musicbench.tasks.synth import SynthDataset
 
             return SynthDataset(spec.synth, self.version, spec.clip.sample_rate, self.data_home_root)
+        if spec.source in ("folder", "csv"):
+            from musicbench.tasks.sources import PlainDataset, spec_path
+
+            return PlainDataset(spec.source, spec_path(spec.path, spec.root or spec.manifest), spec.kind)
         module = importlib.import_module(f"mirdata.datasets.{spec.dataset}")
         versions = [v for v in module.INDEXES if v not in ("default", "test")]
         try:
@@ -145,7 +187,12 @@ class Task:
         except ValueError:
             raise UnknownNameError(f"version of {self.name}", self.version, versions) from None
         filename = ds._index_data.filename
-        if self.index_dir:
+        if spec.index:  # the task's own index file
+            from musicbench.tasks.sources import spec_path
+
+            ds.index_path = str(spec_path(spec.path, spec.index))
+            filename = ds.index_path
+        elif self.index_dir:
             ds.index_path = os.path.join(self.index_dir, filename)
         if require_index and not os.path.exists(ds.index_path):
             where = f"index folder {self.index_dir}" if self.index_dir else "mirdata's package"
@@ -189,13 +236,21 @@ class Task:
             if value is None or value == "":
                 raise DataError(f"task {self.ref}: track {track.track_id!r} has no {self.spec.label}")
             return str(value)
-        if isinstance(value, dict):  # tag -> confidence (openmic2018)
+        if isinstance(value, dict):  # tag -> confidence of the annotated tags (openmic2018)
             value = [k for k, v in value.items() if v >= self.spec.label_threshold]
         elif value is None:
             value = []
         elif isinstance(value, str):
             value = [value]
         return tuple(sorted({str(v) for v in value}))
+
+    def _observed(self, track: Any) -> tuple[str, ...] | None:
+        """With ``label_mask``, the tags a track's annotation covers (the keys of a tag ->
+        confidence mapping); the rest are unobserved, not negative."""
+        if not (self.spec.label_mask and self.spec.kind == "multilabel"):
+            return None
+        value = getattr(track, self.spec.label)
+        return tuple(sorted(value)) if isinstance(value, dict) else None
 
     def _audio_path(self, track: Any) -> str:
         path = getattr(track, "audio_path", None)
@@ -219,7 +274,7 @@ class Task:
             split = None
             if self.spec.official and self.spec.official.attribute:
                 split = self.track_attribute(track_id, self.spec.official.attribute)
-            clips.append(Clip(track_id, path, self._label(track), group, split))
+            clips.append(Clip(track_id, path, self._label(track), group, split, self._observed(track)))
         n_index = len(clips) + len(missing)
         if missing and not allow_partial:
             raise DataError(
@@ -262,7 +317,8 @@ class Task:
         if checksums:
             from mirdata import validate
 
-            missing_files, invalid = validate.validator(ds._index, ds.data_home, verbose=False)
+            index = getattr(ds, "checksum_index", ds._index)  # plain sources: files with an md5
+            missing_files, invalid = validate.validator(index, ds.data_home, verbose=False)
             bad = sorted(invalid.get("tracks", {}))
         return {
             "task": self.ref,
@@ -281,5 +337,6 @@ def get_task(
     ref: str, data_home: str | None = None, index_dir: str | None = None
 ) -> Task:
     """Build a task from ``name[:version]``; unknown names list the valid ones."""
+    ref, settings = split_settings(ref)
     name, version = parse_task_ref(ref)
-    return Task(get_spec(name), version, data_home, index_dir)
+    return Task(get_spec(name, settings), version, data_home, index_dir, settings)

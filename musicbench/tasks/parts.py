@@ -11,6 +11,18 @@ if TYPE_CHECKING:
     from musicbench.tasks.loader import Clip, Task
 
 
+@dataclass(frozen=True)
+class Vocabulary:
+    """The tags a multilabel fold is trained and scored on, chosen on its training part
+    (``top_k_tags``, ``min_tag_count`` of the task spec), and the tags left out, by reason."""
+
+    tags: tuple[str, ...]
+    dropped: dict[str, tuple[str, ...]]  # reason -> tags
+
+    def summary(self) -> dict[str, object]:
+        return {"kept": len(self.tags), "dropped": {k: list(v) for k, v in self.dropped.items() if v}}
+
+
 @dataclass
 class ClipData:
     """Clips of one fold part with their targets, and the task that reads their audio.
@@ -18,7 +30,10 @@ class ClipData:
     ``y`` is class indices (multiclass) or a 0/1 matrix (multilabel); None at predict time.
     ``augment`` is a train-time augmentation spec that systems apply while fitting;
     ``deform`` a test-time deformation applied to every clip's audio as it is read
-    (both in the grammar of ``musicbench.augment``; None for neither).
+    (both in the grammar of ``musicbench.augment``; None for neither). ``mask`` (multilabel,
+    where the dataset marks tags unobserved, as OpenMIC-2018) is 1 where a clip's tag was
+    annotated: unobserved tags are neither positives nor negatives. ``vocabulary`` is the
+    fold's chosen tag vocabulary, where the task selects one.
     """
 
     task: Task
@@ -28,6 +43,8 @@ class ClipData:
     y: np.ndarray | None = None
     augment: str | None = None
     deform: str | None = None
+    mask: np.ndarray | None = None
+    vocabulary: Vocabulary | None = None
 
     def __len__(self) -> int:
         return len(self.clips)
@@ -48,4 +65,5 @@ class ClipData:
 
     def without_labels(self) -> ClipData:
         """The same clips as a system sees them at predict time: no targets, no augmentation."""
-        return ClipData(self.task, self.clips, self.classes, self.kind, None, None, self.deform)
+        return ClipData(self.task, self.clips, self.classes, self.kind, None, None, self.deform,
+                        vocabulary=self.vocabulary)

@@ -1,4 +1,9 @@
-"""Task specs: which dataset, which label, which kind, which groups, which clip policy."""
+"""Task specs: which dataset, which label, which kind, which groups, which clip policy.
+
+A spec's settings can also be given on the task reference, ``NAME[:VERSION]+KEY=VALUE``
+(a TOML value, a bare word is a string), so ``gtzan_genre+classes=from-data`` reads a
+four-genre set in the GTZAN layout without a copied spec.
+"""
 
 from __future__ import annotations
 
@@ -32,22 +37,37 @@ class OfficialSplit:
     parts: dict[str, str] = field(default_factory=dict)  # method part name -> our part
 
 
+SOURCES = ("mirdata", "synthetic", "folder", "csv")
+FROM_DATA = "from-data"  # classes: whatever labels the data holds, sorted
+
+
 @dataclass(frozen=True)
 class TaskSpec:
+    """``dataset``, ``version`` and ``label`` name a mirdata loader's dataset and track
+    attribute; plain sources (``folder`` with ``root``, ``csv`` with ``manifest``) need
+    none of them. ``index`` is a mirdata index file of the task's own (a subset, a custom
+    layout) in place of the loader's; relative paths are taken from the spec's folder."""
+
     name: str
-    dataset: str
-    version: str
     kind: str
-    label: str
+    dataset: str = ""
+    version: str = ""
+    label: str = "label"
     description: str = ""
     group: str | None = None
     classes: tuple[str, ...] | None = None
     label_threshold: float = 0.5
+    label_mask: bool = False  # multilabel: tags missing from a track's annotation are unobserved
+    top_k_tags: int | None = None  # multilabel: keep the K most frequent tags of each training part
+    min_tag_count: int | None = None  # multilabel: keep tags with at least N positives in training
     default_protocol: str = "kfold:5"
     source: str = "mirdata"
     official: OfficialSplit | None = None
     clip: ClipPolicy = field(default_factory=ClipPolicy)
     synth: dict[str, Any] = field(default_factory=dict)
+    root: str | None = None  # source = "folder"
+    manifest: str | None = None  # source = "csv"
+    index: str | None = None  # an own mirdata index file
     path: str = ""
 
     @classmethod
@@ -61,21 +81,67 @@ class TaskSpec:
                     **{k: tuple(v) if isinstance(v, list) else v for k, v in official.items()}
                 )
             clip = ClipPolicy.from_dict(data.pop("clip", {}))
-            if "classes" in data:
+            if data.get("classes") == FROM_DATA:
+                data["classes"] = None
+            elif "classes" in data:
                 data["classes"] = tuple(data["classes"])
+            if data.get("source") in ("folder", "csv"):
+                data, official = _plain_defaults(data, official, where)
             spec = cls(official=official, clip=clip, path=where, **data)
         except TypeError as exc:
             raise ConfigError(f"task spec {where}: {exc}") from None
         if spec.kind not in KINDS:
             raise ConfigError(f"task spec {where}: kind {spec.kind!r} must be one of {KINDS}")
-        if spec.source not in ("mirdata", "synthetic"):
-            raise ConfigError(f"task spec {where}: source must be 'mirdata' or 'synthetic'")
+        if spec.source not in SOURCES:
+            raise ConfigError(f"task spec {where}: source must be one of {', '.join(SOURCES)}")
+        if spec.source in ("mirdata", "synthetic") and not (spec.dataset and spec.version):
+            raise ConfigError(f"task spec {where}: a {spec.source} task needs 'dataset' and 'version'")
+        for key in ("top_k_tags", "min_tag_count"):
+            value = getattr(spec, key)
+            if value is not None and (spec.kind != "multilabel" or not isinstance(value, int) or value < 1):
+                raise ConfigError(f"task spec {where}: {key} = {value!r}: a positive integer, for "
+                                  "multilabel tasks only")
+        if spec.source == "folder" and spec.kind != "multiclass":
+            raise ConfigError(f"task spec {where}: a folder source gives one class per clip (its "
+                              "subfolder): kind must be 'multiclass'; use source = \"csv\" for tags")
         return spec
+
+
+def _plain_defaults(data: dict[str, Any], official: OfficialSplit | None,
+                    where: str) -> tuple[dict[str, Any], OfficialSplit | None]:
+    """A folder or CSV source: no dataset or version to name; a manifest's ``group`` column
+    is the group field and its ``split`` column the official split unless the spec says
+    otherwise, and the default protocol follows from them."""
+    from musicbench.tasks.sources import manifest_columns, spec_path
+
+    key = "root" if data["source"] == "folder" else "manifest"
+    if not data.get(key):
+        raise ConfigError(f"task spec {where}: source = {data['source']!r} needs {key} = PATH")
+    data = {"dataset": data["source"], "version": "local", **data}
+    columns = manifest_columns(spec_path(where, data[key])) if key == "manifest" else []
+    if "group" in columns:
+        data.setdefault("group", "group")
+    if "split" in columns and official is None:
+        official = OfficialSplit(attribute="split", train=("train",), valid=("valid", "validation"),
+                                 test=("test",))
+    if "default_protocol" not in data:
+        data["default_protocol"] = ("official" if official else
+                                    f"group-kfold:{data['group']}" if data.get("group") else "kfold:5")
+    return data, official
+
+
+def with_settings(data: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
+    """A spec's preset data with ``settings`` (from ``NAME+KEY=VALUE``) laid over it."""
+    fields = set(TaskSpec.__dataclass_fields__) - {"name", "path"}
+    unknown = sorted(set(settings) - fields)
+    if unknown:
+        raise ConfigError(f"task setting(s) {unknown}: valid keys are {', '.join(sorted(fields))}")
+    return {**data, **settings}
 
 
 def task_names() -> list[str]:
     return sorted(preset_files("task"))
 
 
-def get_spec(name: str) -> TaskSpec:
-    return TaskSpec.from_preset(load_preset("task", name))
+def get_spec(name: str, settings: dict[str, Any] | None = None) -> TaskSpec:
+    return TaskSpec.from_preset(with_settings(load_preset("task", name), settings or {}))

@@ -53,6 +53,9 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     p.add_argument("--workers", type=int, default=1, metavar="K", help="worker processes (default 1)")
     p.add_argument("--seed", type=int, default=0, help="seed of the sampler and the systems (default 0)")
     p.add_argument("--folds", type=int, metavar="N", help="tune on the first N folds only (default all)")
+    p.add_argument("--per-fold", action="store_true", help="one study per outer fold (NAME#fold0, ...), "
+                   "each on that fold's train/valid parts only; run --tuned NAME then scores each test "
+                   "fold with its own fold's best parameters (a nested estimate)")
     p.add_argument("--set", dest="fixed", type=_setting, action="append", default=[],
                    metavar="KEY=VALUE", help="fix a preset parameter for every trial (repeatable); "
                    "recorded with the study and applied by run --tuned")
@@ -64,10 +67,14 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     p.add_argument("--quiet", action="store_true", help="no per-trial progress lines")
 
 
+def _progress(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
 def run(args: argparse.Namespace) -> int:
     import optuna
 
-    from musicbench.tuning.tune import TuneConfig, tune
+    from musicbench.tuning.tune import TuneConfig, tune, tune_per_fold
 
     optuna.logging.set_verbosity(optuna.logging.WARNING if args.quiet else optuna.logging.INFO)
     trials = args.trials if args.trials is not None or args.timeout else 20
@@ -80,29 +87,35 @@ def run(args: argparse.Namespace) -> int:
         tracking_uri=args.tracking_uri, track=not args.no_mlflow,
     )
     t0 = time.perf_counter()
-    result = tune(cfg, log=lambda msg: print(msg, file=sys.stderr, flush=True))
+    results = tune_per_fold(cfg, _progress) if args.per_fold else [tune(cfg, log=_progress)]
     seconds = time.perf_counter() - t0
-    print(f"study       {result.study_name}")
-    print(f"storage     {result.storage}")
-    print(f"trials      {result.n_ran} run now in {seconds:.1f}s; study holds {result.n_finished} "
-          f"finished, {result.n_failed} failed")
-    for error in result.errors[:3]:
-        print(f"failed      {error}")
-    if result.best_value is None:
-        print("musicbench: error: no trial has completed; see the failures above", file=sys.stderr)
-        return 1
-    print(f"best valid  {result.metric} {result.best_value:.4f}")
-    print(f"best params {json.dumps(result.best_params, sort_keys=True)}")
+    for result in results:
+        print(f"study       {result.study_name}")
+        print(f"storage     {result.storage}")
+        print(f"trials      {result.n_ran} run now; study holds {result.n_finished} "
+              f"finished, {result.n_failed} failed")
+        for error in result.errors[:3]:
+            print(f"failed      {error}")
+        if result.best_value is None:
+            print(f"musicbench: error: no trial of {result.study_name} has completed; see the failures "
+                  "above", file=sys.stderr)
+            return 1
+        print(f"best valid  {result.metric} {result.best_value:.4f}")
+        print(f"best params {json.dumps(result.best_params, sort_keys=True)}")
+    print(f"time        {seconds:.1f}s")
     hint = ["musicbench run", f"--task {args.task}", f"--system {args.system}"]
     for flag, value in (("--protocol", args.protocol), ("--data-home", args.data_home),
-                        ("--index-dir", args.index_dir), ("--storage", args.storage and result.storage)):
+                        ("--index-dir", args.index_dir),
+                        ("--storage", args.storage and results[0].storage)):
         if value:
             hint.append(f"{flag} {value}")
     if args.allow_partial:
         hint.append("--allow-partial")
-    print(f"evaluate    {' '.join(hint)} --tuned '{result.study_name}'")
-    if result.stopped_on_failures:
-        print(f"musicbench: error: stopped after repeated trial failures: {result.errors[-1:]}",
+    name = results[0].study_name.rpartition("#fold")[0] if args.per_fold else results[0].study_name
+    print(f"evaluate    {' '.join(hint)} --tuned '{name}'")
+    failed = [r for r in results if r.stopped_on_failures]
+    if failed:
+        print(f"musicbench: error: stopped after repeated trial failures: {failed[0].errors[-1:]}",
               file=sys.stderr)
         return 1
     return 0

@@ -34,7 +34,8 @@ def tuning_folds(clipset: ClipSet, split: Split, n_folds: int | None, seed: int)
         train, valid = list(fold.train), list(fold.valid)
         if not valid:
             train, valid = holdout(clipset, train, VALID_FRACTION, seed + fold.index)
-        out.append(TuningFold(fold.index, clipset.part(train), clipset.part(valid)))
+        out.append(TuningFold(fold.index, clipset.part(train, vocabulary=fold.vocabulary),
+                              clipset.part(valid, vocabulary=fold.vocabulary)))
     return out
 
 

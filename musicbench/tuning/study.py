@@ -175,11 +175,36 @@ def finished_trials(study: Any) -> list[Any]:
 def load_tuned(study_name: str, storage_url: str | None = None) -> dict[str, dict[str, Any]]:
     """The best parameters of a ``musicbench tune`` study, for ``musicbench run --tuned``.
 
-    Returns ``{system: {"params": ..., "study": name, "trials": n}}`` where ``n`` counts
-    finished (complete or pruned) trials: the trial budget the parameters came from.
-    Parameters a conditional search left unsampled are absent, so the preset's stand;
-    parameters fixed with ``tune --set`` are included, as the trials used them.
+    Returns ``{system: {"params": ..., "study": name, "trials": n, "kind": "shared"}}``
+    where ``n`` counts finished (complete or pruned) trials: the trial budget the
+    parameters came from. Parameters a conditional search left unsampled are absent, so
+    the preset's stand; parameters fixed with ``tune --set`` are included, as the trials
+    used them. A ``tune --per-fold`` family (``NAME#fold0``, ...) gives instead
+    ``"per_fold": {fold: params}``, its ``split_hash`` and ``"kind": "per-fold"``.
     """
+    import optuna
+
+    storage = open_storage(storage_url)
+    names = set(optuna.study.get_all_study_names(storage))
+    family = [n for n in names if n.startswith(f"{study_name}#fold")]
+    if study_name in names or not family:
+        system, params, trials, _ = _best(study_name, storage_url)
+        return {system: {"params": params, "study": study_name, "trials": trials, "kind": "shared"}}
+    per_fold, trials, attrs = {}, [], {}
+    for name in family:
+        system, params, n, attrs = _best(name, storage_url)
+        per_fold[int(attrs["outer_fold"])] = params
+        trials.append(n)
+    missing = sorted(set(range(int(attrs["outer_folds"]))) - set(per_fold))
+    if missing:
+        raise ConfigError(f"per-fold studies {study_name!r}: no study for fold(s) {missing}; run "
+                          "`musicbench tune --per-fold` to finish them")
+    return {system: {"per_fold": per_fold, "study": study_name, "trials": min(trials), "kind": "per-fold",
+                     "split_hash": attrs["split_hash"], "protocol": attrs["protocol"]}}
+
+
+def _best(study_name: str, storage_url: str | None) -> tuple[str, dict[str, Any], int, dict[str, Any]]:
+    """(system, best parameters with the fixed ones, finished trials, study attributes)."""
     from optuna.trial import TrialState
 
     study = load_study(study_name, storage_url)
@@ -190,7 +215,5 @@ def load_tuned(study_name: str, storage_url: str | None = None) -> dict[str, dic
     if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         raise ConfigError(f"study {study_name!r} has no completed trial yet; run `musicbench tune` "
                           "on it first")
-    best = study.best_trial
-    params = {**(study.user_attrs.get("fixed_params") or {}), **best.params}
-    return {system: {"params": params, "study": study_name,
-                     "trials": len(finished_trials(study))}}
+    params = {**(study.user_attrs.get("fixed_params") or {}), **study.best_trial.params}
+    return system, params, len(finished_trials(study)), dict(study.user_attrs)

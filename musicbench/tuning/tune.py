@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import socket
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from musicbench.errors import ConfigError, MusicbenchError
@@ -34,6 +34,7 @@ class TuneConfig:
     workers: int = 1
     seed: int = 0
     folds: int | None = None  # tune on the first N folds only; None: all
+    fold: int | None = None  # tune on this outer fold only (one study of a per-fold family)
     fixed: dict[str, Any] = field(default_factory=dict)  # preset parameters set for every trial
     pruner: str = "median"
     data_home: str | None = None
@@ -89,6 +90,8 @@ def prepare(cfg: TuneConfig, log: Any = None) -> Prepared:
         raise ConfigError(f"--trials {cfg.trials}: must be >= 1")
     if cfg.folds is not None and cfg.folds < 1:
         raise ConfigError(f"--folds {cfg.folds}: must be >= 1")
+    if cfg.fold is not None and cfg.folds is not None:
+        raise ConfigError("--per-fold tunes each fold on its own; drop --folds")
     check_device(cfg.device)
     space = load_space(cfg.system, cfg.fixed)
     probe = build_system(cfg.system, **cfg.fixed)  # bad names and values fail before any study
@@ -100,6 +103,10 @@ def prepare(cfg: TuneConfig, log: Any = None) -> Prepared:
     if clipset.missing and log:
         log(f"{task.ref}: partial data, tuning on {len(clipset)} of {clipset.n_index} tracks")
     folds = tuning_folds(clipset, split, cfg.folds, cfg.seed)
+    if cfg.fold is not None:
+        if not 0 <= cfg.fold < len(folds):
+            raise ConfigError(f"fold {cfg.fold}: {split.protocol} has folds 0 to {len(folds) - 1}")
+        folds = [folds[cfg.fold]]
     attrs = {
         "system": cfg.system, "task": task.ref, "protocol": split.protocol,
         "split_hash": split.hash, "folds": len(folds), "metric": primary_metric(task.spec.kind),
@@ -107,8 +114,32 @@ def prepare(cfg: TuneConfig, log: Any = None) -> Prepared:
         "search_space": space.as_dict(), "fixed_params": dict(cfg.fixed),
     }
     name = cfg.study_name or f"{cfg.system}@{task.ref}@{split.protocol}"
+    if cfg.fold is not None:
+        attrs.update(outer_fold=cfg.fold, outer_folds=len(split.folds))
+        name = per_fold_name(name, cfg.fold)
     return Prepared(name, attrs, Objective(cfg.system, space, folds, cfg.seed, cfg.device, cfg.fixed),
                     warmup)
+
+
+def per_fold_name(family: str, fold: int) -> str:
+    """The study of one outer fold in a ``--per-fold`` family named ``family``."""
+    return f"{family}#fold{fold}"
+
+
+def tune_per_fold(cfg: TuneConfig, log: Any = print) -> list[TuneResult]:
+    """One study per outer fold, each on that fold's train and valid parts only, so that
+    ``run --tuned`` can score every test fold with parameters its data never chose: a
+    nested estimate. The studies are ``FAMILY#fold0``, ``FAMILY#fold1``, ..."""
+    from musicbench.protocol.experiment import TaskSource, open_clips, resolve_split
+
+    clipset = open_clips(TaskSource(cfg.task, cfg.data_home, cfg.index_dir, cfg.allow_partial))
+    split = resolve_split(cfg.protocol or clipset.task.spec.default_protocol, clipset, None)
+    family = cfg.study_name or f"{cfg.system}@{clipset.task.ref}@{split.protocol}"
+    results = []
+    for fold in range(len(split.folds)):
+        log(f"fold {fold + 1}/{len(split.folds)}: study {per_fold_name(family, fold)!r}")
+        results.append(tune(replace(cfg, fold=fold, study_name=family), log))
+    return results
 
 
 def _counts(study: Any) -> tuple[int, int]:

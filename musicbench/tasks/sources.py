@@ -1,0 +1,134 @@
+"""Plain sources: a user's own audio without a mirdata loader, as a mirdata dataset.
+
+``source = "folder"``: ``root`` holds one subfolder per class, audio files inside (track
+id: ``class/file`` without the extension). ``source = "csv"``: ``manifest`` is a CSV or
+TSV file with a header naming ``path`` and ``label`` and optionally ``group``, ``split``
+and ``md5`` columns; paths are relative to the manifest, several labels of a multilabel
+clip are separated by ``|`` (track id: the path without the extension).
+
+Both build a mirdata index in memory and go through the same loader as mirdata tasks:
+the same clip policy, partial-data rules, split hashing and, where ``md5`` is given,
+checksums.
+"""
+
+from __future__ import annotations
+
+import csv
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from mirdata import core
+
+from musicbench.errors import ConfigError, DataError
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".au", ".aiff", ".aif", ".m4a")
+PLAIN = ("folder", "csv")
+COLUMNS = ("path", "label", "group", "split", "md5")
+TAG_SEPARATOR = "|"
+
+
+def spec_path(spec_file: str, value: str) -> Path:
+    """A path of a task spec: ``~`` expanded, relative paths taken from the spec's folder."""
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else Path(spec_file).parent / path
+
+
+def manifest_columns(manifest: Path) -> list[str]:
+    """The header of a manifest; a missing file or a header without path and label is an
+    error naming what is expected."""
+    try:
+        with open(manifest, newline="", encoding="utf-8") as f:
+            header = next(csv.reader(f, delimiter=_delimiter(manifest)), [])
+    except OSError as exc:
+        raise ConfigError(f"manifest {manifest}: cannot be read ({exc.strerror})") from None
+    header = [h.strip() for h in header]
+    if "path" not in header or "label" not in header:
+        raise ConfigError(f"manifest {manifest}: the first line must name the columns, with 'path' and "
+                          f"'label' (optional: group, split, md5); found {header}")
+    return header
+
+
+def _delimiter(manifest: Path) -> str:
+    return "\t" if manifest.suffix.lower() in (".tsv", ".tab") else ","
+
+
+class PlainTrack(core.Track):
+    """A clip of a plain source: ``audio_path``, ``label`` and, where given, ``group`` and ``split``."""
+
+    def __init__(self, track_id, data_home, dataset_name, index, metadata):
+        super().__init__(track_id, data_home, dataset_name, index, metadata)
+        self.audio_path = self.get_path("audio")
+        meta = self._track_metadata
+        self.label, self.group, self.split = meta["label"], meta.get("group"), meta.get("split")
+
+
+class PlainDataset(core.Dataset):
+    """A folder of class subfolders, or a manifest, read as a mirdata dataset."""
+
+    def __init__(self, source: str, location: Path, kind: str):
+        if source not in PLAIN:
+            raise ConfigError(f"plain source {source!r}: choose from {', '.join(PLAIN)}")
+        self.source, self.location, self.kind = source, location, kind
+        home = location if source == "folder" else location.parent
+        super().__init__(str(home), "local", name=location.name, track_class=PlainTrack,
+                         indexes={"default": "local", "local": core.Index(filename=location.name)})
+        self.index_path = str(location)
+
+    @cached_property
+    def _rows(self) -> dict[str, dict[str, Any]]:
+        return self._folder_rows() if self.source == "folder" else self._manifest_rows()
+
+    @cached_property
+    def _index(self) -> dict[str, Any]:
+        return {"version": "local",
+                "tracks": {tid: {"audio": [r["path"], r.get("md5")]} for tid, r in self._rows.items()}}
+
+    @cached_property
+    def _metadata(self) -> dict[str, dict[str, Any]]:
+        return {tid: {k: v for k, v in r.items() if k not in ("path", "md5")}
+                for tid, r in self._rows.items()}
+
+    @property
+    def checksum_index(self) -> dict[str, Any]:
+        """The index restricted to files with a checksum: only those can fail one."""
+        return {"tracks": {t: e for t, e in self._index["tracks"].items() if e["audio"][1]}}
+
+    def _folder_rows(self) -> dict[str, dict[str, Any]]:
+        root = self.location
+        if not root.is_dir():
+            raise DataError(f"folder source {root}: not a folder; 'root' must hold one subfolder per class")
+        rows = {}
+        for class_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            for f in sorted(class_dir.rglob("*")):
+                if f.suffix.lower() in AUDIO_SUFFIXES and f.is_file():
+                    rel = f.relative_to(root)
+                    rows[str(rel.with_suffix(""))] = {"path": str(rel), "label": class_dir.name}
+        if not rows:
+            raise DataError(f"folder source {root}: no audio files ({', '.join(AUDIO_SUFFIXES)}) in "
+                            "class subfolders; expected ROOT/CLASS/FILE")
+        return rows
+
+    def _manifest_rows(self) -> dict[str, dict[str, Any]]:
+        manifest = self.location
+        manifest_columns(manifest)
+        rows: dict[str, dict[str, Any]] = {}
+        with open(manifest, newline="", encoding="utf-8") as f:
+            for line, raw in enumerate(csv.DictReader(f, delimiter=_delimiter(manifest)), start=2):
+                row = {k.strip(): (v or "").strip() for k, v in raw.items() if k and k.strip() in COLUMNS}
+                if not row.get("path"):
+                    raise DataError(f"manifest {manifest}, line {line}: empty path")
+                tid = str(Path(row["path"]).with_suffix(""))
+                if tid in rows:
+                    raise DataError(f"manifest {manifest}, line {line}: {row['path']!r} is listed twice")
+                label = row.get("label", "")
+                if self.kind == "multilabel":
+                    row["label"] = [t.strip() for t in label.split(TAG_SEPARATOR) if t.strip()]
+                elif not label:
+                    raise DataError(f"manifest {manifest}, line {line}: {row['path']!r} has no label")
+                for optional in ("group", "split", "md5"):
+                    row[optional] = row.get(optional) or None
+                rows[tid] = row
+        if not rows:
+            raise DataError(f"manifest {manifest}: no rows after the header")
+        return rows
