@@ -86,6 +86,7 @@ def test_a_crashing_cell_is_recorded_and_the_rest_go_on(tmp_path):
     from musicbench.tasks import get_task
 
     home = tmp_path / "data"
+    (home / "synth_genre").mkdir(parents=True)
     task = get_task("synth_genre:mini", data_home=str(home))
     clips = task.clips().clips
     victim = clips[0]

@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import gc
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from musicbench.audio import ClipPolicy, load_audio
 from musicbench.errors import AudioError, ConfigError, DataError
 from musicbench.features.cache import FeatureCache, audio_digest, entry_key
 from musicbench.features.extractor import Extractor
+from musicbench.runtime import exit_with_parent, progress
 from musicbench.tasks import ClipData
 
 JOBS_ENV = "MUSICBENCH_JOBS"
@@ -54,15 +55,27 @@ def _compute(path: str, track_id: str, policy: ClipPolicy, extractors: list[Extr
 
 
 _heap_frozen = False
+_watching_parent = False
+_seconds = 0.0
+
+
+def extraction_seconds() -> float:
+    """Seconds this process has spent in ``extract_frames``: the runner books them apart
+    from fitting and scoring, so the first cell does not look slow for filling the cache."""
+    return _seconds
 
 
 def _compute_in_worker(*args):
-    """``_compute`` in a worker process, whose heap of imported modules (librosa, scipy,
-    numba: some 200,000 objects) is frozen out of the garbage collector after its first
-    clip. Without psutil, loky's workers run a full ``gc.collect()`` at most once a second
-    between tasks; over that heap each one takes about 90 ms, a tenth of a 2-worker
-    extraction's wall time. Frozen, a collection only visits what the clips allocate."""
-    global _heap_frozen
+    """``_compute`` in a worker process, which exits when its parent dies, and whose heap
+    of imported modules (librosa, scipy, numba: some 200,000 objects) is frozen out of the
+    garbage collector after its first clip. Without psutil, loky's workers run a full
+    ``gc.collect()`` at most once a second between tasks; over that heap each one takes
+    about 90 ms, a tenth of a 2-worker extraction's wall time. Frozen, a collection only
+    visits what the clips allocate."""
+    global _heap_frozen, _watching_parent
+    if not _watching_parent:
+        exit_with_parent()
+        _watching_parent = True
     result = _compute(*args)
     if not _heap_frozen:
         gc.collect()
@@ -133,6 +146,16 @@ def extract_frames(
     ``process_parallel`` share worker processes (one decode per clip for all of them);
     the others run here in batches. Every unreadable track is named in one error.
     """
+    global _seconds
+    t0 = time.perf_counter()
+    try:
+        return _extract_frames(data, extractors, cache, n_jobs, transform)
+    finally:
+        _seconds += time.perf_counter() - t0
+
+
+def _extract_frames(data: ClipData, extractors: list[Extractor], cache: FeatureCache | None,
+                    n_jobs: int | None, transform: str | None) -> list[np.ndarray]:
     policy = data.task.spec.clip
     transform = transform if transform is not None else data.deform
     policy_cfg = {**policy.as_dict(), "transform": transform}
@@ -159,7 +182,7 @@ def extract_frames(
     batched = {j: [i for i in usable if out[i][j] is None]
                for j, ex in enumerate(extractors) if not ex.process_parallel}
     desc = f"features {'+'.join(ex.name for ex in extractors)} ({data.task.name})"
-    bar = tqdm(total=len(todo) + sum(map(len, batched.values())), desc=desc, disable=None)
+    bar = progress(len(todo) + sum(map(len, batched.values())), desc)
 
     def accept(i: int, js: list[int], res: list[np.ndarray] | AudioError) -> None:
         if isinstance(res, AudioError):

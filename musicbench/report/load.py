@@ -38,14 +38,17 @@ def _run_folders(path: Path) -> list[Path]:
 
 
 def load_folders(paths: list[str | Path]) -> pd.DataFrame:
-    """Cells of one or more run folders (a folder may also hold several run folders)."""
+    """Cells of one or more run folders (a folder may also hold several run folders): the
+    latest attempt of each, with stale failures (``ResultStore.current``) as status
+    ``superseded``, which the tables leave out and count."""
     records = []
     for given in paths:
         path = Path(given)
         if not path.exists():
             raise DataError(f"results folder {path} does not exist")
         for folder in _run_folders(path):
-            for rec in ResultStore(folder).records():
+            current, stale = ResultStore(folder).current()
+            for rec in current + stale:
                 row = rec.row()
                 row["predictions"] = str((folder / rec.predictions).resolve()) if rec.predictions else None
                 row["source"] = str(folder)

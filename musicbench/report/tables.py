@@ -37,6 +37,11 @@ def ok_cells(results: pd.DataFrame) -> pd.DataFrame:
     return ok.sort_values("finished_at", na_position="first").drop_duplicates("cell_key", keep="last")
 
 
+def failed_rows(results: pd.DataFrame) -> pd.DataFrame:
+    """Failed cells that still count: stale failures (status ``superseded``) are left out."""
+    return results[results.status == "failed"]
+
+
 def table_kind(cells: pd.DataFrame) -> str:
     """The task kind of a table's cells (every record says which)."""
     kinds = cells["kind"].dropna().unique()
@@ -122,7 +127,7 @@ def leaderboard(results: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
     equality at ``alpha`` (not significantly worse), ``worse`` where it does, and ``n/a``
     where per-track predictions are missing or no cells share a fold and seed.
     """
-    failed = results[results.status != "ok"].groupby(TABLE + VARIANT, dropna=False).size()
+    failed = failed_rows(results).groupby(TABLE + VARIANT, dropna=False).size()
     rows = []
     for tkey, cells in _by_table(results):
         kind = table_kind(cells)
@@ -184,8 +189,16 @@ def split_mismatches(results: pd.DataFrame) -> pd.DataFrame:
 
 def failed_cells(results: pd.DataFrame) -> pd.DataFrame:
     """Failed cells, with their error, so a report never hides what did not run."""
-    bad = results[results.status != "ok"]
+    bad = failed_rows(results)
     return bad[TABLE + VARIANT + ["fold", "seed", "error"]].reset_index(drop=True)
+
+
+def stale_records(results: pd.DataFrame) -> pd.DataFrame:
+    """Failures made stale by later work, counted per task, protocol and system: left out
+    of every other table, never hidden (``musicbench results ls --status superseded``)."""
+    stale = results[results.status == "superseded"]
+    keys = ["task", "version", "protocol", "system"]
+    return stale.groupby(keys, dropna=False).size().rename("records").reset_index()
 
 
 def per_fold(results: pd.DataFrame) -> pd.DataFrame:

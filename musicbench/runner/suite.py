@@ -24,6 +24,7 @@ class Suite:
     variants: dict = field(default_factory=dict)
     reference: str | None = None  # the row ablation deltas are measured against
     tuned: dict = field(default_factory=dict)  # system name -> {"study": .., "trials": ..}
+    on_bad_track: str | None = None  # "error" or "skip"; None: each task's own setting
 
     def resolve_system(self, name: str) -> tuple[str, dict]:
         """A suite system name -> (preset name, parameter overrides)."""
@@ -51,6 +52,8 @@ def get_suite(name: str) -> Suite:
     for name, variant in suite.variants.items():
         if set(variant) - {"system", "params"} or "system" not in variant:
             raise ConfigError(f"suite {where}: variant {name!r} needs 'system' and optional 'params'")
+    if suite.on_bad_track not in (None, "error", "skip"):
+        raise ConfigError(f"suite {where}: on_bad_track {suite.on_bad_track!r} must be 'error' or 'skip'")
     if suite.reference and suite.reference not in suite.systems:
         raise ConfigError(f"suite {where}: reference {suite.reference!r} is not one of its systems")
     return suite

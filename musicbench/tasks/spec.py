@@ -48,12 +48,18 @@ class TaskSpec:
     official: OfficialSplit | None = None
     clip: ClipPolicy = field(default_factory=ClipPolicy)
     synth: dict[str, Any] = field(default_factory=dict)
+    on_bad_track: str = "error"  # or "skip": damaged tracks are left out like missing ones
     path: str = ""
 
     @classmethod
     def from_preset(cls, data: dict[str, Any]) -> TaskSpec:
         data = dict(data)
         where = data.pop("_path", data.get("name", "?"))
+        valid = [f for f in cls.__dataclass_fields__ if f != "path"]
+        unknown = sorted(set(data) - set(valid))
+        if unknown:
+            raise ConfigError(f"task spec {where}: unknown key(s) {', '.join(map(repr, unknown))}; "
+                              f"valid keys: {', '.join(valid)}")
         try:
             official = data.pop("official", None)
             if official is not None:
@@ -68,6 +74,9 @@ class TaskSpec:
             raise ConfigError(f"task spec {where}: {exc}") from None
         if spec.kind not in KINDS:
             raise ConfigError(f"task spec {where}: kind {spec.kind!r} must be one of {KINDS}")
+        if spec.on_bad_track not in ("error", "skip"):
+            raise ConfigError(
+                f"task spec {where}: on_bad_track {spec.on_bad_track!r} must be 'error' or 'skip'")
         if spec.source not in ("mirdata", "synthetic"):
             raise ConfigError(f"task spec {where}: source must be 'mirdata' or 'synthetic'")
         return spec
