@@ -8,6 +8,7 @@ on either.
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,8 @@ def load_experiment(name: str, tracking_uri: str | None = None,
 
     from musicbench.results.tracking import default_tracking_uri
 
+    # one progress bar per downloaded artifact would bury the report's own output
+    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
     uri = tracking_uri or default_tracking_uri()
     client = MlflowClient(uri)
     exp = client.get_experiment_by_name(name)
