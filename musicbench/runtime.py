@@ -151,10 +151,9 @@ def progress(total: int, desc: str):
     return PlainProgress(total, desc)
 
 
-def exit_with_parent(poll_seconds: float = 0.5) -> None:
-    """In a worker process: exit as soon as the process that started it has died (it is
-    then re-parented), so a killed run leaves no orphaned workers holding memory."""
-    parent = os.getppid()
+def exit_with_parent(parent: int, poll_seconds: float = 0.5) -> None:
+    """In a worker process started by ``parent``: exit as soon as that process has died
+    (the worker is then re-parented), so a killed run leaves no orphans holding memory."""
 
     def watch() -> None:
         while os.getppid() == parent:

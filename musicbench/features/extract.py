@@ -55,7 +55,6 @@ def _compute(path: str, track_id: str, policy: ClipPolicy, extractors: list[Extr
 
 
 _heap_frozen = False
-_watching_parent = False
 _seconds = 0.0
 
 
@@ -66,16 +65,12 @@ def extraction_seconds() -> float:
 
 
 def _compute_in_worker(*args):
-    """``_compute`` in a worker process, which exits when its parent dies, and whose heap
-    of imported modules (librosa, scipy, numba: some 200,000 objects) is frozen out of the
-    garbage collector after its first clip. Without psutil, loky's workers run a full
-    ``gc.collect()`` at most once a second between tasks; over that heap each one takes
-    about 90 ms, a tenth of a 2-worker extraction's wall time. Frozen, a collection only
-    visits what the clips allocate."""
-    global _heap_frozen, _watching_parent
-    if not _watching_parent:
-        exit_with_parent()
-        _watching_parent = True
+    """``_compute`` in a worker process, whose heap of imported modules (librosa, scipy,
+    numba: some 200,000 objects) is frozen out of the garbage collector after its first
+    clip. Without psutil, loky's workers run a full ``gc.collect()`` at most once a second
+    between tasks; over that heap each one takes about 90 ms, a tenth of a 2-worker
+    extraction's wall time. Frozen, a collection only visits what the clips allocate."""
+    global _heap_frozen
     result = _compute(*args)
     if not _heap_frozen:
         gc.collect()
@@ -196,13 +191,15 @@ def _extract_frames(data: ClipData, extractors: list[Extractor], cache: FeatureC
     args = [(data.clips[i].path, data.clips[i].track_id, policy, [extractors[j] for j in needs[i]],
              transform, [keys[i][j] for j in needs[i]], cache) for i in todo]
     if jobs > 1 and len(todo) >= PARALLEL_MIN:
-        from joblib import Parallel, delayed
+        from joblib import Parallel, delayed, parallel_config
 
-        # about four batches per worker: few round-trips to the parent, still load-balanced
+        # about four batches per worker: few round-trips to the parent, still load-balanced;
+        # workers watch their parent from start-up, so a killed run leaves none behind
         batch = -(-len(args) // (4 * jobs))
-        results = Parallel(n_jobs=jobs, return_as="generator", batch_size=batch)(
-            delayed(_compute_in_worker)(*a) for a in args
-        )
+        with parallel_config(backend="loky", initializer=exit_with_parent, initargs=(os.getpid(),)):
+            results = Parallel(n_jobs=jobs, return_as="generator", batch_size=batch)(
+                delayed(_compute_in_worker)(*a) for a in args
+            )
     else:
         results = _in_process(args)
     for i, res in zip(todo, results, strict=True):
