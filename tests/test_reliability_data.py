@@ -22,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 import soundfile as sf
 from conftest import REPO, SHARED, needs_shared
 
@@ -192,7 +191,8 @@ def _alive(pid: int) -> bool:
 def _describe(pid: int) -> str:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[:2]
-        return " ".join(state) + " " + Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")[:100]
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        return f"{' '.join(state)} {cmdline[:100]}"
     except OSError:
         return "gone"
 
