@@ -64,6 +64,14 @@ def extraction_seconds() -> float:
     return _seconds
 
 
+def worker_config():
+    """joblib's configuration for extraction workers: loky processes that watch their
+    parent from start-up, so a killed run leaves none behind (reused while it holds)."""
+    from joblib import parallel_config
+
+    return parallel_config(backend="loky", initializer=exit_with_parent, initargs=(os.getpid(),))
+
+
 def _compute_in_worker(*args):
     """``_compute`` in a worker process, whose heap of imported modules (librosa, scipy,
     numba: some 200,000 objects) is frozen out of the garbage collector after its first
@@ -191,12 +199,11 @@ def _extract_frames(data: ClipData, extractors: list[Extractor], cache: FeatureC
     args = [(data.clips[i].path, data.clips[i].track_id, policy, [extractors[j] for j in needs[i]],
              transform, [keys[i][j] for j in needs[i]], cache) for i in todo]
     if jobs > 1 and len(todo) >= PARALLEL_MIN:
-        from joblib import Parallel, delayed, parallel_config
+        from joblib import Parallel, delayed
 
-        # about four batches per worker: few round-trips to the parent, still load-balanced;
-        # workers watch their parent from start-up, so a killed run leaves none behind
+        # about four batches per worker: few round-trips to the parent, still load-balanced
         batch = -(-len(args) // (4 * jobs))
-        with parallel_config(backend="loky", initializer=exit_with_parent, initargs=(os.getpid(),)):
+        with worker_config():
             results = Parallel(n_jobs=jobs, return_as="generator", batch_size=batch)(
                 delayed(_compute_in_worker)(*a) for a in args
             )
