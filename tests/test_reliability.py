@@ -117,6 +117,11 @@ def test_a_broken_workspace_preset_is_listed_as_broken_and_the_rest_still_listed
     out = capsys.readouterr().out
     assert "halfdone" in out and "BROKEN" in out
     assert "synth_genre" in out and "mridangam_stroke" in out
+    (workspace / "bench" / "suites").mkdir(parents=True)
+    (workspace / "bench" / "suites" / "typo.toml").write_text('tasks = ["x"]\nsystem = ["gmm"]\n')
+    assert main(["list", "suites"]) == 1
+    out = capsys.readouterr().out
+    assert "unknown key(s) 'system'; valid keys: name, tasks, systems" in out and "demo" in out
 
 
 def test_list_shows_task_versions_and_system_parameters(workspace, capsys):
@@ -173,6 +178,22 @@ def test_a_fixed_problem_stops_showing_as_failed(workspace, capsys):
     assert "FAILED CELLS" not in capsys.readouterr().out
     assert main(["report", str(out), "--format", "md", "--out", "rep"]) == 0
     assert "1 earlier failed record(s) ignored" in (workspace / "rep" / "report.md").read_text()
+
+
+def test_a_report_from_mlflow_also_ignores_stale_failures(workspace, capsys):
+    from musicbench.results.tracking import Tracker
+
+    out, uri = workspace / "out", f"sqlite:///{workspace / 'mlflow.db'}"
+    _old_failures(out)
+    tracker = Tracker("adhoc", uri)
+    for rec in ResultStore(out).all_records():
+        tracker.log_cell(rec, [])
+    assert main(["run", "--task", TASK, "--system", "mfcc-stats-svm", "--protocol", "kfold:3", "--out",
+                 str(out), "--tracking-uri", uri, "--quiet"]) == 0
+    assert main(["report", "--experiment", "adhoc", "--tracking-uri", uri, "--format", "md",
+                 "--out", "rep"]) == 0
+    text = (workspace / "rep" / "report.md").read_text()
+    assert "1 earlier failed record(s) ignored" in text and "Failed cells" not in text
 
 
 def test_a_failure_of_a_seed_no_longer_asked_for_is_superseded(workspace, capsys):

@@ -18,6 +18,7 @@ import pandas as pd
 
 from musicbench.errors import ConfigError, DataError
 from musicbench.results import CellRecord, ResultStore, columns
+from musicbench.results.store import supersede
 
 EXTRA = ["classes", "details", "predictions", "source"]
 
@@ -75,7 +76,8 @@ def load_experiment(name: str, tracking_uri: str | None = None,
     """Cells logged to the MLflow experiment ``name`` (one run per cell, artifacts fetched).
 
     Predictions and confusion matrices are downloaded into ``artifact_dir`` (a new temp
-    folder by default); the latest run wins where a cell was logged more than once.
+    folder by default); the latest run wins where a cell was logged more than once, and
+    stale failures come back as status ``superseded`` (see ``ResultStore.current``).
     """
     from mlflow import MlflowClient
 
@@ -93,12 +95,16 @@ def load_experiment(name: str, tracking_uri: str | None = None,
     dest = Path(artifact_dir or tempfile.mkdtemp(prefix="musicbench-report-"))
     runs = client.search_runs([exp.experiment_id], max_results=50_000,
                               order_by=["attributes.start_time DESC"])
-    records: dict[str, dict[str, Any]] = {}
+    latest: dict[str, tuple[CellRecord, Any]] = {}
     for run in runs:
         rec = CellRecord.from_mlflow(run.data.params, run.data.tags, run.data.metrics, run.info.run_id,
                                      finished=run.info.status == "FINISHED")
-        if rec is None or rec.cell_key in records:
-            continue
+        if rec is not None and rec.cell_key not in latest:
+            latest[rec.cell_key] = rec, run
+    current, stale = supersede([rec for rec, _ in latest.values()])
+    records: dict[str, dict[str, Any]] = {}
+    for rec in current + stale:
+        run = latest[rec.cell_key][1]
         row = {**rec.row(), "source": f"mlflow:{name}"}
         for art in client.list_artifacts(run.info.run_id):
             local = Path(client.download_artifacts(run.info.run_id, art.path, str(dest / rec.cell_key)))

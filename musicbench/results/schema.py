@@ -128,6 +128,8 @@ class CellRecord:
                 "device": str(self.device), "status": self.status, "schema": str(self.schema)}
         if self.error:
             tags["error"] = self.error
+        if self.finished_at:
+            tags["finished_at"] = self.finished_at
         return tags
 
     def mlflow_metrics(self) -> list[tuple[str, float, int]]:
@@ -166,7 +168,7 @@ class CellRecord:
             extract_seconds=metrics.get("extract_seconds"), n_bad_tracks=_int(metrics.get("n_bad_tracks")),
             group_leakage=metrics.get("group_leakage"),
             metrics={k: v for k, v in metrics.items() if k in METRICS},
-            mlflow_run_id=run_id, schema=int(tags.get("schema", 1)),
+            mlflow_run_id=run_id, finished_at=tags.get("finished_at"), schema=int(tags.get("schema", 1)),
         )
 
 

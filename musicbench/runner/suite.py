@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from musicbench.errors import ConfigError
-from musicbench.presets import load_preset, preset_files
+from musicbench.presets import check_keys, load_preset, preset_files
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,7 @@ def suite_names() -> list[str]:
 def get_suite(name: str) -> Suite:
     data = load_preset("suite", name)
     where = data.pop("_path")
+    check_keys(f"suite {where}", data, [f for f in Suite.__dataclass_fields__ if f != "tuned"])
     try:
         suite = Suite(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
     except TypeError as exc:

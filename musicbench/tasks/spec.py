@@ -7,7 +7,7 @@ from typing import Any
 
 from musicbench.audio import ClipPolicy
 from musicbench.errors import ConfigError
-from musicbench.presets import load_preset, preset_files
+from musicbench.presets import check_keys, load_preset, preset_files
 
 KINDS = ("multiclass", "multilabel")
 
@@ -55,11 +55,7 @@ class TaskSpec:
     def from_preset(cls, data: dict[str, Any]) -> TaskSpec:
         data = dict(data)
         where = data.pop("_path", data.get("name", "?"))
-        valid = [f for f in cls.__dataclass_fields__ if f != "path"]
-        unknown = sorted(set(data) - set(valid))
-        if unknown:
-            raise ConfigError(f"task spec {where}: unknown key(s) {', '.join(map(repr, unknown))}; "
-                              f"valid keys: {', '.join(valid)}")
+        check_keys(f"task spec {where}", data, [f for f in cls.__dataclass_fields__ if f != "path"])
         try:
             official = data.pop("official", None)
             if official is not None:
