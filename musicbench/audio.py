@@ -113,3 +113,63 @@ def load_audio(path: str, track_id: str, policy: ClipPolicy) -> np.ndarray:
         pad = [(0, 0)] * (audio.ndim - 1) + [(0, min_len - audio.shape[-1])]
         audio = np.pad(audio, pad)
     return audio
+
+
+def _wav_declared_frames(path: str) -> int | None:
+    """The frame count a WAV header declares (its ``data`` chunk size over the block
+    size), read without decoding; None for other formats. libsndfile clamps a truncated
+    file's frame count to what is there, so only the header tells that data is missing."""
+    import struct
+
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] not in (b"RIFF", b"RF64") or head[8:12] != b"WAVE":
+            return None
+        block = None
+        while True:
+            chunk = f.read(8)
+            if len(chunk) < 8:
+                return None
+            cid, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+            if cid == b"fmt ":
+                fmt = f.read(size)
+                block = struct.unpack("<H", fmt[12:14])[0] if len(fmt) >= 14 else None
+                f.seek(size % 2, 1)
+            elif cid == b"data":
+                if not block or size == 0xFFFFFFFF:  # RF64 keeps the size elsewhere
+                    return None
+                return size // block
+            else:
+                f.seek(size + size % 2, 1)
+
+
+def probe_audio(path: str, policy: ClipPolicy, md5: str | None = None) -> str | None:
+    """What makes a track's file unusable, or None: missing, undecodable, empty, shorter
+    than its header says (truncated), silent, or (given ``md5``) not matching its checksum.
+    Reads the samples once at the file's own rate, without resampling."""
+    if not os.path.isfile(path):
+        return "file is missing"
+    if md5 is not None:
+        import hashlib
+
+        with open(path, "rb") as f:
+            digest = hashlib.file_digest(f, "md5").hexdigest()
+        if digest != md5:
+            return f"checksum {digest} differs from the index's {md5}"
+    try:
+        info = sf.info(path)
+        declared = _wav_declared_frames(path)
+        if info.frames == 0:
+            return "file holds no audio frames (empty)"
+        if declared is not None and declared > info.frames:
+            return f"truncated: the header declares {declared} frames, the file holds {info.frames}"
+        peak = 0.0
+        for block in sf.blocks(path, blocksize=1 << 16, dtype="float32", always_2d=True):
+            if not np.all(np.isfinite(block)):
+                return "holds NaN or infinite samples (corrupt)"
+            peak = max(peak, float(np.max(np.abs(block))) if block.size else 0.0)
+    except (sf.LibsndfileError, RuntimeError, OSError) as exc:
+        return f"cannot be decoded ({exc})"
+    if peak < SILENCE_PEAK and not policy.allow_silent:
+        return f"is silent (peak amplitude {peak:.1e})"
+    return None

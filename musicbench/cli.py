@@ -15,6 +15,12 @@ from pathlib import Path
 from musicbench import flags
 from musicbench.errors import ConfigError, DataError, MusicbenchError
 
+RUN_ENVIRONMENT = """environment:
+  MLFLOW_TRACKING_URI    where cells are logged (default sqlite:///./mlflow.db); --tracking-uri wins
+  MUSICBENCH_DATA_HOME   default --data-home;  MUSICBENCH_INDEX_DIR  default --index-dir
+  MUSICBENCH_CACHE       feature cache and generated data (default ~/.cache/musicbench)
+  MUSICBENCH_JOBS        extraction processes (default: all cores)"""
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="musicbench", description=__doc__.splitlines()[0])
@@ -23,6 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("list", help="list registered tasks, systems, suites or encoders")
     p.add_argument("what", choices=["tasks", "systems", "suites", "encoders"])
+    p.add_argument("--params", action="store_true",
+                   help="systems: also each one's parameters and Optuna search space")
 
     data = sub.add_parser("data", help="check or fetch datasets")
     dsub = data.add_subparsers(dest="data_command", required=True)
@@ -35,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("task", metavar="TASK[:VERSION]")
     flags.add_data(p)
 
-    p = sub.add_parser("run", help="run a suite (default: the demo suite on synthetic data)")
+    p = sub.add_parser("run", help="run a suite (default: the demo suite on synthetic data)",
+                       epilog=RUN_ENVIRONMENT, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--suite", help="suite name (bench/suites); default demo, or adhoc with --task")
     p.add_argument("--task", action="append", metavar="TASK[:VERSION]", help="repeatable")
     p.add_argument("--system", action="append", metavar="NAME", help="repeatable")
@@ -51,25 +60,58 @@ def build_parser() -> argparse.ArgumentParser:
                    "(musicbench tune) for its system; rows are marked tuned")
     p.add_argument("--storage", help="Optuna storage URL of --tuned (default sqlite:///optuna.db)")
     p.add_argument("--quiet", action="store_true", help="print only the leaderboard")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="run only the cells whose latest attempt in --out failed")
 
     for name, module in PLUGIN_COMMANDS.items():
         importlib.import_module(module).add_parser(sub, name)
     return parser
 
 
+def _listed(names: list[str], describe) -> int:
+    """Print ``describe(name)`` for each name; a preset that cannot be read is listed as
+    broken with its error, and the others are still listed (exit 1 if any is broken)."""
+    broken = 0
+    for name in names:
+        try:
+            print(describe(name))
+        except MusicbenchError as exc:
+            broken += 1
+            print(f"{name:24s} BROKEN: {exc}")
+    return 1 if broken else 0
+
+
+def _task_line(name: str) -> str:
+    from musicbench.tasks import get_spec
+    from musicbench.tasks.loader import task_versions
+
+    s = get_spec(name)
+    return (f"{name:34s} {','.join(task_versions(s)):22s} {s.kind:10s} {s.default_protocol:22s} "
+            f"{s.description}")
+
+
+def _system_lines(name: str, params: bool) -> str:
+    from musicbench.systems import build_system, get_preset
+
+    p = get_preset(name)
+    build_system(name)  # a preset whose parameters do not validate is broken
+    lines = [f"{name:24s} {p['family']:10s} {p.get('description', '')}"]
+    if params:
+        lines += [f"    {k} = {v!r}" for k, v in p["params"].items()]
+        lines += [f"    search {k}: {v}" for k, v in p["search_space"].items()]
+    return "\n".join(lines)
+
+
 def cmd_list(args) -> int:
     if args.what == "tasks":
-        from musicbench.tasks import get_spec, task_names
+        from musicbench.tasks import task_names
 
-        for name in task_names():
-            s = get_spec(name)
-            print(f"{name:40s} {s.kind:10s} {s.default_protocol:22s} {s.description}")
-    elif args.what == "systems":
-        from musicbench.systems import get_preset, system_names
+        print(f"{'name':34s} {'versions':22s} {'kind':10s} {'default protocol':22s} description")
+        return _listed(task_names(), _task_line)
+    if args.what == "systems":
+        from musicbench.systems import system_names
 
-        for name in system_names():
-            p = get_preset(name)
-            print(f"{name:24s} {p['family']:10s} {p.get('description', '')}")
+        return _listed(system_names(), lambda n: _system_lines(n, args.params))
     elif args.what == "encoders":
         from musicbench.encoders import describe_encoder, encoder_names
 
@@ -86,9 +128,11 @@ def cmd_list(args) -> int:
     else:
         from musicbench.runner.suite import get_suite, suite_names
 
-        for name in suite_names():
+        def line(name: str) -> str:
             s = get_suite(name)
-            print(f"{name:20s} {len(s.tasks)} task(s) x {len(s.systems)} system(s)  {s.description}")
+            return f"{name:20s} {len(s.tasks)} task(s) x {len(s.systems)} system(s)  {s.description}"
+
+        return _listed(suite_names(), line)
     return 0
 
 
@@ -102,20 +146,25 @@ def cmd_data(args) -> int:
         fetch(task)
         return 0
     status = task.status(checksums=not args.no_checksums)
+    failing = 1 if status["missing"] or status["bad_checksum"] or status["damaged"] else 0
     if args.json:
         print(json.dumps(status, indent=1))
-        return 0
+        return failing
     print(f"task        {status['task']}")
     print(f"index       {status['index']}")
     print(f"data home   {status['data_home']}")
     print(f"in index    {status['in_index']}")
     print(f"on disk     {status['on_disk']}")
-    print(f"missing     {status['missing']}" + (
-        f"  (first: {', '.join(status['missing_ids'][:5])})" if status["missing"] else ""))
+    print(f"missing     {status['missing']}")
     checked = "not checked" if args.no_checksums else str(status["bad_checksum"])
-    print(f"bad md5     {checked}" + (
-        f"  ({', '.join(status['bad_checksum_ids'][:5])})" if status["bad_checksum"] else ""))
-    return 0
+    print(f"bad md5     {checked}")
+    print(f"damaged     {status['damaged']}")
+    for what, ids in (("missing", status["missing_ids"]), ("bad md5", status["bad_checksum_ids"])):
+        for track_id in ids:
+            print(f"  {what:9s} {track_id}")
+    for track_id, why in status["damaged_ids"].items():
+        print(f"  damaged   {track_id}: {why}")
+    return failing
 
 
 def cmd_run(args) -> int:
@@ -146,15 +195,18 @@ def cmd_run(args) -> int:
     out = Path(args.out or Path("runs") / suite.name)
     opts = RunOptions(out=out, data_home=args.data_home, index_dir=args.index_dir,
                       allow_partial=args.allow_partial, tracking_uri=args.tracking_uri,
-                      track=not args.no_mlflow, device=args.device, quiet=args.quiet)
+                      track=not args.no_mlflow, device=args.device, quiet=args.quiet,
+                      on_bad_track=args.on_bad_track, verify=args.verify, retry_failed=args.retry_failed)
     runner = Runner(suite, opts)
     store = runner.run()
     board = to_markdown(load_folders([out])) if store.records() else "No results.\n"
     (out / "leaderboard.md").write_text(board)
     print(board)
     c = runner.counts
-    print(f"{c['ok']} cell(s) run, {c['skipped']} already finished, {c['failed']} failed; "
-          f"results in {out}/results.csv", file=sys.stderr)
+    stale = len(store.current()[1])
+    print(f"{c['ok']} cell(s) run, {c['skipped']} already finished, {c['failed']} failed"
+          + (f", {stale} stale record(s) superseded" if stale else "")
+          + f"; results in {out}/results.csv", file=sys.stderr)
     return 1 if c["failed"] else 0
 
 
@@ -165,6 +217,7 @@ PLUGIN_COMMANDS: dict[str, str] = {
     "report": "musicbench.report.command",
     "bench": "musicbench.throughput.command",
     "check": "musicbench.gate.command",
+    "results": "musicbench.results.command",
 }
 
 

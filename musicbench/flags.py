@@ -10,10 +10,14 @@ TRACKING_HELP = ("MLflow tracking URI (default $MLFLOW_TRACKING_URI, then sqlite
 
 
 def seeds(text: str) -> list[int]:
+    """Comma-separated integers; an empty list is refused rather than read as the default."""
     try:
-        return [int(s) for s in text.split(",") if s.strip()]
+        out = [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--seeds {text!r}: expected integers like 0,1,2") from None
+        out = []
+    if not out:
+        raise argparse.ArgumentTypeError(f"--seeds {text!r}: expected integers like 0,1,2")
+    return out
 
 
 def add_data(p: argparse.ArgumentParser, partial: str | None = None) -> None:
@@ -25,6 +29,12 @@ def add_data(p: argparse.ArgumentParser, partial: str | None = None) -> None:
     if partial:
         p.add_argument("--allow-partial", action="store_true",
                        help=f"{partial} on the tracks present when some of the index is missing on disk")
+        p.add_argument("--on-bad-track", choices=["error", "skip"],
+                       help="a damaged track (undecodable, empty, truncated, silent): refuse the task "
+                            "(error) or leave the track out and record its id (skip); default: the "
+                            "suite's, then the task's setting (error)")
+        p.add_argument("--verify", action="store_true",
+                       help="also check every audio file's md5 against the index (reads all the data)")
 
 
 def add_device(p: argparse.ArgumentParser, choices: str = "cpu, cuda[:N] or mps") -> None:

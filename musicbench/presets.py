@@ -63,3 +63,11 @@ def load_preset(kind: str, name: str) -> dict[str, Any]:
         raise ConfigError(f"{kind} preset {path}: 'name' is {data['name']!r}, file says {name!r}")
     data["_path"] = str(path)
     return data
+
+
+def check_keys(where: str, data: dict[str, Any], valid: list[str]) -> None:
+    """Refuse keys a preset kind does not know, listing the ones it does."""
+    unknown = sorted(set(data) - set(valid))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; "
+                          f"valid keys: {', '.join(valid)}")

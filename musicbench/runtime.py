@@ -11,6 +11,8 @@ import random
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from functools import cache
 from pathlib import Path
 
@@ -20,6 +22,7 @@ import musicbench
 from musicbench.errors import ConfigError
 
 CACHE_ENV = "MUSICBENCH_CACHE"
+PROGRESS_ENV = "MUSICBENCH_PROGRESS_SECONDS"
 VERSIONED = ("torch", "librosa", "scikit-learn", "mirdata", "numpy", "mlflow", "optuna",
              "soundfile", "pandas")
 
@@ -111,3 +114,50 @@ def package_versions() -> dict[str, str]:
         except PackageNotFoundError:
             out[name] = "absent"
     return out
+
+
+class PlainProgress:
+    """Progress as plain lines every ``$MUSICBENCH_PROGRESS_SECONDS`` (default 10) seconds,
+    for a stderr that is not a terminal (CI logs, ``nohup``), where a bar would print nothing
+    until the end."""
+
+    def __init__(self, total: int, desc: str):
+        self.total, self.desc, self.n = total, desc, 0
+        self.every = float(os.environ.get(PROGRESS_ENV) or 10)
+        self.t0 = self.last = time.monotonic()
+        self._line()
+
+    def _line(self) -> None:
+        pct = f" ({100 * self.n / self.total:.0f}%)" if self.total else ""
+        print(f"{self.desc}: {self.n}/{self.total}{pct}, {time.monotonic() - self.t0:.0f} s",
+              file=sys.stderr, flush=True)
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+        if time.monotonic() - self.last >= self.every:
+            self.last = time.monotonic()
+            self._line()
+
+    def close(self) -> None:
+        self._line()
+
+
+def progress(total: int, desc: str):
+    """A progress bar on a terminal, periodic plain lines elsewhere; nothing for no work."""
+    if sys.stderr.isatty() or not total:
+        from tqdm.auto import tqdm
+
+        return tqdm(total=total, desc=desc, disable=None)
+    return PlainProgress(total, desc)
+
+
+def exit_with_parent(parent: int, poll_seconds: float = 0.5) -> None:
+    """In a worker process started by ``parent``: exit as soon as that process has died
+    (the worker is then re-parented), so a killed run leaves no orphans holding memory."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_seconds)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()

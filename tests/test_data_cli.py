@@ -20,7 +20,7 @@ def cli(*args, cwd, env=None):
 def test_status_counts_partial_real_data(tmp_path):
     res = cli("data", "status", "mridangam_stroke", "--data-home", str(SHARED / "data"),
               "--index-dir", str(SHARED / "indexes"), "--json", cwd=tmp_path)
-    assert res.returncode == 0, res.stderr
+    assert res.returncode == 1, res.stderr  # tracks missing
     status = json.loads(res.stdout)
     assert (status["in_index"], status["on_disk"], status["missing"]) == (6976, 2879, 4097)
     assert status["bad_checksum"] == 0
@@ -36,8 +36,8 @@ def test_status_reports_bad_checksums(tmp_path):
     wav.write_bytes(bytes(data))
     res = cli("data", "status", "mridangam_stroke:sample", "--data-home", str(tmp_path),
               "--index-dir", str(SHARED / "mirdata_sample" / "indexes"), cwd=tmp_path)
-    assert res.returncode == 0, res.stderr
-    assert "bad md5     1" in res.stdout and "224030" in res.stdout
+    assert res.returncode == 1, res.stderr
+    assert "bad md5     1" in res.stdout and "  bad md5   224030" in res.stdout
 
 
 def test_status_of_the_synthetic_task(tmp_path):

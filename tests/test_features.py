@@ -105,7 +105,10 @@ def test_parallel_extraction_equals_serial(tmp_path, synth_fold):
     # tasks); the parent's is not, as freezing it would keep its garbage forever
     from joblib import Parallel, delayed
 
-    frozen = Parallel(n_jobs=2)(delayed(gc.get_freeze_count)() for _ in range(4))
+    from musicbench.features.extract import worker_config
+
+    with worker_config():
+        frozen = Parallel(n_jobs=2)(delayed(gc.get_freeze_count)() for _ in range(4))
     assert min(frozen) > 10_000, frozen
     assert gc.get_freeze_count() == 0
 

@@ -45,8 +45,8 @@ def _save(store: ResultStore, rec: CellRecord, y: np.ndarray, scores: np.ndarray
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
     """Results that give every table rows: two systems with augmentation x deformation
-    variants, a second task they also ran on, a multilabel task, a split mismatch and a
-    failed cell."""
+    variants, a second task they also ran on, a multilabel task, a split mismatch, a failed
+    cell and a stale one."""
     root = tmp_path_factory.mktemp("tables")
     store, rng = ResultStore(root), np.random.default_rng(0)
     n = 30
@@ -82,6 +82,9 @@ def results(tmp_path_factory):
             _save(store, rec, ml, ml + noise * rng.random(ml.shape), TAGS)
     store.save(CellRecord(cell_key="broken", task="toy", version="1", protocol="group-kfold:x",
                           system="good", seed=0, kind="multiclass", error="ConfigError: no field 'x'"))
+    store.save(CellRecord(cell_key="stale", task="toy", version="1", protocol="kfold:3", system="good",
+                          seed=0, kind="multiclass", error="DataError: 1 track missing",
+                          finished_at="2025-01-01T00:00:00"))  # resolved by the folds run later
     return load_folders([root])
 
 
@@ -116,6 +119,7 @@ def test_the_printed_leaderboard_holds_the_brief_tables_only(results):
 
     brief = build(results, "brief", brief=True)
     assert set(brief.tables) == {n for n, t in TABLES.items() if t.brief} == {
-        "leaderboard", "split_mismatches", "failed"}
+        "leaderboard", "split_mismatches", "failed", "stale"}
     text = to_markdown(results)
     assert "Failed cells" in text and "Split mismatches" in text and "Per class" not in text
+    assert "1 earlier failed record(s) ignored" in text

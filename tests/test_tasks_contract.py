@@ -74,6 +74,7 @@ def test_synthetic_task_contract(synth_clipset):
 
 def test_synthetic_data_is_deterministic(tmp_path, synth_task):
     """Generated twice in two places, the files are byte-identical (same md5 in the index)."""
+    (tmp_path / "synth_genre").mkdir()  # asked for: a folder made for it in the data home
     other = get_task("synth_genre:mini", data_home=str(tmp_path))
     a, b = synth_task.dataset._index["tracks"], other.dataset._index["tracks"]
     assert a == b

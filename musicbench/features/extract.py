@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import gc
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from musicbench.audio import ClipPolicy, load_audio
 from musicbench.errors import AudioError, ConfigError, DataError
 from musicbench.features.cache import FeatureCache, audio_digest, entry_key
 from musicbench.features.extractor import Extractor
+from musicbench.runtime import exit_with_parent, progress
 from musicbench.tasks import ClipData
 
 JOBS_ENV = "MUSICBENCH_JOBS"
@@ -54,6 +55,21 @@ def _compute(path: str, track_id: str, policy: ClipPolicy, extractors: list[Extr
 
 
 _heap_frozen = False
+_seconds = 0.0
+
+
+def extraction_seconds() -> float:
+    """Seconds this process has spent in ``extract_frames``: the runner books them apart
+    from fitting and scoring, so the first cell does not look slow for filling the cache."""
+    return _seconds
+
+
+def worker_config():
+    """joblib's configuration for extraction workers: loky processes that watch their
+    parent from start-up, so a killed run leaves none behind (reused while it holds)."""
+    from joblib import parallel_config
+
+    return parallel_config(backend="loky", initializer=exit_with_parent, initargs=(os.getpid(),))
 
 
 def _compute_in_worker(*args):
@@ -133,6 +149,16 @@ def extract_frames(
     ``process_parallel`` share worker processes (one decode per clip for all of them);
     the others run here in batches. Every unreadable track is named in one error.
     """
+    global _seconds
+    t0 = time.perf_counter()
+    try:
+        return _extract_frames(data, extractors, cache, n_jobs, transform)
+    finally:
+        _seconds += time.perf_counter() - t0
+
+
+def _extract_frames(data: ClipData, extractors: list[Extractor], cache: FeatureCache | None,
+                    n_jobs: int | None, transform: str | None) -> list[np.ndarray]:
     policy = data.task.spec.clip
     transform = transform if transform is not None else data.deform
     policy_cfg = {**policy.as_dict(), "transform": transform}
@@ -159,7 +185,7 @@ def extract_frames(
     batched = {j: [i for i in usable if out[i][j] is None]
                for j, ex in enumerate(extractors) if not ex.process_parallel}
     desc = f"features {'+'.join(ex.name for ex in extractors)} ({data.task.name})"
-    bar = tqdm(total=len(todo) + sum(map(len, batched.values())), desc=desc, disable=None)
+    bar = progress(len(todo) + sum(map(len, batched.values())), desc)
 
     def accept(i: int, js: list[int], res: list[np.ndarray] | AudioError) -> None:
         if isinstance(res, AudioError):
@@ -177,9 +203,10 @@ def extract_frames(
 
         # about four batches per worker: few round-trips to the parent, still load-balanced
         batch = -(-len(args) // (4 * jobs))
-        results = Parallel(n_jobs=jobs, return_as="generator", batch_size=batch)(
-            delayed(_compute_in_worker)(*a) for a in args
-        )
+        with worker_config():
+            results = Parallel(n_jobs=jobs, return_as="generator", batch_size=batch)(
+                delayed(_compute_in_worker)(*a) for a in args
+            )
     else:
         results = _in_process(args)
     for i, res in zip(todo, results, strict=True):

@@ -17,7 +17,7 @@ import pandas as pd
 
 from musicbench.errors import DataError
 from musicbench.protocol.metrics import get_metric, primary_metric
-from musicbench.report.tables import TABLE, VARIANT, ok_cells, table_kind
+from musicbench.report.tables import TABLE, VARIANT, failed_rows, ok_cells, table_kind
 
 KEY = ["task", "version", "protocol", "system", "augment", "deform", "tuned"]
 FAILING = ("REGRESSION", "MISSING", "SPLIT CHANGED", "INCOMPLETE", "FAILED CELLS")
@@ -79,7 +79,7 @@ def check_metrics(results: pd.DataFrame, baseline: dict[str, Any]) -> list[Metri
     """Each baseline entry against the results: worse than value by more than the tolerance
     (in the metric's declared direction) is a regression."""
     out = []
-    failed = results[results.status != "ok"]
+    failed = failed_rows(results)
     for e in baseline["entries"]:
         e = {"augment": "none", "deform": "none", "tuned": False, **e}
         current = {(r["split_hash"], r["metric"]): r for r in _means(results, e["metric"])

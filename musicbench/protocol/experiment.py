@@ -30,13 +30,16 @@ class TaskSource:
     data_home: str | None = None
     index_dir: str | None = None
     allow_partial: bool = False
+    on_bad_track: str | None = None  # None: the task spec's setting
+    verify: bool = False  # md5 of every file against the index
 
 
 @lru_cache(maxsize=8)
 def open_clips(source: TaskSource) -> ClipSet:
     """The task's usable clips (memoised per process: tasks are read once per run)."""
     task = get_task(source.ref, source.data_home, source.index_dir)
-    return task.clips(allow_partial=source.allow_partial)
+    return task.clips(allow_partial=source.allow_partial, on_bad_track=source.on_bad_track,
+                      verify=source.verify)
 
 
 def resolve_split(protocol: str, clipset: ClipSet, log: Log | None = None) -> Split:

@@ -204,6 +204,19 @@ def failed_section(report: Report, figures: bool = False) -> Section | None:
          for r in df.itertuples()])])
 
 
+def stale_section(report: Report, figures: bool = False) -> Section | None:
+    df = report["stale"]
+    if df.empty:
+        return None
+    n = int(df["records"].sum())
+    return Section("Stale records", [
+        f"{n} earlier failed record(s) ignored: superseded by later runs (a protocol resolved, "
+        "a cell rerun on other data, a seed no longer asked for). List them with "
+        "`musicbench results ls DIR --status superseded`; drop them with `results rm`."], [Block(
+        "Stale records", ["task", "protocol", "system", "records"],
+        [[f"{r.task}:{r.version}", r.protocol, r.system, str(r.records)] for r in df.itertuples()])])
+
+
 def per_fold_section(report: Report, figures: bool = False) -> Section | None:
     if report["per_fold"].empty:
         return None

@@ -8,6 +8,7 @@ on either.
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import pandas as pd
 
 from musicbench.errors import ConfigError, DataError
 from musicbench.results import CellRecord, ResultStore, columns
+from musicbench.results.store import supersede
 
 EXTRA = ["classes", "details", "predictions", "source"]
 
@@ -40,14 +42,17 @@ def _run_folders(path: Path) -> list[Path]:
 
 
 def load_folders(paths: list[str | Path]) -> pd.DataFrame:
-    """Cells of one or more run folders (a folder may also hold several run folders)."""
+    """Cells of one or more run folders (a folder may also hold several run folders): the
+    latest attempt of each, with stale failures (``ResultStore.current``) as status
+    ``superseded``, which the tables leave out and count."""
     records = []
     for given in paths:
         path = Path(given)
         if not path.exists():
             raise DataError(f"results folder {path} does not exist")
         for folder in _run_folders(path):
-            for rec in ResultStore(folder).records():
+            current, stale = ResultStore(folder).current()
+            for rec in current + stale:
                 row = rec.row()
                 row["predictions"] = str((folder / rec.predictions).resolve()) if rec.predictions else None
                 row["source"] = str(folder)
@@ -73,12 +78,15 @@ def load_experiment(name: str, tracking_uri: str | None = None,
     """Cells logged to the MLflow experiment ``name`` (one run per cell, artifacts fetched).
 
     Predictions and confusion matrices are downloaded into ``artifact_dir`` (a new temp
-    folder by default); the latest run wins where a cell was logged more than once.
+    folder by default); the latest run wins where a cell was logged more than once, and
+    stale failures come back as status ``superseded`` (see ``ResultStore.current``).
     """
     from mlflow import MlflowClient
 
     from musicbench.results.tracking import default_tracking_uri
 
+    # one progress bar per downloaded artifact would bury the report's own output
+    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
     uri = tracking_uri or default_tracking_uri()
     client = MlflowClient(uri)
     exp = client.get_experiment_by_name(name)
@@ -89,12 +97,16 @@ def load_experiment(name: str, tracking_uri: str | None = None,
     dest = Path(artifact_dir or tempfile.mkdtemp(prefix="musicbench-report-"))
     runs = client.search_runs([exp.experiment_id], max_results=50_000,
                               order_by=["attributes.start_time DESC"])
-    records: dict[str, dict[str, Any]] = {}
+    latest: dict[str, tuple[CellRecord, Any]] = {}
     for run in runs:
         rec = CellRecord.from_mlflow(run.data.params, run.data.tags, run.data.metrics, run.info.run_id,
                                      finished=run.info.status == "FINISHED")
-        if rec is None or rec.cell_key in records:
-            continue
+        if rec is not None and rec.cell_key not in latest:
+            latest[rec.cell_key] = rec, run
+    current, stale = supersede([rec for rec, _ in latest.values()])
+    records: dict[str, dict[str, Any]] = {}
+    for rec in current + stale:
+        run = latest[rec.cell_key][1]
         row = {**rec.row(), "source": f"mlflow:{name}"}
         for art in client.list_artifacts(run.info.run_id):
             local = Path(client.download_artifacts(run.info.run_id, art.path, str(dest / rec.cell_key)))

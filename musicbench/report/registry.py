@@ -45,6 +45,7 @@ TABLES: dict[str, ReportTable] = {t.name: t for t in (
     ReportTable("split_mismatches", lambda r, o: tables.split_mismatches(r), display.mismatch_section,
                 brief=True),
     ReportTable("failed", lambda r, o: tables.failed_cells(r), display.failed_section, brief=True),
+    ReportTable("stale", lambda r, o: tables.stale_records(r), display.stale_section, brief=True),
     ReportTable("per_fold", lambda r, o: tables.per_fold(r), display.per_fold_section),
     ReportTable("per_class", lambda r, o: tables.per_class(r), display.per_class_section),
     ReportTable("per_tag", lambda r, o: tables.per_tag(r), display.per_tag_section),

@@ -49,6 +49,11 @@ def ok_cells(results: pd.DataFrame) -> pd.DataFrame:
     return ok.sort_values("finished_at", na_position="first").drop_duplicates("cell_key", keep="last")
 
 
+def failed_rows(results: pd.DataFrame) -> pd.DataFrame:
+    """Failed cells that still count: stale failures (status ``superseded``) are left out."""
+    return results[results.status == "failed"]
+
+
 def table_kind(cells: pd.DataFrame) -> str:
     """The task kind of a table's cells (every record says which)."""
     kinds = cells["kind"].dropna().unique()
@@ -137,7 +142,7 @@ def leaderboard(results: pd.DataFrame, alpha: float = 0.05, correction: str = "h
     p-value does not reject equality at ``alpha``, ``worse`` where it does, and ``n/a``
     where per-track predictions are missing or no cells share a fold and seed.
     """
-    failed = results[results.status != "ok"].groupby(TABLE + VARIANT, dropna=False).size()
+    failed = failed_rows(results).groupby(TABLE + VARIANT, dropna=False).size()
     rows = []
     for tkey, cells in iter_tables(results):
         kind = table_kind(cells)
@@ -202,7 +207,7 @@ def split_mismatches(results: pd.DataFrame) -> pd.DataFrame:
 
 def failed_cells(results: pd.DataFrame) -> pd.DataFrame:
     """Failed cells, with their error, so a report never hides what did not run."""
-    bad = results[results.status != "ok"]
+    bad = failed_rows(results)
     return bad[TABLE + VARIANT + ["fold", "seed", "error"]].reset_index(drop=True)
 
 
@@ -219,6 +224,14 @@ def _vocabulary_row(f: pd.DataFrame) -> dict:
     return {"tags": len(classes), "tags_dropped": sum(len(t) for t in dropped.values()),
             "tags_unscorable": None if pd.isna(unscorable) else int(unscorable),
             "dropped_why": "; ".join(why)}
+
+
+def stale_records(results: pd.DataFrame) -> pd.DataFrame:
+    """Failures made stale by later work, counted per task, protocol and system: left out
+    of every other table, never hidden (``musicbench results ls --status superseded``)."""
+    stale = results[results.status == "superseded"]
+    keys = ["task", "version", "protocol", "system"]
+    return stale.groupby(keys, dropna=False).size().rename("records").reset_index()
 
 
 def per_fold(results: pd.DataFrame) -> pd.DataFrame:

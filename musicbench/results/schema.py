@@ -23,6 +23,8 @@ CELL_TAG = "musicbench.cell_key"
 
 #: fields kept as structures, not CSV columns; ``metrics`` is spread into one column per metric
 STRUCTURED = ("params", "classes", "details", "predictions", "schema")
+#: the record's numbers MLflow keeps as metrics, besides the registered ones
+MLFLOW_METRICS = ("fit_seconds", "predict_seconds", "extract_seconds", "group_leakage", "n_bad_tracks")
 #: what MLflow keeps as run parameters (besides the system's own parameters)
 MLFLOW_PARAMS = ("task", "version", "protocol", "fold", "system", "seed", "augment", "deform", "kind",
                  "tuned", "tuned_study", "tuned_trials", "tuned_kind", "n_train", "n_valid", "n_test")
@@ -42,7 +44,8 @@ def columns() -> list[str]:
 
 @dataclass(kw_only=True)
 class CellRecord:
-    """One attempt at one cell. ``status`` is ``ok`` or ``failed``; a failed cell keeps its
+    """One attempt at one cell. ``status`` is ``ok`` or ``failed`` (read back as
+    ``superseded`` where later work made a failure stale); a failed cell keeps its
     ``error`` (and a traceback in ``details``). ``fold`` is -1 where the protocol could not
     even be resolved. ``metrics`` holds the registered metrics of the task's ``kind``.
     Field order is the order of the results table's columns: a new field is a new column."""
@@ -63,9 +66,12 @@ class CellRecord:
     n_test: int | None = None
     n_tracks_used: int | None = None
     n_tracks_index: int | None = None
+    n_bad_tracks: int | None = None  # damaged files left out (--on-bad-track skip)
+    bad_tracks: str | None = None  # their ids, space-separated
     group_leakage: float | None = None
-    fit_seconds: float | None = None
-    predict_seconds: float | None = None
+    fit_seconds: float | None = None  # fitting, less feature extraction
+    predict_seconds: float | None = None  # scoring, less feature extraction
+    extract_seconds: float | None = None  # feature extraction this cell paid for (cache misses)
     metrics: dict[str, float] = field(default_factory=dict)
     tuned: bool = False
     tuned_study: str | None = None
@@ -130,14 +136,15 @@ class CellRecord:
                 "device": str(self.device), "status": self.status, "schema": str(self.schema)}
         if self.error:
             tags["error"] = self.error
+        if self.finished_at:
+            tags["finished_at"] = self.finished_at
         return tags
 
     def mlflow_metrics(self) -> list[tuple[str, float, int]]:
         """(key, value, step): the registered metrics, counts and timings, then the training
         curves of neural systems per epoch."""
         out = [(k, float(v), 0) for k, v in self.metrics.items() if v is not None]
-        out += [(k, float(getattr(self, k)), 0) for k in ("fit_seconds", "predict_seconds", "group_leakage")
-                if getattr(self, k) is not None]
+        out += [(k, float(getattr(self, k)), 0) for k in MLFLOW_METRICS if getattr(self, k) is not None]
         training = self.details.get("training") or {}
         for row in training.get("history", []):
             step = int(row.get("epoch", 0))
@@ -169,9 +176,10 @@ class CellRecord:
             n_train=_int(params.get("n_train")), n_valid=_int(params.get("n_valid")),
             n_test=_int(params.get("n_test")),
             fit_seconds=metrics.get("fit_seconds"), predict_seconds=metrics.get("predict_seconds"),
+            extract_seconds=metrics.get("extract_seconds"), n_bad_tracks=_int(metrics.get("n_bad_tracks")),
             group_leakage=metrics.get("group_leakage"),
             metrics={k: v for k, v in metrics.items() if k in METRICS},
-            mlflow_run_id=run_id,
+            mlflow_run_id=run_id, finished_at=tags.get("finished_at"),
         )
 
 

@@ -17,15 +17,16 @@ from pathlib import Path
 import pandas as pd
 
 from musicbench.augment import validate_spec
+from musicbench.features.extract import extraction_seconds
 from musicbench.protocol.experiment import TaskSource, fit, open_clips, score
 from musicbench.protocol.metrics import primary_metric
-from musicbench.protocol.splits import parse_protocol
 from musicbench.results import CellRecord, ResultStore
 from musicbench.runner.plan import CellPlan, plan_task
 from musicbench.runner.suite import Suite
-from musicbench.runtime import atomic_write, check_device
+from musicbench.runner.validate import validate_run
+from musicbench.runtime import atomic_write
 from musicbench.systems import build_system
-from musicbench.tasks import ClipData
+from musicbench.tasks import ClipData, get_task
 
 
 @dataclass
@@ -38,6 +39,9 @@ class RunOptions:
     track: bool = True
     device: str = "cpu"
     quiet: bool = False
+    on_bad_track: str | None = None  # None: the suite's, then each task's setting
+    verify: bool = False  # md5 of every audio file against the index before the run
+    retry_failed: bool = False  # run only cells whose latest attempt failed
 
 
 @dataclass
@@ -77,8 +81,10 @@ def run_cell(plan: CellPlan, deforms: list[str]) -> CellOutcome:
         est = build_system(plan.preset, seed=plan.seed, device=plan.device, **plan.overrides)
         aug = None if plan.augment == "none" else validate_spec(plan.augment)
         vocab = plan.fold.vocabulary
+        x0 = extraction_seconds()
         fit_seconds = fit(est, clipset.part(plan.fold.train, augment=aug, vocabulary=vocab),
                           clipset.part(plan.fold.valid, vocabulary=vocab), plan.seed)
+        fit_extract = extraction_seconds() - x0
         training = est.training_report()
     except Exception as exc:  # one broken cell must not stop the others
         out.records = [_failed(plan.record(d), exc) for d in deforms]
@@ -88,11 +94,15 @@ def run_cell(plan: CellPlan, deforms: list[str]) -> CellOutcome:
         try:
             test = clipset.part(plan.fold.test, deform=None if deform == "none" else validate_spec(deform),
                                 vocabulary=vocab)
+            x0 = extraction_seconds()
             scored = score(est, test)
+            extract = extraction_seconds() - x0
             details = {k: v for k, v in scored.result.items() if isinstance(v, (dict, list))}
             rec.metrics = {k: v for k, v in scored.result.items() if k not in details}
             rec.details = {**details, "training": training}
-            rec.fit_seconds, rec.predict_seconds = round(fit_seconds, 4), round(scored.seconds, 4)
+            rec.fit_seconds = round(fit_seconds - fit_extract, 4)
+            rec.predict_seconds = round(scored.seconds - extract, 4)
+            rec.extract_seconds = round(fit_extract + extract, 4)
             rec.classes = list(test.classes)
             rec.predictions = f"predictions/{rec.cell_key}.csv"
             out.predictions[rec.cell_key] = predictions_csv(test, scored.scores)
@@ -123,23 +133,21 @@ class Runner:
         if not self.opts.quiet:
             print(msg, file=sys.stderr, flush=True)
 
+    def sources(self) -> list[TaskSource]:
+        allow_partial = self.opts.allow_partial or self.suite.allow_partial
+        return [TaskSource(ref, self.opts.data_home, self.opts.index_dir, allow_partial,
+                           self.opts.on_bad_track or self.suite.on_bad_track, self.opts.verify)
+                for ref in self.suite.tasks]
+
     def validate(self) -> None:
-        """Malformed options fail before any work."""
-        check_device(self.opts.device)
-        for spec in self.suite.protocols:
-            parse_protocol(spec)
-        for spec in (*self.suite.augment, *self.suite.deform):
-            if spec != "none":
-                validate_spec(spec)
-        for name in self.suite.systems:
-            preset, overrides = self.suite.resolve_system(name)
-            build_system(preset, device=self.opts.device, **overrides)
+        """Bad input fails before any work, and before anything is written."""
+        validate_run(self.suite, self.sources(), self.opts.device, self.opts.track, self.opts.tracking_uri)
 
     def run(self) -> ResultStore:
         self.validate()
-        allow_partial = self.opts.allow_partial or self.suite.allow_partial
-        for ref in self.suite.tasks:
-            source = TaskSource(ref, self.opts.data_home, self.opts.index_dir, allow_partial)
+        self.store.begin_run([get_task(s.ref).ref for s in self.sources()], self.suite.systems,
+                             self.suite.protocols, self.suite.seeds)
+        for source in self.sources():
             for item in plan_task(self.suite, source, self.opts.device, self.log):
                 if isinstance(item, CellRecord):
                     self._finish(item, f"{item.task}:{item.version} {item.protocol} {item.system} "
@@ -153,6 +161,8 @@ class Runner:
         todo = []
         for deform, key in plan.keys.items():
             done = self.store.load(key)
+            if done is None and self.opts.retry_failed:
+                continue
             if done is not None and done.ok:
                 self.counts["skipped"] += 1
                 self._ensure_logged(done)

@@ -72,7 +72,8 @@ class CellPlan:
             tuned=bool(self.tuned), tuned_study=self.tuned.get("study"),
             tuned_trials=self.tuned.get("trials"), tuned_kind=self.tuned.get("kind"), params=self.params,
             n_train=len(self.fold.train), n_valid=len(self.fold.valid), n_test=len(self.fold.test),
-            n_tracks_used=len(clips), n_tracks_index=clips.n_index, group_leakage=self.fold.leakage,
+            n_tracks_used=len(clips), n_tracks_index=clips.n_index, n_bad_tracks=len(clips.bad),
+            bad_tracks=" ".join(sorted(clips.bad)) or None, group_leakage=self.fold.leakage,
         )
 
 
@@ -123,6 +124,9 @@ def plan_task(suite: Suite, source: TaskSource, device: str, log: Log) -> Iterat
         return
     if clipset.missing:
         log(f"{task.ref}: partial data, using {len(clipset)} of {clipset.n_index} tracks (--allow-partial)")
+    if clipset.bad:
+        log(f"{task.ref}: left out {len(clipset.bad)} damaged track(s) (--on-bad-track skip):\n  "
+            + "\n  ".join(f"{t}: {why}" for t, why in sorted(clipset.bad.items())))
     spec = {k: v for k, v in asdict(task.spec).items() if k != "path"}
     for protocol in protocols:
         try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from musicbench.errors import ConfigError
-from musicbench.presets import load_preset, preset_files
+from musicbench.presets import check_keys, load_preset, preset_files
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,7 @@ class Suite:
     variants: dict = field(default_factory=dict)
     reference: str | None = None  # the row ablation deltas are measured against
     tuned: dict = field(default_factory=dict)  # system name -> {"study": .., "trials": ..}
+    on_bad_track: str | None = None  # "error" or "skip"; None: each task's own setting
 
     def resolve_system(self, name: str) -> tuple[str, dict]:
         """A suite system name -> (preset name, parameter overrides)."""
@@ -42,6 +43,7 @@ def suite_names() -> list[str]:
 def get_suite(name: str) -> Suite:
     data = load_preset("suite", name)
     where = data.pop("_path")
+    check_keys(f"suite {where}", data, [f for f in Suite.__dataclass_fields__ if f != "tuned"])
     try:
         suite = Suite(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
     except TypeError as exc:
@@ -51,6 +53,8 @@ def get_suite(name: str) -> Suite:
     for name, variant in suite.variants.items():
         if set(variant) - {"system", "params"} or "system" not in variant:
             raise ConfigError(f"suite {where}: variant {name!r} needs 'system' and optional 'params'")
+    if suite.on_bad_track not in (None, "error", "skip"):
+        raise ConfigError(f"suite {where}: on_bad_track {suite.on_bad_track!r} must be 'error' or 'skip'")
     if suite.reference and suite.reference not in suite.systems:
         raise ConfigError(f"suite {where}: reference {suite.reference!r} is not one of its systems")
     return suite

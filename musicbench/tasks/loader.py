@@ -8,20 +8,21 @@ from __future__ import annotations
 
 import importlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from musicbench.audio import load_audio
+from musicbench.audio import load_audio, probe_audio
 from musicbench.errors import ConfigError, DataError, UnknownNameError
 from musicbench.tasks.parts import ClipData, Vocabulary
 from musicbench.tasks.spec import TaskSpec, get_spec
 
 INDEX_DIR_ENV = "MUSICBENCH_INDEX_DIR"
 DATA_HOME_ENV = "MUSICBENCH_DATA_HOME"
+ON_BAD_TRACK = ("error", "skip")
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class ClipSet:
     classes: list[str]
     n_index: int
     missing: list[str]
+    bad: dict[str, str] = field(default_factory=dict)  # track id -> what is wrong with its file
 
     def __len__(self) -> int:
         return len(self.clips)
@@ -172,13 +174,18 @@ class Task:
         if spec.source == "synthetic":
             from musicbench.tasks.synth import SynthDataset
 
-            return SynthDataset(spec.synth, self.version, spec.clip.sample_rate, self.data_home_root)
+            # generated into the cache: a data home is often shared and read-only; it is used
+            # only where it holds a folder made for the dataset (DATA_HOME/synth_genre)
+            root = self.data_home_root or os.environ.get(DATA_HOME_ENV)
+            home = Path(root) / spec.dataset if root else None
+            return SynthDataset(spec.synth, self.version, spec.clip.sample_rate,
+                                str(home) if home and home.is_dir() else None)
         if spec.source in ("folder", "csv"):
             from musicbench.tasks.sources import PlainDataset, spec_path
 
             return PlainDataset(spec.source, spec_path(spec.path, spec.root or spec.manifest), spec.kind)
         module = importlib.import_module(f"mirdata.datasets.{spec.dataset}")
-        versions = [v for v in module.INDEXES if v not in ("default", "test")]
+        versions = task_versions(spec)
         try:
             ds = module.Dataset(
                 data_home=resolve_data_home(self.data_home_root, spec.dataset),
@@ -258,8 +265,17 @@ class Task:
             raise DataError(f"task {self.ref}: track {track.track_id!r} has no audio in the index")
         return path
 
-    def clips(self, allow_partial: bool = False) -> ClipSet:
-        """Every track of the index as a clip; refuses partial data unless allowed."""
+    def clips(self, allow_partial: bool = False, on_bad_track: str | None = None,
+              verify: bool = False) -> ClipSet:
+        """Every usable track of the index as a clip; refuses partial data unless allowed.
+
+        Every file present is probed (decodable, not empty, not truncated, not silent; its
+        md5 against the index with ``verify``). A damaged track is an error, or with
+        ``on_bad_track="skip"`` (default: the task spec's setting) is left out like a
+        missing one and listed in ``ClipSet.bad``."""
+        on_bad_track = on_bad_track or self.spec.on_bad_track
+        if on_bad_track not in ON_BAD_TRACK:
+            raise ConfigError(f"on_bad_track {on_bad_track!r}: must be one of {', '.join(ON_BAD_TRACK)}")
         clips, missing = [], []
         ds = self.dataset
         for track_id in ds.track_ids:
@@ -288,7 +304,38 @@ class Task:
                 f"task {self.ref}: none of the {n_index} indexed tracks is on disk under "
                 f"{ds.data_home}. Point --data-home (or {DATA_HOME_ENV}) at the data."
             )
-        return ClipSet(self, clips, self._classes(clips), n_index, missing)
+        bad = self.damaged(clips, verify)
+        if bad and on_bad_track == "error":
+            raise DataError(
+                f"task {self.ref}: {len(bad)} track(s) cannot be used:\n  "
+                + "\n  ".join(f"{t}: {why}" for t, why in list(bad.items())[:20])
+                + ("\n  ..." if len(bad) > 20 else "")
+                + "\nRe-fetch them (musicbench data fetch), or pass --on-bad-track skip to leave them "
+                "out (their ids are recorded with every result)."
+            )
+        clips = [c for c in clips if c.track_id not in bad]
+        if not clips:
+            raise DataError(f"task {self.ref}: every track on disk is damaged ({len(bad)})")
+        return ClipSet(self, clips, self._classes(clips), n_index, missing, bad)
+
+    def damaged(self, clips: list[Clip], verify: bool = False) -> dict[str, str]:
+        """Track id -> what is wrong with its file, for the clips whose file is unusable."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        md5 = self._checksums() if verify else {}
+        with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:  # libsndfile frees the GIL
+            found = pool.map(lambda c: probe_audio(c.path, self.spec.clip, md5.get(c.track_id)), clips)
+            return {c.track_id: why for c, why in zip(clips, found, strict=True) if why}
+
+    def _checksums(self) -> dict[str, str]:
+        """Track id -> md5 of its audio file, from the index."""
+        tracks = self.dataset._index.get("tracks", {})
+        out = {}
+        for track_id, files in tracks.items():
+            audio = files.get("audio") or next(iter(files.values()), None)
+            if audio and len(audio) > 1 and audio[1]:
+                out[track_id] = audio[1]
+        return out
 
     def _classes(self, clips: list[Clip]) -> list[str]:
         if self.spec.kind == "multiclass":
@@ -309,10 +356,15 @@ class Task:
         return load_audio(clip.path, clip.track_id, self.spec.clip)
 
     def status(self, checksums: bool = True) -> dict[str, Any]:
-        """Tracks in the index, on disk, missing, and (optionally) failing checksums."""
+        """Tracks in the index, on disk, missing, damaged (see ``damaged``) and (optionally)
+        failing checksums, with every failing id."""
         ds = self.dataset
         ids = list(ds.track_ids)
-        missing = [t for t in ids if not os.path.exists(self._audio_path(ds.track(t)))]
+        paths = {t: self._audio_path(ds.track(t)) for t in ids}
+        missing = [t for t in ids if not os.path.exists(paths[t])]
+        gone = set(missing)
+        present = [Clip(t, paths[t], "") for t in ids if t not in gone]
+        damaged = self.damaged(present)
         bad: list[str] = []
         if checksums:
             from mirdata import validate
@@ -328,9 +380,21 @@ class Task:
             "on_disk": len(ids) - len(missing),
             "missing": len(missing),
             "bad_checksum": len(bad),
+            "damaged": len(damaged),
             "missing_ids": missing,
             "bad_checksum_ids": bad,
+            "damaged_ids": damaged,
         }
+
+
+def task_versions(spec: TaskSpec) -> list[str]:
+    """The versions a task can be run at (``TASK:VERSION``), its default first."""
+    if spec.source == "synthetic":
+        found = list(spec.synth.get("versions", {}))
+    else:
+        found = [v for v in importlib.import_module(f"mirdata.datasets.{spec.dataset}").INDEXES
+                 if v not in ("default", "test")]
+    return [spec.version] + [v for v in found if v != spec.version]
 
 
 def get_task(

@@ -12,7 +12,7 @@ from typing import Any
 
 from musicbench.audio import ClipPolicy
 from musicbench.errors import ConfigError
-from musicbench.presets import load_preset, preset_files
+from musicbench.presets import check_keys, load_preset, preset_files
 
 KINDS = ("multiclass", "multilabel")
 
@@ -68,12 +68,14 @@ class TaskSpec:
     root: str | None = None  # source = "folder"
     manifest: str | None = None  # source = "csv"
     index: str | None = None  # an own mirdata index file
+    on_bad_track: str = "error"  # or "skip": damaged tracks are left out like missing ones
     path: str = ""
 
     @classmethod
     def from_preset(cls, data: dict[str, Any]) -> TaskSpec:
         data = dict(data)
         where = data.pop("_path", data.get("name", "?"))
+        check_keys(f"task spec {where}", data, [f for f in cls.__dataclass_fields__ if f != "path"])
         try:
             official = data.pop("official", None)
             if official is not None:
@@ -92,6 +94,9 @@ class TaskSpec:
             raise ConfigError(f"task spec {where}: {exc}") from None
         if spec.kind not in KINDS:
             raise ConfigError(f"task spec {where}: kind {spec.kind!r} must be one of {KINDS}")
+        if spec.on_bad_track not in ("error", "skip"):
+            raise ConfigError(
+                f"task spec {where}: on_bad_track {spec.on_bad_track!r} must be 'error' or 'skip'")
         if spec.source not in SOURCES:
             raise ConfigError(f"task spec {where}: source must be one of {', '.join(SOURCES)}")
         if spec.source in ("mirdata", "synthetic") and not (spec.dataset and spec.version):

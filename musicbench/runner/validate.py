@@ -1,0 +1,84 @@
+"""Everything a run needs, checked before its first cell: seeds, device, protocols,
+augmentations, parameters, tuned studies, every task's version and data (present,
+undamaged) with each protocol resolved on it, and the tracking URI. Bad input is refused
+with one message naming the value or file and what is valid, and nothing is written."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from musicbench.augment import validate_spec
+from musicbench.errors import ConfigError
+from musicbench.protocol.experiment import TaskSource, open_clips, resolve_split
+from musicbench.protocol.splits import parse_protocol
+from musicbench.runner.suite import Suite
+from musicbench.runtime import check_device
+from musicbench.systems import build_system
+
+MAX_SEED = 2**32 - 1  # numpy's seed range
+
+
+def check_seeds(seeds: Iterable[int]) -> None:
+    seeds = list(seeds)
+    if not seeds:
+        raise ConfigError("no seeds given; expected integers like 0,1,2")
+    bad = [s for s in seeds if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s <= MAX_SEED]
+    if bad:
+        raise ConfigError(f"seed(s) {', '.join(map(repr, bad))}: a seed is an integer from 0 to {MAX_SEED}")
+    repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+    if repeated:
+        raise ConfigError(f"seed(s) {', '.join(map(str, repeated))} given more than once; each seed is "
+                          "one set of cells")
+
+
+def check_tuned(suite: Suite) -> None:
+    """A tuned study must be for a system the run includes, or its parameters go nowhere."""
+    for system, tuned in suite.tuned.items():
+        if system not in suite.systems:
+            raise ConfigError(
+                f"study {tuned.get('study')!r} tuned system {system!r}, which this run does not "
+                f"include (systems: {', '.join(suite.systems)}); add --system {system} or pick the "
+                "study of one of these")
+
+
+def check_tracking(uri: str | None) -> None:
+    """The MLflow tracking URI opens (a scheme MLflow knows, a store it can create)."""
+    from mlflow import MlflowClient
+
+    from musicbench.results.tracking import default_tracking_uri
+
+    uri = uri or default_tracking_uri()
+    try:
+        MlflowClient(uri)
+    except Exception as exc:  # noqa: BLE001 - MLflow raises several kinds for a bad URI
+        raise ConfigError(f"tracking URI {uri!r} cannot be used ({str(exc).splitlines()[0].strip()}); "
+                          "valid: sqlite:///PATH, file:PATH, http(s)://HOST:PORT, postgresql://..., "
+                          "or --no-mlflow") from None
+
+
+def check_task(source: TaskSource, protocols: tuple[str, ...]) -> None:
+    """The task's version and data, and each protocol resolved on the clips present (fold
+    counts, group fields, manifest files)."""
+    clipset = open_clips(source)
+    for protocol in protocols or (clipset.task.spec.default_protocol,):
+        resolve_split(protocol, clipset)
+
+
+def validate_run(suite: Suite, sources: list[TaskSource], device: str, track: bool,
+                 tracking_uri: str | None) -> None:
+    """Raise on the first thing that would make a cell fail for a reason known up front."""
+    check_seeds(suite.seeds)
+    check_device(device)
+    for spec in suite.protocols:
+        parse_protocol(spec)
+    for spec in (*suite.augment, *suite.deform):
+        if spec != "none":
+            validate_spec(spec)
+    for name in suite.systems:
+        preset, overrides = suite.resolve_system(name)
+        build_system(preset, device=device, **overrides)
+    check_tuned(suite)
+    for source in sources:
+        check_task(source, suite.protocols)
+    if track:
+        check_tracking(tracking_uri)
