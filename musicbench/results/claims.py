@@ -5,9 +5,10 @@ filesystem) never compute the same cell twice.
 A lease names its owner and an expiry. It is taken before a cell is computed, renewed
 by a background thread while the owner lives, and released once the cell's record is
 written. A process that dies stops renewing: its leases expire and another run takes
-the cells over (at once, when the dead process was on this machine). Every check-and-write happens under one POSIX record lock on
-``claims/.lock`` (``fcntl.lockf``, which NFS honours through its lock manager), so two
-processes can never both see a cell free and both take it.
+the cells over (at once, when the dead process was on this machine). Every
+check-and-write happens under one POSIX record lock on ``claims/.lock``
+(``fcntl.lockf``, which NFS honours through its lock manager), so two processes can
+never both see a cell free and both take it.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ The default store is a SQLite file in the working directory (``mlflow.db``, arti
 ``mlartifacts/``) unless ``--tracking-uri`` or ``MLFLOW_TRACKING_URI`` says otherwise.
 Runs carry the cell key as a tag, so logging is idempotent: a cell already logged is
 found, not logged twice; where two processes log the same key at once, both keep the
-run with the smallest id and delete the other (``dedupe``). Several processes may open a
+first run and delete the other (``dedupe``). Several processes may open a
 fresh store together: a SQLite store is created under a file lock, and an experiment
 another process created meanwhile is looked up again.
 
@@ -78,13 +78,15 @@ class Tracker:
             return self.client.get_experiment_by_name(name).experiment_id  # created meanwhile
 
     def dedupe(self, filter_string: str, mine: str) -> str:
-        """The one run matching ``filter_string`` to keep: the smallest id. Others (logged
-        by a process racing this one) are deleted; every racer makes the same choice."""
+        """The one run matching ``filter_string`` to keep: the first created (then the
+        smallest id). Others (logged by a process racing this one) are deleted; every
+        racer makes the same choice, and a racer that found only its own run keeps it."""
         runs = self.client.search_runs([self.experiment_id], filter_string, max_results=100)
-        ids = sorted({r.info.run_id for r in runs} | {mine})
-        for run_id in ids[1:]:
+        order = sorted({(r.info.start_time, r.info.run_id) for r in runs}
+                       | {(self.client.get_run(mine).info.start_time, mine)})
+        for _, run_id in order[1:]:
             self.client.delete_run(run_id)
-        return ids[0]
+        return order[0][1]
 
     def find(self, cell_key: str) -> str | None:
         runs = self.client.search_runs(
