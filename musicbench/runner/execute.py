@@ -157,12 +157,14 @@ class Runner:
             self._tracking = TrackingQueue(self.suite.name, opts.tracking_uri, self.store.save, self.log)
         try:
             with executor, self._claims:
-                work = self._plan()
-                extract_for(work, opts.jobs, self.log)
-                self._execute(work, executor)
+                try:
+                    work = self._plan()
+                    extract_for(work, opts.jobs, self.log)
+                    self._execute(work, executor)
+                finally:  # drained while the claims are held: another run never logs them too
+                    if self._tracking is not None:
+                        self._tracking.close()
         finally:
-            if self._tracking is not None:
-                self._tracking.close()
             self.store.write_csv()
         return self.store
 
