@@ -56,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="results folder (default runs/SUITE)")
     flags.add_tracking(p)
     flags.add_device(p)
+    flags.add_executor(p)
     p.add_argument("--tuned", metavar="STUDY", help="use the best parameters of an Optuna study "
                    "(musicbench tune) for its system; rows are marked tuned")
     p.add_argument("--storage", help="Optuna storage URL of --tuned (default sqlite:///optuna.db)")
@@ -196,7 +197,8 @@ def cmd_run(args) -> int:
     opts = RunOptions(out=out, data_home=args.data_home, index_dir=args.index_dir,
                       allow_partial=args.allow_partial, tracking_uri=args.tracking_uri,
                       track=not args.no_mlflow, device=args.device, quiet=args.quiet,
-                      on_bad_track=args.on_bad_track, verify=args.verify, retry_failed=args.retry_failed)
+                      on_bad_track=args.on_bad_track, verify=args.verify, retry_failed=args.retry_failed,
+                      executor=args.executor, jobs=args.jobs, scheduler=args.scheduler)
     runner = Runner(suite, opts)
     store = runner.run()
     board = to_markdown(load_folders([out])) if store.records() else "No results.\n"

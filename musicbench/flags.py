@@ -46,3 +46,26 @@ def add_tracking(p: argparse.ArgumentParser, optional: bool = True) -> None:
     p.add_argument("--tracking-uri", help=TRACKING_HELP)
     if optional:
         p.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number >= 1")
+    return value
+
+
+def add_executor(p: argparse.ArgumentParser) -> None:
+    """--executor, --jobs and --scheduler: where cells are computed (docs/scale-out.md)."""
+    p.add_argument("--executor", default="serial", choices=("serial", "processes", "dask"),
+                   help="serial: one cell after another in this process (default); processes: "
+                        "cells in parallel worker processes on this machine; dask: a Dask "
+                        "LocalCluster, or the scheduler given by --scheduler")
+    p.add_argument("--jobs", type=positive_int, metavar="N",
+                   help="worker processes of processes / a dask LocalCluster, and feature "
+                        "extraction processes (default: all cores)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="a running Dask scheduler, e.g. tcp://10.0.0.5:8786 (--executor dask)")

@@ -70,6 +70,10 @@ class FeatureCache:
         self.rebuilt += 1
         return None
 
+    def has(self, key: str) -> bool:
+        """Whether an entry exists (without reading or checking it)."""
+        return self._path(key).exists()
+
     def put(self, key: str, array: np.ndarray) -> None:
         buf = io.BytesIO()
         np.save(buf, array, allow_pickle=False)

@@ -18,6 +18,7 @@ from musicbench.runtime import exit_with_parent, progress
 from musicbench.tasks import ClipData
 
 JOBS_ENV = "MUSICBENCH_JOBS"
+_ON_DISK = np.empty((0, 0), np.float32)  # a cached entry left unread (keep=False)
 PARALLEL_MIN = 16  # below this many misses, worker start-up costs more than it saves
 
 
@@ -138,6 +139,7 @@ def extract_frames(
     cache: FeatureCache | None = None,
     n_jobs: int | None = None,
     transform: str | None = None,
+    keep: bool = True,
 ) -> list[np.ndarray]:
     """Per clip, the extractors' frames side by side: a [frames, dims] array each.
 
@@ -178,7 +180,7 @@ def _extract_frames(data: ClipData, extractors: list[Extractor], cache: FeatureC
                 continue
             usable.append(i)
             keys[i] = [entry_key(sha, policy_cfg, c) for c in configs]
-            out[i] = [cache.get(k) for k in keys[i]]
+            out[i] = [cache.get(k) if keep else (_ON_DISK if cache.has(k) else None) for k in keys[i]]
     pooled = [j for j, ex in enumerate(extractors) if ex.process_parallel]
     needs = {i: [j for j in pooled if out[i][j] is None] for i in usable}
     todo = [i for i in usable if needs[i]]
@@ -192,7 +194,7 @@ def _extract_frames(data: ClipData, extractors: list[Extractor], cache: FeatureC
             errors.setdefault(data.clips[i].track_id, str(res))
         else:
             for j, arr in zip(js, res, strict=True):
-                out[i][j] = arr
+                out[i][j] = arr if keep else _ON_DISK
         bar.update()
 
     jobs = min(jobs, max(1, len(todo) // 4))
@@ -224,4 +226,4 @@ def _extract_frames(data: ClipData, extractors: list[Extractor], cache: FeatureC
             + "\n  ".join(messages[:20])
             + ("\n  ..." if len(messages) > 20 else "")
         )
-    return [_combine(extractors, parts) for parts in out]
+    return [_combine(extractors, parts) for parts in out] if keep else []

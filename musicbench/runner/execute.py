@@ -1,6 +1,7 @@
 """Running cells: ``run_cell`` fits one planned cell and scores it under each of its
-deformations; the ``Runner`` plans a suite, skips finished records, runs the rest and is
-the one writer of the results store and of MLflow.
+deformations; the ``Runner`` plans a suite, skips finished records, has an executor
+(``runner.executors``) run the rest and is the one writer of the results store and of
+MLflow.
 
 A cell that raises is recorded as failed with its error and the run goes on; failed
 records are retried by the next run.
@@ -8,8 +9,12 @@ records are retried by the next run.
 
 from __future__ import annotations
 
+import json
 import sys
+import time
 import traceback
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,9 +23,14 @@ import pandas as pd
 
 from musicbench.augment import validate_spec
 from musicbench.features.extract import extraction_seconds
+from musicbench.errors import DataError
+from musicbench.features import Extractor, FeatureCache, extract_frames
 from musicbench.protocol.experiment import TaskSource, fit, open_clips, score
 from musicbench.protocol.metrics import primary_metric
 from musicbench.results import CellRecord, ResultStore
+from musicbench.results.claims import Claims
+from musicbench.results.tracking import TrackingQueue
+from musicbench.runner.executors import Executor, make_executor
 from musicbench.runner.plan import CellPlan, plan_task
 from musicbench.runner.suite import Suite
 from musicbench.runner.validate import validate_run
@@ -42,6 +52,9 @@ class RunOptions:
     on_bad_track: str | None = None  # None: the suite's, then each task's setting
     verify: bool = False  # md5 of every audio file against the index before the run
     retry_failed: bool = False  # run only cells whose latest attempt failed
+    executor: str = "serial"
+    jobs: int | None = None  # workers of a parallel executor, and extraction processes
+    scheduler: str | None = None  # a Dask scheduler's address
 
 
 @dataclass
@@ -67,7 +80,7 @@ def predictions_csv(data: ClipData, scores) -> str:
 
 def _failed(rec: CellRecord, exc: BaseException) -> CellRecord:
     rec.status, rec.error = "failed", f"{type(exc).__name__}: {exc}"
-    rec.details = {"traceback": traceback.format_exc()}
+    rec.details = {"traceback": "".join(traceback.format_exception(exc))}
     rec.finished_at = datetime.now(UTC).isoformat()
     return rec
 
@@ -115,19 +128,20 @@ def run_cell(plan: CellPlan, deforms: list[str]) -> CellOutcome:
 
 
 class Runner:
+    """Plans the suite's cells, skips finished ones, extracts every clip the rest need
+    in one pass, then hands them to the executor, claiming each before it is computed
+    (``musicbench.results.claims``), and writes each outcome as it arrives. Cells that
+    another run holds a live claim on are waited for, and taken over if that run dies.
+    """
+
+    POLL_SECONDS = 1.0  # how often cells claimed by another run are looked at again
+
     def __init__(self, suite: Suite, opts: RunOptions):
         self.suite, self.opts = suite, opts
         self.store = ResultStore(opts.out)
-        self._tracker = None
         self.counts = {"ok": 0, "failed": 0, "skipped": 0}
-
-    @property
-    def tracker(self):
-        if self._tracker is None and self.opts.track:
-            from musicbench.results.tracking import Tracker
-
-            self._tracker = Tracker(self.suite.name, self.opts.tracking_uri)
-        return self._tracker
+        self._tracking: TrackingQueue | None = None
+        self._claims: Claims | None = None
 
     def log(self, msg: str) -> None:
         if not self.opts.quiet:
@@ -147,30 +161,88 @@ class Runner:
         self.validate()
         self.store.begin_run([get_task(s.ref).ref for s in self.sources()], self.suite.systems,
                              self.suite.protocols, self.suite.seeds)
+        opts = self.opts
+        executor = make_executor(opts.executor, opts.jobs, opts.scheduler,
+                                 gpu=opts.device.startswith("cuda"), log=self.log)
+        self._claims = Claims(opts.out)
+        if opts.track:
+            self._tracking = TrackingQueue(self.suite.name, opts.tracking_uri, self.store.save, self.log)
+        try:
+            with executor, self._claims:
+                try:
+                    work = self._plan()
+                    extract_for(work, opts.jobs, self.log)
+                    self._execute(work, executor)
+                finally:  # drained while the claims are held: another run never logs them too
+                    if self._tracking is not None:
+                        self._tracking.close()
+        finally:
+            self.store.write_csv()
+        return self.store
+
+    def _plan(self) -> list[CellPlan]:
+        """The cells with a record left to compute; failed records of what did not resolve
+        are written at once, finished ones are counted (and logged if they are not yet)."""
+        work = []
         for source in self.sources():
             for item in plan_task(self.suite, source, self.opts.device, self.log):
                 if isinstance(item, CellRecord):
                     self._finish(item, f"{item.task}:{item.version} {item.protocol} {item.system} "
                                        f"seed {item.seed}")
+                elif self._todo(item):
+                    work.append(item)
                 else:
-                    self._run(item)
-        self.store.write_csv()
-        return self.store
+                    self._skip(item)
+        return work
 
-    def _run(self, plan: CellPlan) -> None:
-        todo = []
-        for deform, key in plan.keys.items():
-            done = self.store.load(key)
-            if done is None and self.opts.retry_failed:
-                continue
-            if done is not None and done.ok:
-                self.counts["skipped"] += 1
-                self._ensure_logged(done)
-            else:
-                todo.append(deform)
-        if not todo:
+    def _todo(self, plan: CellPlan) -> list[str]:
+        """The deformations of ``plan`` without a finished record (with ``retry_failed``:
+        only those whose latest attempt failed)."""
+        return [d for d, key in plan.keys.items() if not self.store.is_done(key)
+                and not (self.opts.retry_failed and self.store.load(key) is None)]
+
+    def _skip(self, plan: CellPlan) -> None:
+        """Count a finished cell, and log whatever of it MLflow lacks (under its claim, so
+        two runs never log it together)."""
+        self.counts["skipped"] += len(plan.keys)
+        recs = [self.store.load(key) for key in plan.keys.values()]
+        unlogged = [r for r in recs if r is not None and not r.mlflow_run_id]
+        if self._tracking is None or not unlogged or not self._claims.acquire(plan.claim_key):
             return
-        outcome = run_cell(plan, todo)
+        unlogged = [r for r in map(self.store.load, plan.keys.values()) if r and not r.mlflow_run_id]
+        self._log_records(plan, unlogged)
+
+    def _execute(self, work: list[CellPlan], executor: Executor) -> None:
+        pending, waiting, running = deque(work), [], {}
+        retry_at = 0.0
+        while pending or waiting or running:
+            if waiting and time.monotonic() >= retry_at:
+                pending.extend(waiting)
+                waiting = []
+            while pending and len(running) < executor.slots:
+                plan = pending.popleft()
+                if not self._claims.acquire(plan.claim_key):
+                    waiting.append(plan)  # another run computes it: look again later
+                    retry_at = time.monotonic() + self.POLL_SECONDS
+                    continue
+                todo = self._todo(plan)  # finished by another run before the claim was taken
+                if not todo:
+                    self._claims.release(plan.claim_key)
+                    self._skip(plan)
+                    continue
+                self.counts["skipped"] += len(plan.keys) - len(todo)
+                running[plan.claim_key] = (plan, todo)
+                executor.submit(plan.claim_key, run_cell, plan, todo, gpu=plan.device.startswith("cuda"))
+            if running:
+                for key, result in executor.wait(timeout=self.POLL_SECONDS if waiting else None):
+                    plan, todo = running.pop(key)
+                    if not isinstance(result, CellOutcome):  # the executor's failure, not the cell's
+                        result = CellOutcome([_failed(plan.record(d), result) for d in todo], {})
+                    self._write(plan, result)
+            elif waiting:
+                time.sleep(max(0.0, retry_at - time.monotonic()))
+
+    def _write(self, plan: CellPlan, outcome: CellOutcome) -> None:
         for rec in outcome.records:
             if rec.cell_key in outcome.predictions:
                 atomic_write(self.store.root / rec.predictions, outcome.predictions[rec.cell_key])
@@ -179,21 +251,36 @@ class Runner:
                 metric = primary_metric(rec.kind)
                 label += (f": {metric} {rec.metrics[metric]:.4f} (fit {rec.fit_seconds:.1f}s, "
                           f"predict {rec.predict_seconds:.1f}s)")
-            self._finish(rec, label)
+            self._report(rec, label)
+        self._log_records(plan, outcome.records)
 
     def _finish(self, rec: CellRecord, label: str) -> None:
-        if rec.ok:
-            self.log(f"[ok] {label}")
-        else:
-            self.log(f"[FAILED] {label}: {rec.error}")
+        """Save and log a record that needs no computing (a task that did not resolve)."""
+        self._report(rec, label)
+        if self._tracking is not None:
+            self._tracking.put(rec, [])
+
+    def _report(self, rec: CellRecord, label: str) -> None:
+        self.log(f"[ok] {label}" if rec.ok else f"[FAILED] {label}: {rec.error}")
         self.store.save(rec)
         self.counts[rec.status] += 1
-        self._ensure_logged(rec)
 
-    def _ensure_logged(self, rec: CellRecord) -> None:
-        """Log a cell to MLflow once; a tracking failure is reported, results are kept."""
-        if not self.opts.track or rec.mlflow_run_id:
+    def _log_records(self, plan: CellPlan, records: list[CellRecord]) -> None:
+        """Queue the records for MLflow; the cell's claim is released once they are logged."""
+        if self._tracking is None or not records:
+            self._claims.release(plan.claim_key)
             return
+        left = [len(records)]
+
+        def logged() -> None:
+            left[0] -= 1
+            if not left[0]:
+                self._claims.release(plan.claim_key)
+
+        for rec in records:
+            self._tracking.put(rec, self._artifacts(rec), logged)
+
+    def _artifacts(self, rec: CellRecord) -> list[Path]:
         artifacts = []
         if rec.predictions:
             artifacts.append(self.store.root / rec.predictions)
@@ -203,9 +290,36 @@ class Runner:
             atomic_write(path, pd.DataFrame(cm, index=rec.classes, columns=rec.classes)
                          .to_csv(index_label="true\\predicted"))
             artifacts.append(path)
+        return artifacts
+
+
+def extract_for(plans: list[CellPlan], jobs: int | None, log: Callable[[str], None]) -> None:
+    """Fill the feature cache for every clip the cells will read, in one parallel pass
+    per task and transform (all systems' extractors together: one decode per clip),
+    instead of each fold part extracting on its own inside its cell. An unreadable
+    track is left to the cells that need it, which record it."""
+    needs: dict[tuple, tuple[dict[str, Extractor], dict[str, None]]] = {}
+    systems: dict[str, list[Extractor]] = {}
+    for plan in plans:
+        sys_key = json.dumps([plan.preset, plan.overrides, plan.device], sort_keys=True, default=str)
+        if sys_key not in systems:
+            clips = open_clips(plan.source)
+            est = build_system(plan.preset, seed=plan.seed, device=plan.device, **plan.overrides)
+            systems[sys_key] = est.extractors(clips.task.spec.clip.sample_rate)
+        if not systems[sys_key]:
+            continue
+        fold = plan.fold
+        parts = [((*fold.train, *fold.valid, *fold.test), None)]
+        if plan.augment != "none":
+            parts.append((fold.train, validate_spec(plan.augment)))
+        parts += [(fold.test, validate_spec(d)) for d in plan.keys if d != "none"]
+        for ids, transform in parts:
+            extractors, wanted = needs.setdefault((plan.source, transform), ({}, {}))
+            extractors.update({json.dumps(e.cache_config(), sort_keys=True): e for e in systems[sys_key]})
+            wanted.update(dict.fromkeys(ids))
+    for (source, transform), (extractors, wanted) in needs.items():
+        data = open_clips(source).part(list(wanted))
         try:
-            rec.mlflow_run_id = self.tracker.log_cell(rec, artifacts)
-        except Exception as exc:  # noqa: BLE001 - tracking must never cost a result
-            self.log(f"WARNING: MLflow logging failed for {rec.cell_key}: {exc}")
-            return
-        self.store.save(rec)
+            extract_frames(data, list(extractors.values()), FeatureCache(), jobs, transform, keep=False)
+        except DataError as exc:
+            log(f"WARNING: {exc}")

@@ -62,6 +62,12 @@ class CellPlan:
                 f"seed {self.seed}")
         return text + (f" augment {self.augment}" if self.augment != "none" else "")
 
+    @property
+    def claim_key(self) -> str:
+        """What runs sharing a results folder claim before computing the cell: one key
+        for the fit and all its scorings."""
+        return cell_key(records=sorted(self.keys.values()))
+
     def record(self, deform: str) -> CellRecord:
         """The record of one scoring, before it has a status."""
         clips = open_clips(self.source)

@@ -10,6 +10,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from musicbench.errors import ConfigError
+from musicbench.features.extractor import Extractor
 from musicbench.systems.params import DEVICE, SEED, Rule
 from musicbench.tasks import ClipData
 
@@ -61,6 +62,12 @@ class System(BaseEstimator):
     def predict_scores(self, data: ClipData) -> np.ndarray:
         with self._runtime():
             return self._predict_scores(data)
+
+    def extractors(self, sample_rate: int) -> list[Extractor]:
+        """The cached extractors ``fit`` and ``predict_scores`` read frames from, so a run
+        can extract every clip its cells need in one parallel pass before they start;
+        empty for a system that computes its inputs itself."""
+        return []
 
     def training_report(self) -> dict[str, Any]:
         """JSON-safe facts about the last ``fit`` worth recording with a result (a neural

@@ -56,6 +56,9 @@ class FrameFeatureSystem(System):
             for n in names
         ]
 
+    def extractors(self, sample_rate: int) -> list[FrontEnd]:
+        return self.frontends(sample_rate)
+
     def frames(self, data: ClipData, transform: str | None = None) -> list[np.ndarray]:
         """Per clip: front-end frames, with delta / double-delta frames appended."""
         raw = extract_frames(data, self.frontends(data.sample_rate), FeatureCache(),

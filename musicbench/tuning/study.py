@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,9 @@ from musicbench.errors import ConfigError, UnknownNameError
 PRUNERS = ("median", "halving", "none")
 HEARTBEAT_SECONDS = 30  # a trial whose worker died is failed after two missed beats
 N_STARTUP_TRIALS = 8  # random trials before TPE models the results
+SCHEMA_RETRIES = 5
+SCHEMA_RACE = re.compile(r"already exists|duplicate key|UNIQUE constraint|database is locked", re.I)
+SURPLUS = "surplus"  # user attribute of a trial failed for being one more than the study's target
 DRIVER_HINTS = {
     "postgresql": "pip install psycopg2-binary",
     "mysql": "pip install pymysql (and use mysql+pymysql://...)",
@@ -41,10 +45,18 @@ def open_storage(url: str | None) -> Any:
     url = url or default_storage()
     engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs,
-                                              heartbeat_interval=HEARTBEAT_SECONDS)
+        for attempt in range(SCHEMA_RETRIES):
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs,
+                                                      heartbeat_interval=HEARTBEAT_SECONDS)
+            except Exception as exc:
+                # several processes opening a fresh database all create its schema: one
+                # wins, the others fail on what it created and find it there when they retry
+                if attempt + 1 == SCHEMA_RETRIES or not SCHEMA_RACE.search(str(exc)):
+                    raise
+                time.sleep(0.2 * (attempt + 1))
     except ModuleNotFoundError as exc:
         scheme = url.split(":", 1)[0].split("+", 1)[0]
         hint = DRIVER_HINTS.get(scheme, "install the SQLAlchemy driver for this database")

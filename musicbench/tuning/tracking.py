@@ -2,7 +2,8 @@
 
 The parent run is found again by its study key (storage and study name), so resumed
 runs and later invocations add to it. Trials are logged at most once (their number is
-a tag), from one process only, so parallel workers never contend for the MLflow store.
+a tag), from one process per command, so parallel workers never contend for the MLflow
+store; where two commands tune one study, a trial both logged keeps one run (``dedupe``).
 Tracking failures are reported and never cost a trial.
 """
 
@@ -16,6 +17,7 @@ from typing import Any
 
 from musicbench.results.tracking import Tracker
 from musicbench.runtime import code_version
+from musicbench.tuning.study import SURPLUS
 
 EXPERIMENT = "tune"
 STUDY_TAG = "musicbench.study_key"
@@ -60,7 +62,10 @@ class StudyTracker:
             STUDY_TAG: self.key, "mlflow.runName": f"study {self.study_name}",
             "code_version": code_version(), "study": self.study_name, "storage": self.storage_label,
         })
-        self.parent_id = run.info.run_id
+        self.parent_id = self.tracker.dedupe(f"tags.`{STUDY_TAG}` = '{self.key}'", run.info.run_id)
+        if self.parent_id != run.info.run_id:  # another process created it meanwhile
+            self.logged = self._logged_trials()
+            return self.parent_id
         flat = {k: v for k, v in attrs.items() if k not in ("search_space", "fixed_params")}
         flat.update({f"fixed.{k}": v for k, v in attrs.get("fixed_params", {}).items()})
         flat.update({f"space.{k}": json.dumps(v, sort_keys=True)
@@ -82,7 +87,7 @@ class StudyTracker:
 
     def log_trial(self, trial: Any, metric: str) -> None:
         """Log one finished trial as a nested run (idempotent)."""
-        if trial.number in self.logged or trial.state.name not in STATUS:
+        if trial.number in self.logged or trial.state.name not in STATUS or trial.user_attrs.get(SURPLUS):
             return
         try:
             self._log_trial(trial, metric)
@@ -112,6 +117,9 @@ class StudyTracker:
                               params=[Param(k, str(v)) for k, v in trial.params.items()],
                               tags=[RunTag("trial_number", str(trial.number))])
         self.client.set_terminated(run_id, STATUS[trial.state.name], end_time=_ms(trial.datetime_complete))
+        # another process (a second `musicbench tune` on the study) may have logged it too
+        self.tracker.dedupe(f"tags.`mlflow.parentRunId` = '{self.parent_id}' and tags.`{TRIAL_TAG}` = "
+                            f"'{trial.number}'", run_id)
         self.logged.add(trial.number)
 
     def sync(self, study: Any, metric: str) -> None:

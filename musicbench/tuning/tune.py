@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from musicbench.errors import ConfigError, MusicbenchError
+from musicbench.tuning.study import SURPLUS
 
 PRUNE_WARMUP_MIN = 2  # epochs; a quarter of the preset's max_epochs when that is more
 MAX_CONSECUTIVE_FAILURES = 3  # a worker whose trials keep failing stops: the cause is systematic
@@ -147,7 +148,8 @@ def _counts(study: Any) -> tuple[int, int]:
 
     from musicbench.tuning.study import finished_trials
 
-    failed = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+    failed = [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+              if not t.user_attrs.get(SURPLUS)]
     return len(finished_trials(study)), len(failed)
 
 
@@ -169,6 +171,16 @@ class _StopRules:
             study.stop()
 
 
+def _surplus(study: Any, trial: Any, target: int) -> bool:
+    """Whether ``target`` trials numbered before this one are finished or running: other
+    processes started theirs at the same moment and this one is one too many. The
+    storage numbers trials, so every process agrees on which ones are surplus."""
+    from optuna.trial import TrialState
+
+    states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+    return sum(t.number < trial.number for t in study.get_trials(deepcopy=False, states=states)) >= target
+
+
 def _optimize(cfg: TuneConfig, prep: Prepared, worker: int, n_trials: int | None, n_before: int,
               callbacks: list[Any]) -> bool:
     """Run this worker's share of trials; True when it stopped on repeated failures."""
@@ -184,6 +196,10 @@ def _optimize(cfg: TuneConfig, prep: Prepared, worker: int, n_trials: int | None
 
     def objective(trial: Any) -> float:
         trial.set_user_attr("worker", tag)
+        if cfg.trials is not None and _surplus(study, trial, cfg.trials):
+            trial.set_user_attr(SURPLUS, True)
+            study.stop()
+            raise RuntimeError(f"the study already holds its {cfg.trials} trials")
         return prep.objective(trial)
 
     study.optimize(objective, n_trials=n_trials, timeout=cfg.timeout, catch=(Exception,),
