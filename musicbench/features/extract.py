@@ -154,13 +154,13 @@ def extract_frames(
     global _seconds
     t0 = time.perf_counter()
     try:
-        return _extract_frames(data, extractors, cache, n_jobs, transform)
+        return _extract_frames(data, extractors, cache, n_jobs, transform, keep)
     finally:
         _seconds += time.perf_counter() - t0
 
 
 def _extract_frames(data: ClipData, extractors: list[Extractor], cache: FeatureCache | None,
-                    n_jobs: int | None, transform: str | None) -> list[np.ndarray]:
+                    n_jobs: int | None, transform: str | None, keep: bool) -> list[np.ndarray]:
     policy = data.task.spec.clip
     transform = transform if transform is not None else data.deform
     policy_cfg = {**policy.as_dict(), "transform": transform}

@@ -22,9 +22,9 @@ from pathlib import Path
 import pandas as pd
 
 from musicbench.augment import validate_spec
-from musicbench.features.extract import extraction_seconds
 from musicbench.errors import DataError
 from musicbench.features import Extractor, FeatureCache, extract_frames
+from musicbench.features.extract import extraction_seconds
 from musicbench.protocol.experiment import TaskSource, fit, open_clips, score
 from musicbench.protocol.metrics import primary_metric
 from musicbench.results import CellRecord, ResultStore
