@@ -419,3 +419,20 @@ def test_run_tuned_with_a_suite_keeps_the_suites_other_parameters(workspace, cap
         assert record.params["n_mfcc"] == 6  # the suite's, not tuned
         assert record.params["deltas"] == 1  # fixed while tuning
         assert record.params["C"] == best["C"] != 50.0  # tuned beats the suite's
+
+
+def test_rows_of_two_studies_with_the_same_parameters_are_two_records(workspace):
+    """A shared study and a per-fold study may pick the same parameters on a fold; each
+    row keeps its own record (the key holds the study), and an untuned run keeps its key."""
+    from musicbench.protocol.experiment import TaskSource
+    from musicbench.runner.plan import plan_task
+    from musicbench.runner.suite import Suite
+
+    def keys(tuned: dict) -> list[str]:
+        suite = Suite("k", (TASK,), ("tune-svm",), (PROTOCOL,), tuned=tuned)
+        return [p.keys["none"] for p in plan_task(suite, TaskSource(TASK), "cpu", lambda m: None)]
+
+    untuned = keys({})
+    shared = keys({"tune-svm": {"study": "a", "trials": 3, "kind": "shared"}})
+    other = keys({"tune-svm": {"study": "b", "trials": 3, "kind": "shared"}})
+    assert len(set(untuned + shared + other)) == 3 * len(untuned)

@@ -3,7 +3,7 @@ work (``CellPlan``) that any process can run given only the plan.
 
 A cell is task x protocol x fold x system x seed x augmentation; it is fitted once and
 scored under every test-time deformation, each of which is its own record with its own
-key. A key hashes everything that defines the record (task spec, split hash, fold,
+key. A key hashes everything that defines the record (task spec, split hash, fold, tuning,
 system family and full parameters, seed, augmentation, deformation, code version), so a
 rerun skips finished records and recomputes only what is missing.
 """
@@ -152,10 +152,13 @@ def plan_task(suite: Suite, source: TaskSource, device: str, log: Log) -> Iterat
                 params = {k: v for k, v in built.get_params().items() if k not in ("seed", "device")}
                 for seed in suite.seeds:
                     for augment in suite.augment:
+                        # a tuned record belongs to its study's row even where an untuned
+                        # run or another study came to the same parameters
+                        tuning = {"tuned": {k: tuned.get(k) for k in ("study", "kind")}} if tuned else {}
                         keys = {deform: cell_key(task=spec, version=task.version, protocol=split.protocol,
                                                  split_hash=split.hash, fold=fold.index, system=system,
                                                  preset=preset, family=family, params=params, seed=seed,
-                                                 augment=augment, deform=deform)
+                                                 augment=augment, deform=deform, **tuning)
                                 for deform in suite.deform}
                         yield CellPlan(source, task.name, task.version, task.spec.kind, split.protocol,
                                        split.hash, fold, system, preset, overrides, params, seed, augment,
