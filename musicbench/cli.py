@@ -19,7 +19,8 @@ RUN_ENVIRONMENT = """environment:
   MLFLOW_TRACKING_URI    where cells are logged (default sqlite:///./mlflow.db); --tracking-uri wins
   MUSICBENCH_DATA_HOME   default --data-home;  MUSICBENCH_INDEX_DIR  default --index-dir
   MUSICBENCH_CACHE       feature cache and generated data (default ~/.cache/musicbench)
-  MUSICBENCH_JOBS        extraction processes (default: all cores)"""
+  MUSICBENCH_JOBS        extraction processes (default: all cores)
+  MUSICBENCH_PROGRESS_SECONDS  seconds between progress lines when stderr is not a terminal (10)"""
 
 
 def build_parser() -> argparse.ArgumentParser:
