@@ -56,6 +56,24 @@ def fitted(request, synth_fold):
     return request.param, system, system.predict_scores(test.without_labels())
 
 
+def test_declared_extractors_cover_every_cached_frame(fitted, synth_fold, tmp_path, monkeypatch):
+    """A run extracts what ``extractors()`` declares before its cells start; fitting and
+    scoring must then find every frame they read in the cache."""
+    from musicbench.features import Extractor, FeatureCache, extract_frames
+
+    name, system, _ = fitted
+    monkeypatch.setenv("MUSICBENCH_CACHE", str(tmp_path))
+    train, valid, test = synth_fold
+    declared = system.extractors(train.sample_rate)
+    assert all(isinstance(e, Extractor) for e in declared)
+    if declared:
+        for part in (train, valid, test):
+            extract_frames(part, declared, FeatureCache(), n_jobs=1, keep=False)
+    before = set(tmp_path.rglob("*.npy"))
+    build(name).fit(train, valid).predict_scores(test.without_labels())
+    assert set(tmp_path.rglob("*.npy")) == before
+
+
 def test_preset_declares_family_and_valid_search_space(fitted):
     name = fitted[0]
     preset = get_preset(name)
