@@ -24,6 +24,8 @@ FAMILIES = {
     "aisfx": "musicbench.encoders.aisfx:AisfxEncoder",
     "crepe": "musicbench.encoders.crepe:CrepeEncoder",
     "hear": "musicbench.encoders.hear:HearEncoder",
+    # the project's own fitted deep systems; a higher layer, imported only by this name
+    "deep": "musicbench.systems.deep.encoder:DeepEncoder",
 }
 
 

@@ -13,6 +13,7 @@ from scipy.fft import dct, dctn
 from musicbench.errors import ConfigError
 
 SUMMARIES = ("stats", "dct", "dct2d", "vq")
+POOLINGS = ("mean", "max", "meanmax")  # plain poolings, for embeddings that need no more
 
 
 def add_deltas(frames: np.ndarray, order: int) -> np.ndarray:
@@ -76,3 +77,23 @@ class Codebook:
         codes = self.kmeans_.predict(((frames - self.mean_) / self.std_).astype(np.float32))
         hist = np.bincount(codes, minlength=self.size).astype(np.float64)
         return hist / hist.sum()
+
+
+def summarise(frames: list[np.ndarray], how: str, dct_coefficients: int = 4,
+              codebook: Codebook | None = None) -> np.ndarray:
+    """``[clips, dims]``: each clip's frames summarised by one of ``POOLINGS + SUMMARIES``
+    (``vq`` needs a fitted ``codebook``)."""
+    per_clip = {
+        "mean": lambda f: f.mean(axis=0),
+        "max": lambda f: f.max(axis=0),
+        "meanmax": lambda f: np.concatenate([f.mean(axis=0), f.max(axis=0)]),
+        "stats": stats,
+        "dct": lambda f: dct_time(f, dct_coefficients),
+        "dct2d": lambda f: dct_2d(f, dct_coefficients),
+        "vq": lambda f: codebook.histogram(f),
+    }
+    if how not in per_clip:
+        raise ConfigError(f"summary {how!r}: must be one of {', '.join(per_clip)}")
+    if how == "vq" and codebook is None:
+        raise ConfigError("summary 'vq' needs a codebook fitted on training frames")
+    return np.vstack([per_clip[how](f) for f in frames])

@@ -29,6 +29,9 @@ MLFLOW_METRICS = ("fit_seconds", "predict_seconds", "extract_seconds", "group_le
 MLFLOW_PARAMS = ("task", "version", "protocol", "fold", "system", "seed", "augment", "deform", "kind",
                  "tuned", "tuned_study", "tuned_trials", "tuned_kind", "n_train", "n_valid", "n_test")
 
+#: what MLflow keeps of each encoder card
+ENCODER_CARD_PARAMS = ("licence", "source", "weights_digest")
+
 
 def columns() -> list[str]:
     """The results table's columns, in order (``results.csv``): the record's fields, with
@@ -128,8 +131,16 @@ class CellRecord:
         return "|".join(str(getattr(self, k)) for k in ("task", "protocol", "fold", "system", "seed"))
 
     def mlflow_params(self) -> dict[str, str]:
+        """The system's parameters, the cell's identity, and the provenance (licence,
+        source, weight digest) of every encoder the system used."""
         flat = {**self.params, **{k: getattr(self, k) for k in MLFLOW_PARAMS}}
+        for card in self.encoder_cards():
+            flat.update({f"encoder.{card['name']}.{k}": card[k] for k in ENCODER_CARD_PARAMS if k in card})
         return {k: str(v)[:6000] for k, v in flat.items()}
+
+    def encoder_cards(self) -> list[dict[str, Any]]:
+        """The cards of the encoders the system used (``training_report()["encoders"]``)."""
+        return list((self.details.get("training") or {}).get("encoders") or [])
 
     def mlflow_tags(self) -> dict[str, str]:
         tags = {CELL_TAG: self.cell_key, "mlflow.runName": self.run_name(), "split_hash": self.split_hash,

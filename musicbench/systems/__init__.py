@@ -21,6 +21,7 @@ FAMILIES = {
     "classical": "musicbench.systems.classical:ClassicalSystem",
     "gmm": "musicbench.systems.density:GMMSystem",
     "deep": "musicbench.systems.deep.system:DeepSystem",
+    "probe": "musicbench.systems.probe:ProbeSystem",
 }
 
 

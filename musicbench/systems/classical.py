@@ -7,7 +7,7 @@ from typing import ClassVar
 import numpy as np
 
 from musicbench.errors import ConfigError
-from musicbench.features.summaries import SUMMARIES, Codebook, dct_2d, dct_time, stats
+from musicbench.features.summaries import SUMMARIES, Codebook, summarise
 from musicbench.systems.base import EpochCallback
 from musicbench.systems.frames import FrameFeatureSystem
 from musicbench.systems.params import COUNT, NON_NEGATIVE, POSITIVE, Either, Number, OneOf, Rule
@@ -89,47 +89,52 @@ class ClassicalSystem(FrameFeatureSystem):
         self.device = device
 
     def _summarise(self, frames: list[np.ndarray]) -> np.ndarray:
-        if self.summary == "stats":
-            rows = [stats(f) for f in frames]
-        elif self.summary == "dct":
-            rows = [dct_time(f, self.dct_coefficients) for f in frames]
-        elif self.summary == "dct2d":
-            rows = [dct_2d(f, self.dct_coefficients) for f in frames]
-        else:
-            rows = [self.codebook_.histogram(f) for f in frames]
-        return np.vstack(rows)
+        return summarise(frames, self.summary, self.dct_coefficients, getattr(self, "codebook_", None))
 
-    def _estimator(self, multilabel: bool):
+    native_multilabel: ClassVar[tuple[str, ...]] = ("mlp",)  # the others go one-vs-rest
+
+    def _classifier(self, C: float | None = None):
+        """The unfitted classifier; ``C`` overrides the parameter (a probe's grid)."""
+        C = self.C if C is None else C
+        cw = self.class_weight
+        if self.classifier == "svm":
+            from sklearn.svm import SVC
+
+            return SVC(C=C, kernel=self.kernel, gamma=self.gamma, class_weight=cw, random_state=self.seed)
+        if self.classifier == "knn":
+            from sklearn.neighbors import KNeighborsClassifier
+
+            return KNeighborsClassifier(n_neighbors=self.n_neighbors)
+        if self.classifier == "logreg":
+            from sklearn.linear_model import LogisticRegression
+
+            return LogisticRegression(C=C, class_weight=cw, max_iter=2000)
+        from sklearn.neural_network import MLPClassifier
+
+        return MLPClassifier((self.mlp_hidden,), alpha=self.mlp_alpha, max_iter=500, random_state=self.seed)
+
+    def _estimator(self, multilabel: bool, **hyper):
+        """Standardisation -> (PCA) -> the classifier built with ``hyper``."""
         from sklearn.decomposition import PCA
         from sklearn.multiclass import OneVsRestClassifier
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
 
-        cw = self.class_weight
-        if self.classifier == "svm":
-            from sklearn.svm import SVC
-
-            clf = SVC(C=self.C, kernel=self.kernel, gamma=self.gamma, class_weight=cw,
-                      random_state=self.seed)
-        elif self.classifier == "knn":
-            from sklearn.neighbors import KNeighborsClassifier
-
-            clf = KNeighborsClassifier(n_neighbors=self.n_neighbors)
-        elif self.classifier == "logreg":
-            from sklearn.linear_model import LogisticRegression
-
-            clf = LogisticRegression(C=self.C, class_weight=cw, max_iter=2000)
-        else:
-            from sklearn.neural_network import MLPClassifier
-
-            clf = MLPClassifier((self.mlp_hidden,), alpha=self.mlp_alpha, max_iter=500,
-                                random_state=self.seed)
-        if multilabel and self.classifier != "mlp":
+        clf = self._classifier(**hyper)
+        if multilabel and self.classifier not in self.native_multilabel:
             clf = OneVsRestClassifier(clf)
         steps = [StandardScaler()]
         if self.pca_components:
             steps.append(PCA(self.pca_components, random_state=self.seed))
         return make_pipeline(*steps, clf)
+
+    def _seen_classes(self, y: np.ndarray, train: ClipData) -> None:
+        """Remember the classes present in training (multiclass), refusing a single one."""
+        if train.kind == "multilabel":
+            return
+        self.seen_ = np.unique(y)
+        if len(self.seen_) < 2:
+            raise ConfigError(f"training part of {train.task.ref} holds a single class")
 
     def _fit(self, train: ClipData, valid: ClipData | None,
              epoch_callback: EpochCallback | None) -> None:
@@ -137,17 +142,15 @@ class ClassicalSystem(FrameFeatureSystem):
         if self.summary == "vq":
             self.codebook_ = Codebook(self.codebook_size, self.seed).fit(frames)
         x = self._summarise(frames)
-        multilabel = train.kind == "multilabel"
-        if not multilabel:
-            self.seen_ = np.unique(y)
-            if len(self.seen_) < 2:
-                raise ConfigError(f"training part of {train.task.ref} holds a single class")
-        self.model_ = self._estimator(multilabel).fit(x, y)
+        self._seen_classes(y, train)
+        self.model_ = self._estimator(train.kind == "multilabel").fit(x, y)
         self.n_classes_ = len(train.classes)
 
     def _predict_scores(self, data: ClipData) -> np.ndarray:
-        x = self._summarise(self.frames(data))
-        model = self.model_
+        return self._scores(self.model_, self._summarise(self.frames(data)), data.kind)
+
+    def _scores(self, model, x: np.ndarray, kind: str) -> np.ndarray:
+        """A fitted pipeline's scores over every task class (SVM margins or probabilities)."""
         if hasattr(model, "decision_function") and self.classifier == "svm":
             scores = model.decision_function(x)
             if scores.ndim == 1:  # two classes: one margin
@@ -156,6 +159,6 @@ class ClassicalSystem(FrameFeatureSystem):
         else:
             scores = model.predict_proba(x)
             fill = 0.0
-        if data.kind == "multilabel":
+        if kind == "multilabel":
             return np.asarray(scores, dtype=np.float64)
         return self.expand_scores(scores, self.seen_, self.n_classes_, fill)

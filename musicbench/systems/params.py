@@ -94,14 +94,30 @@ class Names(Rule):
     """One name, or a non-empty list of names, from a registry."""
 
     valid: tuple[str, ...]
+    empty: bool = False  # an empty list is valid too
 
     def accepts(self, value: Any) -> bool:
         names = [value] if isinstance(value, str) else value
-        return (isinstance(names, (list, tuple)) and len(names) > 0
+        return (isinstance(names, (list, tuple)) and (self.empty or len(names) > 0)
                 and all(isinstance(n, str) and n in self.valid for n in names))
 
     def __str__(self) -> str:
-        return f"a name or a list of names from {', '.join(self.valid)}"
+        some = "a (possibly empty)" if self.empty else "a"
+        return f"a name or {some} list of names from {', '.join(self.valid)}"
+
+
+@dataclass(frozen=True)
+class ListOf(Rule):
+    """A non-empty list of values each valid under ``item`` (a grid to choose from)."""
+
+    item: Rule
+
+    def accepts(self, value: Any) -> bool:
+        return (isinstance(value, (list, tuple)) and len(value) > 0
+                and all(self.item.accepts(v) for v in value))
+
+    def __str__(self) -> str:
+        return f"a non-empty list, each {self.item}"
 
 
 @dataclass(frozen=True)

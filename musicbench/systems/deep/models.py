@@ -31,9 +31,13 @@ class PooledHead(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.linear = nn.Linear(2 * channels, n_classes)
 
+    @staticmethod
+    def pool(x: torch.Tensor) -> torch.Tensor:
+        """``[batch, channels, time]`` -> ``[batch, 2 * channels]``: the penultimate layer."""
+        return torch.cat([x.mean(dim=-1), x.amax(dim=-1)], dim=1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pooled = torch.cat([x.mean(dim=-1), x.amax(dim=-1)], dim=1)
-        return self.linear(self.dropout(pooled))
+        return self.linear(self.dropout(self.pool(x)))
 
 
 class ChunkClassifier(nn.Module):
@@ -45,14 +49,26 @@ class ChunkClassifier(nn.Module):
         self.frontend, self.norm, self.body, self.head = frontend, norm, body, head
         self.collapse_freq = collapse_freq
 
-    def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        """``[batch, samples]`` float32 waveform chunks -> ``[batch, n_classes]`` logits."""
+    def features(self, wave: torch.Tensor) -> torch.Tensor:
+        """``[batch, samples]`` float32 waveform chunks -> ``[batch, channels, time]`` maps."""
         with torch.autocast(wave.device.type, enabled=False):
             x = self.frontend(wave.float()) if self.frontend is not None else wave[:, None, :]
         x = self.body(self.norm(x))
         if self.collapse_freq:  # [b, c, f, t] -> [b, c, t]: the strongest band per channel
             x = x.amax(dim=2)
-        return self.head(x)
+        return x
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        """``[batch, samples]`` float32 waveform chunks -> ``[batch, n_classes]`` logits."""
+        return self.head(self.features(wave))
+
+    def embed(self, wave: torch.Tensor) -> torch.Tensor:
+        """``[batch, samples]`` chunks -> ``[batch, embedding_size]``: the head's input."""
+        return self.head.pool(self.features(wave))
+
+    @property
+    def embedding_size(self) -> int:
+        return self.head.linear.in_features
 
 
 def _widths(width: int, n_blocks: int, every: int, cap: int) -> list[int]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -43,7 +44,8 @@ class DeepSystem(System):
     uses ``train.augment`` on the fly for a random ``augment_p`` share of the chunks.
     After ``fit``, ``history_`` holds one dict of metrics per epoch, ``best_epoch_`` the
     epoch whose weights were kept and ``n_parameters_`` the network's size; the same
-    three make up ``training_report()``.
+    three make up ``training_report()``. ``save(path)`` writes the fitted network as a
+    checkpoint that the ``deep`` encoder family turns into an encoder.
     """
 
     param_rules: ClassVar[dict[str, Rule]] = {
@@ -162,6 +164,14 @@ class DeepSystem(System):
         self.history_: list[dict[str, Any]] = self.trainer_.history
         self.best_epoch_ = self.trainer_.best_epoch
         self.n_parameters_ = sum(p.numel() for p in net.parameters())
+        self.task_ = train.task.ref
+
+    def save(self, path: str | Path) -> Path:
+        """Save the fitted network as a checkpoint that the ``deep`` encoder family loads
+        (``musicbench.systems.deep.checkpoint``)."""
+        from musicbench.systems.deep.checkpoint import save_checkpoint
+
+        return save_checkpoint(self, path)
 
     def _predict_scores(self, data: ClipData) -> np.ndarray:
         bank = WaveBank(clip_waveforms(data), self.trainer_.cfg.chunk, self.trainer_.device)

@@ -1,0 +1,87 @@
+"""Checkpoints of fitted deep systems: a state dict and a JSON description, loadable with
+``torch.load(weights_only=True)`` (tensors and strings only, nothing to unpickle)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from musicbench.errors import ConfigError
+from musicbench.runtime import atomic_write, cache_root
+
+if TYPE_CHECKING:
+    from musicbench.systems.deep.system import DeepSystem
+
+FORMAT = 1
+
+
+def save_checkpoint(system: DeepSystem, path: str | Path) -> Path:
+    """Write a fitted ``system``'s network and what rebuilds it (parameters, classes,
+    sample rate, kind, the task it was trained on) to ``path``, atomically."""
+    if not hasattr(system, "trainer_"):
+        raise ConfigError("only a fitted deep system can be saved: call fit first")
+    trainer = system.trainer_
+    params = {k: v for k, v in system.get_params().items() if k != "device"}
+    meta = {"format": FORMAT, "params": params, "classes": list(trainer.classes), "kind": trainer.kind,
+            "sample_rate": trainer.cfg.sample_rate, "task": system.task_}
+    state = {k: v.detach().cpu() for k, v in trainer.model.state_dict().items()}
+    buf = io.BytesIO()
+    torch.save({"state_dict": state, "meta": json.dumps(meta, sort_keys=True)}, buf)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, buf.getvalue())
+    return path
+
+
+def load_checkpoint(path: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """The network (eval mode, on CPU) and the description of a saved checkpoint."""
+    from musicbench.systems.deep.system import DeepSystem
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"checkpoint {path} does not exist: save one with DeepSystem.save "
+                          "(see docs/probes.md)")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        meta = json.loads(blob["meta"])
+    except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same advice
+        raise ConfigError(f"checkpoint {path} is not a musicbench deep-system checkpoint: {exc}") from None
+    if meta.get("format") != FORMAT:
+        raise ConfigError(f"checkpoint {path}: format {meta.get('format')!r}, expected {FORMAT}")
+    net = DeepSystem(**meta["params"]).build_network(len(meta["classes"]), meta["sample_rate"])
+    net.load_state_dict(blob["state_dict"])
+    return net.eval(), meta
+
+
+def trained_checkpoint(system: str, task: str, seed: int = 0, **overrides: Any) -> Path:
+    """The checkpoint of preset ``system`` fitted on every clip of ``task`` (no validation
+    part: the last epoch is kept), trained on first use into the cache and reused after.
+    Training runs on one CPU thread, where it is bitwise deterministic (threaded
+    reductions differ in the last bits), so every machine builds the same weights and
+    the same cache keys downstream."""
+    from musicbench.protocol.experiment import fit
+    from musicbench.systems import build_system, get_preset
+    from musicbench.tasks import get_task
+
+    spec = {"system": system, "preset": get_preset(system)["params"], "task": task, "seed": seed,
+            "overrides": overrides, "format": FORMAT}
+    key = hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+    path = cache_root() / "checkpoints" / f"{system}-{key}.pt"
+    if not path.is_file():
+        est = build_system(system, seed=seed, **overrides)
+        if not hasattr(est, "save"):
+            raise ConfigError(f"system {system} is not a deep system; it has no checkpoint to save")
+        clipset = get_task(task).clips()
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            fit(est, clipset.part([c.track_id for c in clipset.clips]), None, seed)
+        finally:
+            torch.set_num_threads(threads)
+        est.save(path)
+    return path

@@ -1,0 +1,83 @@
+"""The project's own deep systems as encoders: a fitted network's penultimate layer.
+
+A checkpoint saved by ``DeepSystem.save`` (or trained on first use from a system preset
+and a task, ``trained_checkpoint``) is cut into chunks as the system scores clips, and
+each chunk gives the head's input (mean and max over time of the last feature maps). A
+preset makes transfer from one task to another one line::
+
+    family = "deep"
+    licence = "as the training data"
+    [params]
+    system = "cnn1d"            # trained on first use on `task`, cached by content
+    task = "synth_genre:mini"
+    # checkpoint = "runs/cnn1d-gtzan.pt"   # or a saved checkpoint instead
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from musicbench.encoders.base import Encoder, EncoderCard, file_digest
+from musicbench.errors import ConfigError
+from musicbench.systems.deep.checkpoint import load_checkpoint, trained_checkpoint
+from musicbench.systems.deep.trainer import eval_chunks
+
+
+class DeepEncoder(Encoder):
+    """Penultimate-layer embeddings of a fitted ``cnn1d``/``cnn2d``/``samplecnn``/``harmoniccnn``.
+
+    ``checkpoint`` names a saved checkpoint; without one, ``system`` is fitted on every
+    clip of ``task`` with ``seed`` and ``train_params`` (parameter overrides) on first use.
+    Chunks are the system's own (``chunk_seconds``), every ``hop_seconds`` (default: half
+    a chunk); a clip shorter than a chunk is zero-padded to one.
+    """
+
+    def __init__(self, checkpoint: str | None = None, system: str | None = None, task: str | None = None,
+                 seed: int = 0, train_params: dict[str, Any] | None = None,
+                 hop_seconds: float | None = None, batch_chunks: int = 64, device: str = "cpu"):
+        super().__init__()
+        if checkpoint is None:
+            if system is None or task is None:
+                raise ConfigError("a deep encoder needs a checkpoint, or a system and a task to train it on")
+            checkpoint = str(trained_checkpoint(system, task, seed, **(train_params or {})))
+        self._path = Path(checkpoint)
+        self.net, self.meta = load_checkpoint(self._path)
+        self.sample_rate = int(self.meta["sample_rate"])
+        self.chunk = int(round(self.meta["params"]["chunk_seconds"] * self.sample_rate))
+        hop = self.chunk / 2 if hop_seconds is None else hop_seconds * self.sample_rate
+        if hop < 1:
+            raise ConfigError(f"hop_seconds={hop_seconds}: must be at least one sample")
+        self.hop = int(round(hop))
+        self.batch_chunks = batch_chunks
+        self.scene_embedding_size = self.timestamp_embedding_size = self.net.embedding_size
+        self.to(device).eval()
+
+    @torch.no_grad()
+    def timestamps(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if audio.ndim != 2 or audio.shape[1] == 0:
+            raise ConfigError(f"a deep encoder expects audio [n_clips, n_samples > 0], "
+                              f"got {tuple(audio.shape)}")
+        n, length = audio.shape
+        audio = audio.to(self.device, torch.float32)
+        if length < self.chunk:
+            audio = torch.nn.functional.pad(audio, (0, self.chunk - length))
+        _, starts = eval_chunks(np.array([audio.shape[1]]), self.chunk, self.hop)
+        offsets = torch.arange(self.chunk, device=self.device)
+        cols = torch.as_tensor(starts, device=self.device)[:, None] + offsets
+        chunks = audio[:, cols].reshape(n * len(starts), self.chunk)  # clip-major
+        emb = torch.cat([self.net.embed(chunks[i:i + self.batch_chunks])
+                         for i in range(0, len(chunks), self.batch_chunks)])
+        centres = torch.as_tensor(starts, dtype=torch.float32) + min(self.chunk, length) / 2
+        centres = centres / self.sample_rate
+        return emb.reshape(n, len(starts), -1), centres.to(self.device).expand(n, -1)
+
+    def card(self) -> EncoderCard:
+        meta = self.meta
+        licence = f"own checkpoint, trained on {meta['task']} (the data's licence applies)"
+        return EncoderCard(self.name, licence,
+                           f"{meta['params']['model']} checkpoint {self._path}", file_digest(self._path),
+                           self.sample_rate, self.scene_embedding_size, self.timestamp_embedding_size)

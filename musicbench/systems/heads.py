@@ -1,0 +1,78 @@
+"""A torch classification head on fixed-length vectors, as a scikit-learn classifier.
+
+It fits into the same ``StandardScaler -> classifier`` pipeline as the scikit-learn
+heads, so probes select and refit every head the same way.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin
+from torch import nn
+
+
+class TorchHead(ClassifierMixin, BaseEstimator):
+    """Linear (``hidden=0``) or one-hidden-layer MLP head trained full-batch with AdamW.
+
+    Multiclass targets (class indices) train a softmax; a 0/1 target matrix trains one
+    sigmoid per tag. Full-batch steps on standardised clip vectors are deterministic on
+    CPU for a given ``seed``. ``class_weight='balanced'`` reweights the softmax loss.
+    """
+
+    def __init__(self, hidden: int = 0, lr: float = 1e-3, weight_decay: float = 1e-4,
+                 epochs: int = 300, dropout: float = 0.1, class_weight: str | None = None,
+                 seed: int = 0):
+        self.hidden = hidden
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.epochs = epochs
+        self.dropout = dropout
+        self.class_weight = class_weight
+        self.seed = seed
+
+    def _net(self, n_in: int, n_out: int) -> nn.Module:
+        if not self.hidden:
+            return nn.Linear(n_in, n_out)
+        return nn.Sequential(nn.Linear(n_in, self.hidden), nn.ReLU(), nn.Dropout(self.dropout),
+                             nn.Linear(self.hidden, n_out))
+
+    def fit(self, x: np.ndarray, y: np.ndarray) -> TorchHead:
+        torch.manual_seed(self.seed)
+        self.multilabel_ = y.ndim == 2
+        xt = torch.as_tensor(np.asarray(x), dtype=torch.float32)
+        if self.multilabel_:
+            self.classes_ = np.arange(y.shape[1])
+            target = torch.as_tensor(y, dtype=torch.float32)
+            loss_fn: nn.Module = nn.BCEWithLogitsLoss()
+        else:
+            self.classes_, codes = np.unique(y, return_inverse=True)
+            target = torch.as_tensor(codes, dtype=torch.long)
+            weight = None
+            if self.class_weight == "balanced":
+                counts = np.bincount(codes, minlength=len(self.classes_))
+                weight = torch.as_tensor(len(codes) / (len(counts) * counts), dtype=torch.float32)
+            loss_fn = nn.CrossEntropyLoss(weight=weight)
+        self.net_ = self._net(xt.shape[1], len(self.classes_))
+        opt = torch.optim.AdamW(self.net_.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        self.net_.train()
+        for _ in range(self.epochs):
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(self.net_(xt), target)
+            loss.backward()
+            opt.step()
+        self.net_.eval()
+        self.loss_ = float(loss.item())
+        return self
+
+    @torch.no_grad()
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        logits = self.net_(torch.as_tensor(np.asarray(x), dtype=torch.float32))
+        probs = torch.sigmoid(logits) if self.multilabel_ else logits.softmax(dim=1)
+        return probs.double().numpy()
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        proba = self.predict_proba(x)
+        if self.multilabel_:
+            return (proba >= 0.5).astype(np.int64)
+        return self.classes_[proba.argmax(axis=1)]

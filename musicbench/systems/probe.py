@@ -1,0 +1,208 @@
+"""The probe family: frozen encoder embeddings -> pooling over time -> standardisation -> head.
+
+A probe is the classical pipeline with learned encoders as its front ends: embeddings
+come through the same extractor seam and feature cache, are pooled with the same
+summaries, and feed the same scikit-learn heads, plus torch linear and MLP heads.
+As in HEAR, the head's hyperparameters are picked on the validation part: any of ``C``,
+``lr`` and ``weight_decay`` given as a list is a grid, each point is fitted on ``train``
+and scored on ``valid``, and the best is refitted on both. A single value is used as it
+is (what ``musicbench tune`` samples).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Any, ClassVar
+
+import numpy as np
+
+from musicbench.encoders import encoder_names
+from musicbench.encoders.extractor import EncoderExtractor
+from musicbench.features import FRONTENDS, FeatureCache, extract_frames
+from musicbench.features.summaries import POOLINGS, SUMMARIES, Codebook, summarise
+from musicbench.protocol.metrics import evaluate, primary_metric
+from musicbench.systems.base import EpochCallback
+from musicbench.systems.classical import ClassicalSystem
+from musicbench.systems.heads import TorchHead
+from musicbench.systems.params import (
+    COUNT,
+    NON_NEGATIVE,
+    POSITIVE,
+    Either,
+    ListOf,
+    Names,
+    OneOf,
+    Rule,
+)
+from musicbench.tasks import ClipData
+
+HEADS = ("logreg", "svm", "linear", "mlp", "knn")
+GRID = ("C", "lr", "weight_decay")  # parameters that may be given as a list to select from
+
+
+class EncoderNames(Rule):
+    """Registered encoder presets, read when checked (a workspace may add some)."""
+
+    def _names(self) -> Names:
+        return Names(tuple(encoder_names()), empty=True)
+
+    def accepts(self, value: Any) -> bool:
+        return self._names().accepts(value)
+
+    def __str__(self) -> str:
+        return str(self._names())
+
+
+def _grid_rule(item: Rule) -> Rule:
+    return Either(item, ListOf(item))
+
+
+class ProbeSystem(ClassicalSystem):
+    """Probes on frozen embeddings of ``encoders`` (preset names), optionally beside the
+    hand-crafted front ends ``features`` (with ``deltas``), each summarised over time by
+    ``summary`` (``mean``, ``max``, ``meanmax``, or the classical ``stats``, ``dct``,
+    ``dct2d``, ``vq``) and concatenated. Heads: ``logreg``, ``svm``, ``knn``, or torch
+    ``linear`` / ``mlp`` (``mlp_hidden`` units, ``epochs`` full-batch AdamW steps);
+    multilabel tasks get one sigmoid per tag. After ``fit``, ``cards_`` holds the
+    encoders' provenance and ``selection_`` the validation score of every grid point.
+    """
+
+    param_rules: ClassVar[dict[str, Rule]] = {
+        **ClassicalSystem.param_rules,
+        "encoders": EncoderNames(),
+        "features": Names(tuple(FRONTENDS), empty=True),
+        "summary": OneOf(*POOLINGS, *SUMMARIES),
+        "classifier": OneOf(*HEADS),
+        "C": _grid_rule(POSITIVE),
+        "lr": _grid_rule(POSITIVE),
+        "weight_decay": _grid_rule(NON_NEGATIVE),
+        "epochs": COUNT,
+    }
+    native_multilabel: ClassVar[tuple[str, ...]] = ("linear", "mlp")
+
+    def __init__(
+        self,
+        encoders=("aisfx",),
+        features=(),
+        n_fft: int = 2048,
+        hop_length: int = 512,
+        n_mels: int = 128,
+        n_mfcc: int = 20,
+        n_bins: int = 84,
+        deltas: int = 1,
+        summary: str = "mean",
+        dct_coefficients: int = 4,
+        codebook_size: int = 64,
+        pca_components: float | None = None,
+        classifier: str = "logreg",
+        C=(0.01, 0.1, 1.0, 10.0, 100.0),
+        kernel: str = "rbf",
+        gamma: str | float = "scale",
+        n_neighbors: int = 5,
+        mlp_hidden: int = 256,
+        mlp_alpha: float = 1e-3,
+        class_weight: str | None = "balanced",
+        lr=(1e-3, 1e-2),
+        weight_decay=(1e-4, 1e-2),
+        epochs: int = 300,
+        seed: int = 0,
+        device: str = "cpu",
+    ):
+        super().__init__(
+            features=features, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels, n_mfcc=n_mfcc,
+            n_bins=n_bins, deltas=deltas, summary=summary, dct_coefficients=dct_coefficients,
+            codebook_size=codebook_size, pca_components=pca_components, classifier=classifier, C=C,
+            kernel=kernel, gamma=gamma, n_neighbors=n_neighbors, mlp_hidden=mlp_hidden,
+            mlp_alpha=mlp_alpha, class_weight=class_weight, seed=seed, device=device,
+        )
+        self.encoders = encoders
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.epochs = epochs
+
+    def _param_problems(self) -> list[str]:
+        problems = super()._param_problems()
+        if not problems and not self._names(self.encoders) and not self._names(self.features):
+            problems.append("encoders=[] and features=[]: a probe needs at least one encoder or front end")
+        return problems
+
+    @staticmethod
+    def _names(value) -> list[str]:
+        return [value] if isinstance(value, str) else list(value)
+
+    def extractors(self, sample_rate: int) -> list[EncoderExtractor]:
+        return [EncoderExtractor(n, sample_rate, self.device) for n in self._names(self.encoders)]
+
+    def frames(self, data: ClipData, transform: str | None = None) -> list[list[np.ndarray]]:
+        """Per clip, one ``[frames, dims]`` array per source: the hand-crafted front ends
+        (with deltas) first, then each encoder's timestamp embeddings."""
+        sources = []
+        if self._names(self.features):
+            sources.append(super().frames(data, transform))
+        for ex in self.extractors(data.sample_rate):
+            sources.append(extract_frames(data, [ex], FeatureCache(), transform=transform))
+        return [list(parts) for parts in zip(*sources, strict=True)]
+
+    def _summarise(self, frames: list[list[np.ndarray]]) -> np.ndarray:
+        """Each source summarised on its own (their frame rates differ), then side by side."""
+        codebooks = getattr(self, "codebooks_", [None] * len(frames[0]))
+        return np.hstack([
+            summarise([clip[s].astype(np.float64) for clip in frames], self.summary,
+                      self.dct_coefficients, codebooks[s])
+            for s in range(len(frames[0]))
+        ])
+
+    def _classifier(self, C: float | None = None, lr: float | None = None,
+                    weight_decay: float | None = None):
+        if self.classifier in ("linear", "mlp"):
+            return TorchHead(hidden=self.mlp_hidden if self.classifier == "mlp" else 0, lr=lr,
+                             weight_decay=weight_decay, epochs=self.epochs,
+                             class_weight=self.class_weight, seed=self.seed)
+        return super()._classifier(C=C)
+
+    def grid(self) -> list[dict[str, float]]:
+        """Every combination of the head's hyperparameters to select from."""
+        used = ("lr", "weight_decay") if self.classifier in ("linear", "mlp") else ("C",)
+        values = {k: self._as_list(getattr(self, k)) for k in used}
+        return [dict(zip(values, combo, strict=True)) for combo in itertools.product(*values.values())]
+
+    @staticmethod
+    def _as_list(value) -> list[float]:
+        return [float(v) for v in value] if isinstance(value, (list, tuple)) else [float(value)]
+
+    def _fit(self, train: ClipData, valid: ClipData | None,
+             epoch_callback: EpochCallback | None) -> None:
+        extractors = self.extractors(train.sample_rate)
+        self.cards_ = [ex.card().as_dict() for ex in extractors]
+        frames, y = self.training_frames(train)
+        if self.summary == "vq":
+            self.codebooks_ = [Codebook(self.codebook_size, self.seed).fit([c[s] for c in frames])
+                               for s in range(len(frames[0]))]
+        x = self._summarise(frames)
+        multilabel = train.kind == "multilabel"
+        self.n_classes_ = len(train.classes)
+        grid = self.grid()
+        self.selection_: list[dict[str, Any]] = []
+        chosen = grid[len(grid) // 2]  # without a validation part: the grid's middle
+        if len(grid) > 1 and valid is not None:
+            metric = primary_metric(train.kind)
+            xv = self._summarise(self.frames(valid))
+            self._seen_classes(y, train)
+            best = -math.inf
+            for point in grid:
+                model = self._estimator(multilabel, **point).fit(x, y)
+                value = float(evaluate(valid.kind, valid.y, self._scores(model, xv, valid.kind),
+                                       list(valid.classes))[metric])
+                self.selection_.append({**point, f"valid_{metric}": value})
+                if value > best:  # the first best; NaN (an undefined AUC) never wins
+                    best, chosen = value, point
+            x, y = np.vstack([x, xv]), np.concatenate([y, valid.y])
+        self.chosen_ = chosen
+        self._seen_classes(y, train)
+        self.model_ = self._estimator(multilabel, **chosen).fit(x, y)
+
+    def training_report(self) -> dict[str, Any]:
+        if not hasattr(self, "model_"):
+            return {}
+        return {"encoders": self.cards_, "chosen": self.chosen_, "selection": self.selection_}
