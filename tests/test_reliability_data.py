@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -214,9 +215,11 @@ def test_extraction_workers_exit_when_their_parent_is_killed(tmp_path):
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert parent.stdout.readline().strip() == "extracting"
-        for line in parent.stderr:  # progress lines: kill once the workers have delivered clips
-            if line.startswith("features mfcc (synth_genre): 40/"):
-                break
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:  # progress lines: kill once workers have delivered clips
+            if select.select([parent.stderr], [], [], 1.0)[0]:
+                if parent.stderr.readline().startswith("features mfcc (synth_genre): 40/"):
+                    break
         workers = [p for p in _descendants(parent.pid) if "popen_loky_posix" in _describe(p)]
         assert len(workers) == 2, _describe(parent.pid)
         everyone = _descendants(parent.pid)
