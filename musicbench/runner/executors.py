@@ -210,7 +210,10 @@ class DaskExecutor(Executor):
             # Its statistical profiler samples every 10 ms, contending for the GIL.
             environ = {k: v for k, v in dask.config.get("distributed.nanny.pre-spawn-environ").items()
                        if k != "MALLOC_TRIM_THRESHOLD_"}
+            # worker-saturation 1: a worker holds only the cell it computes, so a worker's
+            # death counts against that cell alone, never against one queued behind it
             with dask.config.set({"distributed.scheduler.allowed-failures": max_deaths - 1,
+                                  "distributed.scheduler.worker-saturation": 1.0,
                                   "distributed.nanny.pre-spawn-environ": environ,
                                   "distributed.worker.profile.enabled": False}):
                 self.cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,

@@ -21,6 +21,7 @@ PRUNERS = ("median", "halving", "none")
 HEARTBEAT_SECONDS = 30  # a trial whose worker died is failed after two missed beats
 N_STARTUP_TRIALS = 8  # random trials before TPE models the results
 SCHEMA_RETRIES = 5
+ATTRS_WAIT_SECONDS = 10.0
 SCHEMA_RACE = re.compile(r"already exists|duplicate key|UNIQUE constraint|database is locked", re.I)
 SURPLUS = "surplus"  # user attribute of a trial failed for being one more than the study's target
 DRIVER_HINTS = {
@@ -143,17 +144,32 @@ def check_compatible(name: str, recorded: dict[str, Any], attrs: dict[str, Any])
 
 def open_study(name: str, storage: Any, attrs: dict[str, Any], sampler: Any = None,
                pruner: Any = None) -> Any:
-    """Create the study, or load it and check it tunes the same thing (``attrs``)."""
+    """Create the study and record ``attrs``, or load it and check it tunes the same thing."""
     import optuna
 
-    study = optuna.create_study(storage=storage, study_name=name, direction="maximize",
-                                sampler=sampler, pruner=pruner, load_if_exists=True)
-    if study.user_attrs:
-        check_compatible(name, study.user_attrs, attrs)
-    else:
-        for key, value in attrs.items():
-            study.set_user_attr(key, value)
+    try:
+        study = optuna.create_study(storage=storage, study_name=name, direction="maximize",
+                                    sampler=sampler, pruner=pruner)
+    except optuna.exceptions.DuplicatedStudyError:
+        study = optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
+        recorded = _recorded_attrs(study, attrs)
+        if recorded:
+            check_compatible(name, recorded, attrs)
+            return study
+    for key, value in attrs.items():
+        study.set_user_attr(key, value)
     return study
+
+
+def _recorded_attrs(study: Any, attrs: dict[str, Any]) -> dict[str, Any]:
+    """The attributes of an existing study. One that another command has just created
+    gets them one by one right after: wait (a few seconds at most) until all are there."""
+    deadline = time.monotonic() + ATTRS_WAIT_SECONDS
+    while True:
+        recorded = study.user_attrs
+        if set(attrs) <= set(recorded) or time.monotonic() > deadline:
+            return recorded
+        time.sleep(0.2)
 
 
 def load_study(name: str, storage_url: str | None) -> Any:
