@@ -24,7 +24,7 @@ from musicbench.systems import build_system
 from musicbench.systems.deep.trainer import Trainer
 from musicbench.tasks import ClipData
 
-EPOCHS, ROUNDS = 1, 2
+EPOCHS, ROUNDS = 1, 3
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +52,9 @@ def plain_loop(net: torch.nn.Module, feats: torch.Tensor, lengths: np.ndarray, y
         for b in range(0, len(order), batch_size):
             rows = order[b: b + batch_size]
             starts = rng.integers(0, np.maximum(lengths[rows] - chunk, 0) + 1)
-            x = torch.stack([feats[r, :, s: s + chunk] for r, s in zip(rows, starts, strict=True)])
-            loss = torch.nn.functional.cross_entropy(net(x), y[rows])
+            x = torch.stack([feats[r, :, s: s + chunk] for r, s in zip(rows.tolist(), starts.tolist(),
+                                                                          strict=True)])
+            loss = torch.nn.functional.cross_entropy(net(x), y[torch.from_numpy(rows).to(y.device)])
             opt.zero_grad()
             loss.backward()
             opt.step()
