@@ -325,3 +325,20 @@ def test_bad_parameters_are_config_errors():
                 {"channels": [32, 0]}, {"sample_rate": -1}, {"torch_compile": "yes"}):
         with pytest.raises(ConfigError, match=f"{next(iter(bad))}="):
             build_system("cnn2d-small", **bad)
+
+
+def _compiled_or_eager_scores(compile_: bool) -> np.ndarray:
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv1d(4, 8, 3), torch.nn.AdaptiveMaxPool1d(1), torch.nn.Flatten(),
+                              torch.nn.Linear(8, 2))
+    rng = np.random.default_rng(0)
+    clips = [rng.standard_normal((20, 4)).astype(np.float32) for _ in range(8)]
+    bank = FeatureBank(clips, torch.device("cpu"))
+    cfg = TrainConfig(chunk=10, eval_hop=5, batch_size=4, max_epochs=2, compile=compile_)
+    trainer = Trainer(net, cfg, torch.device("cpu"), "multiclass", ["a", "b"])
+    trainer.fit(bank, np.array([0, 1] * 4), [str(i) for i in range(8)])
+    return trainer.predict(bank)
+
+
+def test_torch_compile_trains_like_eager():
+    np.testing.assert_allclose(_compiled_or_eager_scores(True), _compiled_or_eager_scores(False), atol=1e-4)
