@@ -19,12 +19,15 @@ import torch
 from musicbench.features.frontends import FrontEnd
 from musicbench.systems import build_system
 from musicbench.systems.deep.frontend import LogMel
-from musicbench.systems.deep.system import clip_waveforms
-from musicbench.systems.deep.trainer import Trainer, WaveBank
+from musicbench.systems.deep.inputs import DeepInput, FeatureBank
+from musicbench.systems.deep.trainer import Trainer
 from musicbench.tasks import ClipData
 
 SR, N_FFT, HOP, N_MELS = 22050, 1024, 512, 64
-DEEP_PRESETS = ("cnn1d", "cnn2d", "samplecnn", "harmoniccnn")
+DEEP_PRESETS = ("cnn1d-small", "cnn2d-small", "samplecnn-small", "harmoniccnn-small",
+                "cnn1d", "cnn2d", "samplecnn", "harmoniccnn")
+REFERENCE_PRESETS = ("fcn-ref", "musicnn-ref", "shortchunk-cnn-ref", "shortchunk-resnet-ref",
+                     "samplecnn-ref", "harmoniccnn-ref")
 
 
 def _sync(device: str) -> None:
@@ -42,7 +45,8 @@ def clips() -> ClipData:
 
 @pytest.fixture(scope="module")
 def waves(clips) -> list[np.ndarray]:
-    return clip_waveforms(clips)
+    spec = DeepInput("wave", clips.sample_rate, clips.sample_rate)
+    return [spec(clips.audio(i))[:, 0] for i in range(len(clips))]
 
 
 def test_logmel_torch_batched_vs_librosa(benchmark, waves, bench_device):
@@ -78,37 +82,60 @@ def test_logmel_torch_batched_vs_librosa(benchmark, waves, bench_device):
         assert torch_s <= 2 * librosa_s, f"torch {torch_s:.3f}s vs librosa {librosa_s:.3f}s"
 
 
-def _trainer(name: str, clips: ClipData, device: str) -> Trainer:
-    system = build_system(name, device=device)
-    net = system.build_network(len(clips.classes), clips.sample_rate)
-    cfg = system.train_config(clips.sample_rate, None, name)
+def _trainer(name: str, clips: ClipData, device: str, **overrides) -> tuple[Trainer, FeatureBank]:
+    system = build_system(name, device=device, **overrides)
+    spec = system.input_spec(clips.sample_rate)
+    net = system.build_network(len(clips.classes), spec)
+    cfg = system.train_config(spec, None, name)
     cfg.max_epochs = 1
-    return Trainer(net, cfg, torch.device(device), clips.kind, list(clips.classes))
+    bank = system.bank(clips, spec, torch.device(device))
+    return Trainer(net, cfg, torch.device(device), clips.kind, list(clips.classes)), bank
 
 
-@pytest.mark.parametrize("name", DEEP_PRESETS)
-def test_training_throughput(benchmark, name, clips, waves, bench_device):
-    """One epoch over the task's clips (one chunk each) at the preset's size: clips/s."""
-    torch.manual_seed(0)
-    trainer = _trainer(name, clips, bench_device)
-    bank = WaveBank(waves, trainer.cfg.chunk, torch.device(bench_device))
+def _throughput(benchmark, trainer: Trainer, bank: FeatureBank, clips: ClipData, device: str) -> None:
     ids = [c.track_id for c in clips.clips]
-    trainer.fit(bank, clips.y, ids)  # warm-up epoch
+    trainer.fit(bank, clips.y, ids)  # warm-up epoch (and compilation, with torch_compile)
 
     def epoch():
         trainer.fit(bank, clips.y, ids)
-        _sync(bench_device)
+        _sync(device)
 
     benchmark.pedantic(epoch, rounds=3)
-    benchmark.extra_info.update(clips_per_s=len(waves) / benchmark.stats.stats.mean,
-                                chunk_seconds=trainer.cfg.chunk / SR)
+    chunks = len(clips) * trainer.cfg.chunks_per_clip
+    benchmark.extra_info.update(clips_per_s=len(clips) / benchmark.stats.stats.mean,
+                                chunks_per_s=chunks / benchmark.stats.stats.mean,
+                                chunk_seconds=trainer.cfg.audio_chunk / trainer.cfg.sample_rate,
+                                n_parameters=sum(p.numel() for p in trainer.model.parameters()))
 
 
 @pytest.mark.parametrize("name", DEEP_PRESETS)
-def test_inference_latency(benchmark, name, clips, waves, bench_device):
+def test_training_throughput(benchmark, name, clips, bench_device):
+    """One epoch over the task's clips at the preset's size, inputs cached: clips/s."""
+    torch.manual_seed(0)
+    _throughput(benchmark, *_trainer(name, clips, bench_device), clips, bench_device)
+
+
+@pytest.mark.parametrize("name", REFERENCE_PRESETS)
+@pytest.mark.parametrize("compiled", [False, True], ids=["eager", "compiled"])
+def test_reference_training_throughput_on_gpu(benchmark, name, compiled, clips, bench_device):
+    """Reference-size presets at their published sizes: clips/s for one epoch, on CUDA
+    (mixed precision, channels-last, optionally ``torch.compile``)."""
+    if not bench_device.startswith("cuda"):
+        pytest.skip("reference-size presets are benchmarked on CUDA only "
+                    "(MUSICBENCH_BENCH_DEVICE=cuda); their CPU cost is in the deep-ref suite")
+    torch.manual_seed(0)
+    _throughput(benchmark, *_trainer(name, clips, bench_device, torch_compile=compiled), clips,
+                bench_device)
+
+
+@pytest.mark.parametrize("name", DEEP_PRESETS)
+def test_inference_latency(benchmark, name, clips, bench_device):
     """Scoring one clip (all its chunks, aggregated): p50 and p95 latency."""
-    trainer = _trainer(name, clips, bench_device)
-    banks = [WaveBank([w], trainer.cfg.chunk, torch.device(bench_device)) for w in waves[:20]]
+    trainer, _ = _trainer(name, clips, bench_device)
+    system = build_system(name, device=bench_device)
+    spec = system.input_spec(clips.sample_rate)
+    banks = [system.bank(ClipData(clips.task, [clips.clips[i]], clips.classes, clips.kind, None), spec,
+                         torch.device(bench_device)) for i in range(20)]
     trainer.predict(banks[0])
     times: list[float] = []
     cycle = iter(banks * 10)

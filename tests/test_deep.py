@@ -1,4 +1,4 @@
-"""The deep family: torch front ends against librosa, the shared trainer, the four CNNs."""
+"""The deep family: torch front ends against librosa, cached inputs, the shared trainer, the CNNs."""
 
 from __future__ import annotations
 
@@ -14,13 +14,14 @@ from musicbench.features.frontends import FrontEnd
 from musicbench.protocol.metrics import evaluate
 from musicbench.systems import build_system
 from musicbench.systems.deep.frontend import CQT, LogMel
-from musicbench.systems.deep.trainer import TrainConfig, Trainer, WaveBank, eval_chunks, resolve_device
+from musicbench.systems.deep.inputs import DeepInput, FeatureBank, clip_inputs
+from musicbench.systems.deep.trainer import TrainConfig, Trainer, eval_chunks, resolve_device
 from musicbench.tasks import ClipData
 from tests.conftest import SHARED, needs_shared
 
 SR = 22050
 TINY = dict(width=8, n_blocks=3, chunk_seconds=1.0, max_epochs=3, batch_size=8)
-DEEP_PRESETS = ("cnn1d", "cnn2d", "samplecnn", "harmoniccnn")
+SMALL_PRESETS = ("cnn1d-small", "cnn2d-small", "samplecnn-small", "harmoniccnn-small")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -123,7 +124,7 @@ def test_missing_device_fails_fit_before_training(synth_fold):
         pytest.skip("this machine has CUDA")
     train, valid, _ = synth_fold
     with pytest.raises(ConfigError, match="cuda"):
-        build_system("cnn1d", device="cuda", **TINY).fit(train, valid)
+        build_system("cnn1d-small", device="cuda", **TINY).fit(train, valid)
 
 
 def test_eval_chunks_cover_every_clip_to_its_end():
@@ -134,13 +135,54 @@ def test_eval_chunks_cover_every_clip_to_its_end():
         assert np.all(np.diff(s) <= 30)
 
 
-def test_wavebank_cuts_zero_past_the_end():
-    bank = WaveBank([np.arange(1, 6, dtype=np.float32), np.ones(8, np.float32)], 4, torch.device("cpu"))
+def test_feature_bank_cuts_silence_past_the_end():
+    clips = [np.arange(1, 6, dtype=np.float32)[:, None] * [1, 10], np.ones((8, 2), np.float32)]
+    bank = FeatureBank(clips, torch.device("cpu"), pad_value=-100.0)
     out = bank.cut(np.array([0, 1]), np.array([3, 6]), 4).numpy()
-    np.testing.assert_array_equal(out, [[4, 5, 0, 0], [1, 1, 0, 0]])
+    np.testing.assert_array_equal(out[0], [[4, 5, -100, -100], [40, 50, -100, -100]])
+    np.testing.assert_array_equal(out[1], [[1, 1, -100, -100], [1, 1, -100, -100]])
 
 
-@pytest.mark.parametrize("name", DEEP_PRESETS)
+def _cache_files(root) -> set:
+    return set(root.rglob("*.npy"))
+
+
+@pytest.mark.parametrize("kind", ["logmel", "cqt", "wave"])
+def test_inputs_are_computed_once_and_read_back_from_the_cache(kind, synth_fold, tmp_path, monkeypatch):
+    monkeypatch.setenv("MUSICBENCH_CACHE", str(tmp_path))
+    train = synth_fold[0]
+    spec = DeepInput(kind, train.sample_rate, 16000 if kind == "wave" else train.sample_rate)
+    first = clip_inputs(train, spec)
+    files = _cache_files(tmp_path)
+    assert len(files) == len(train)
+    stamps = {f: f.stat().st_mtime_ns for f in files}
+    again = clip_inputs(train, spec)
+    assert {f: f.stat().st_mtime_ns for f in _cache_files(tmp_path)} == stamps  # nothing rewritten
+    for a, b in zip(first, again, strict=True):
+        np.testing.assert_array_equal(a, b)
+    if kind == "wave":  # resampled to the network's rate
+        assert abs(len(first[0]) - round(len(train.audio(0)) * 16000 / train.sample_rate)) <= 1
+
+
+def test_cached_logmel_equals_the_front_end_on_a_chunk():
+    """A chunk cut from a clip's cached log-mel equals the front end run on that chunk's
+    audio, away from the chunk's edges (where centred frames see the neighbouring audio)."""
+    y = _tones(4.0)
+    spec = DeepInput("logmel", SR, SR, n_fft=1024, hop_length=512, n_mels=64)
+    whole = spec(y).T
+    start, frames = 20, spec.frames(SR)
+    chunk = spec.module()(torch.from_numpy(y[start * 512: start * 512 + SR])[None])[0].numpy()
+    assert chunk.shape[1] == frames
+    np.testing.assert_allclose(chunk[:, 2:-2], whole[:, start + 2: start + frames - 2], atol=1e-3)
+
+
+def test_several_chunks_per_clip_per_epoch(synth_fold):
+    train, valid, _ = synth_fold
+    system = build_system("cnn2d-small", **{**TINY, "max_epochs": 1, "chunks_per_clip": 3}).fit(train, valid)
+    assert system.training_report()["history"][0]["train_chunks"] == 3 * len(train)
+
+
+@pytest.mark.parametrize("name", SMALL_PRESETS)
 def test_preset_fits_and_scores_probabilities(name, synth_fold):
     train, valid, test = synth_fold
     system = build_system(name, **{**TINY, "max_epochs": 2})
@@ -150,7 +192,7 @@ def test_preset_fits_and_scores_probabilities(name, synth_fold):
     np.testing.assert_allclose(scores.sum(axis=1), 1.0, atol=1e-6)
     report = system.training_report()
     assert [h["epoch"] for h in report["history"]] == [1, 2]
-    keys = {"train_loss", "valid_loss", "valid_accuracy", "lr", "train_clips_per_s"}
+    keys = {"train_loss", "valid_loss", "valid_accuracy", "lr", "train_chunks_per_s"}
     assert keys <= set(report["history"][0])
     assert report["best_epoch"] in (1, 2) and report["n_parameters"] > 0
 
@@ -159,7 +201,7 @@ def test_preset_fits_and_scores_probabilities(name, synth_fold):
 def fitted(synth_fold):
     """A tiny cnn1d fitted on the mini fold, shared by the tests that only inspect it."""
     train, valid, _ = synth_fold
-    return build_system("cnn1d", **{**TINY, "max_epochs": 5, "patience": 10, "augment_p": 1.0}).fit(
+    return build_system("cnn1d-small", **{**TINY, "max_epochs": 5, "patience": 10, "augment_p": 1.0}).fit(
         train, valid)
 
 
@@ -172,7 +214,7 @@ def test_same_seed_same_scores_on_cpu(synth_fold, fitted):
 
 def test_cnn_learns_synth_genre_far_above_chance(synth_fold):
     train, valid, test = synth_fold
-    system = build_system("cnn1d", max_epochs=12, patience=12).fit(train, valid)
+    system = build_system("cnn1d-small", max_epochs=12, patience=12).fit(train, valid)
     acc = evaluate("multiclass", test.y, system.predict_scores(test), test.classes)["accuracy"]
     assert acc >= 0.6, f"accuracy {acc:.2f} (chance {1 / len(test.classes):.2f})"
 
@@ -190,7 +232,8 @@ def test_best_validation_epoch_is_kept(synth_fold, fitted):
 def test_early_stopping_ends_a_run_that_stopped_improving(synth_fold):
     train, valid, _ = synth_fold
     # lr=0: the weights never move, so nothing after the first epochs can beat them for long
-    system = build_system("cnn1d", **{**TINY, "lr": 0.0, "max_epochs": 20, "patience": 1}).fit(train, valid)
+    system = build_system("cnn1d-small", **{**TINY, "lr": 0.0, "max_epochs": 20, "patience": 1})
+    system.fit(train, valid)
     report = system.training_report()
     assert len(report["history"]) < 20
     assert len(report["history"]) - report["best_epoch"] == 2
@@ -206,7 +249,7 @@ def _multilabel(part: ClipData) -> ClipData:
 
 def test_multilabel_uses_independent_sigmoids(synth_fold):
     train, valid, test = (_multilabel(p) for p in synth_fold)
-    system = build_system("cnn1d", **{**TINY, "max_epochs": 6}).fit(train, valid)
+    system = build_system("cnn1d-small", **{**TINY, "max_epochs": 6}).fit(train, valid)
     scores = system.predict_scores(test)
     assert scores.shape == (len(test), 7)
     assert np.all((scores > 0) & (scores < 1))
@@ -226,36 +269,41 @@ def test_epoch_callback_sees_every_epoch_and_pruning_propagates(synth_fold):
         if epoch == 2:
             raise optuna.TrialPruned()
 
-    system = build_system("cnn1d", **{**TINY, "max_epochs": 5})
+    system = build_system("cnn1d-small", **{**TINY, "max_epochs": 5})
     with pytest.raises(optuna.TrialPruned):
         system.fit(train, valid, epoch_callback=callback)
     assert [e for e, _ in seen] == [1, 2]
     assert all(0.0 <= s <= 1.0 for _, s in seen)
 
 
-def _trainer(augment: str | None, seed: int = 0) -> Trainer:
+def _trainer(augment: str | None, spec: DeepInput, seed: int = 0) -> Trainer:
     net = torch.nn.Linear(1, 1)
-    cfg = TrainConfig(chunk=SR, eval_hop=SR, batch_size=4, augment=augment, augment_p=1.0, seed=seed,
-                      sample_rate=SR)
-    return Trainer(net, cfg, torch.device("cpu"), "multiclass", ["a", "b"])
+    cfg = TrainConfig(chunk=spec.frames(SR), eval_hop=1, hop=spec.hop, chunk_samples=SR, batch_size=4,
+                      augment=augment, augment_p=1.0, seed=seed, sample_rate=SR)
+    return Trainer(net, cfg, torch.device("cpu"), "multiclass", ["a", "b"], spec.module())
 
 
-def _first_batch(trainer: Trainer, bank: WaveBank, epoch: int) -> np.ndarray:
+def _first_batch(trainer: Trainer, spec: DeepInput, waves: list[np.ndarray], epoch: int) -> np.ndarray:
     rng = np.random.default_rng(trainer.cfg.seed)
-    chunks, _ = next(trainer.training_batches(bank, [f"t{i}" for i in range(len(bank))], epoch, rng))
-    return chunks.numpy()
+    bank = FeatureBank([spec(w) for w in waves], torch.device("cpu"), spec.pad_value)
+    audio = FeatureBank([w[:, None] for w in waves], torch.device("cpu"))
+    batches = trainer.training_batches(bank, [f"t{i}" for i in range(len(waves))], epoch, rng, audio)
+    return next(batches)[0].numpy()
 
 
-def test_augmentation_changes_training_chunks_deterministically():
-    bank = WaveBank([_tones(2.0, s) for s in range(4)], SR, torch.device("cpu"))
-    clean = _first_batch(_trainer(None), bank, 1)
-    noisy = _first_batch(_trainer("noise+eq"), bank, 1)
-    assert clean.shape == noisy.shape == (4, SR)
+@pytest.mark.parametrize("kind", ["logmel", "wave"])
+def test_augmentation_changes_training_chunks_deterministically(kind):
+    waves = [_tones(2.0, s) for s in range(4)]
+    spec = DeepInput(kind, SR, SR)
+    clean = _first_batch(_trainer(None, spec), spec, waves, 1)
+    noisy = _first_batch(_trainer("noise+eq", spec), spec, waves, 1)
+    assert clean.shape == noisy.shape == (4, 1 if kind == "wave" else 64, spec.frames(SR))
     assert not np.allclose(clean, noisy)
-    np.testing.assert_array_equal(noisy, _first_batch(_trainer("noise+eq"), bank, 1))
-    assert not np.allclose(noisy, _first_batch(_trainer("noise+eq"), bank, 2))  # new draw each epoch
-    stretched = _first_batch(_trainer("stretch:1.2"), bank, 1)
-    assert stretched.shape == (4, SR) and not np.allclose(stretched, clean)
+    np.testing.assert_array_equal(noisy, _first_batch(_trainer("noise+eq", spec), spec, waves, 1))
+    again = _first_batch(_trainer("noise+eq", spec), spec, waves, 2)
+    assert not np.allclose(noisy, again)  # a new draw every epoch
+    stretched = _first_batch(_trainer("stretch:1.2", spec), spec, waves, 1)
+    assert stretched.shape == clean.shape and not np.allclose(stretched, clean)
 
 
 def test_fit_applies_train_augment(synth_fold, fitted):
@@ -273,6 +321,24 @@ def test_deformed_test_data_changes_scores(synth_fold, fitted):
 
 def test_bad_parameters_are_config_errors():
     for bad in ({"model": "resnet"}, {"frontend": "mfcc"}, {"eval_overlap": 1.0}, {"batch_size": 1},
-                {"augment_p": 1.5}, {"chunk_seconds": 0.0}, {"max_epochs": 0}):
+                {"augment_p": 1.5}, {"chunk_seconds": 0.0}, {"max_epochs": 0}, {"chunks_per_clip": 0},
+                {"channels": [32, 0]}, {"sample_rate": -1}, {"torch_compile": "yes"}):
         with pytest.raises(ConfigError, match=f"{next(iter(bad))}="):
-            build_system("cnn2d", **bad)
+            build_system("cnn2d-small", **bad)
+
+
+def _compiled_or_eager_scores(compile_: bool) -> np.ndarray:
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv1d(4, 8, 3), torch.nn.AdaptiveMaxPool1d(1), torch.nn.Flatten(),
+                              torch.nn.Linear(8, 2))
+    rng = np.random.default_rng(0)
+    clips = [rng.standard_normal((20, 4)).astype(np.float32) for _ in range(8)]
+    bank = FeatureBank(clips, torch.device("cpu"))
+    cfg = TrainConfig(chunk=10, eval_hop=5, batch_size=4, max_epochs=2, compile=compile_)
+    trainer = Trainer(net, cfg, torch.device("cpu"), "multiclass", ["a", "b"])
+    trainer.fit(bank, np.array([0, 1] * 4), [str(i) for i in range(8)])
+    return trainer.predict(bank)
+
+
+def test_torch_compile_trains_like_eager():
+    np.testing.assert_allclose(_compiled_or_eager_scores(True), _compiled_or_eager_scores(False), atol=1e-4)

@@ -15,8 +15,8 @@ from musicbench.errors import ConfigError, UnknownNameError
 from musicbench.features import FeatureCache, extract_frames
 from musicbench.systems import build_system
 from musicbench.systems.deep.checkpoint import load_checkpoint
-from musicbench.systems.deep.system import DeepSystem, clip_waveforms
-from musicbench.systems.deep.trainer import WaveBank
+from musicbench.systems.deep.system import DeepSystem
+from musicbench.tasks import ClipData
 
 
 def test_embeddings_are_cached_by_content_and_weight_digest(synth_fold, tmp_path):
@@ -113,22 +113,21 @@ def test_deep_checkpoint_round_trip_and_penultimate_encoder(synth_fold, tmp_path
     path = system.save(tmp_path / "cnn1d.pt")
     blob = torch.load(path, map_location="cpu", weights_only=True)
     assert json.loads(blob["meta"])["classes"] == list(train.classes)
-    net, meta = load_checkpoint(path)
+    net, _, meta = load_checkpoint(path)
     assert meta["task"] == train.task.ref and meta["params"]["width"] == 8
     ws = tmp_path / "ws"
     (ws / "encoders").mkdir(parents=True)
     (ws / "encoders" / "mine.toml").write_text(
-        f'description = "mine"\nfamily = "deep"\nlicence = "own"\n[params]\ncheckpoint = "{path}"\n'
-        f"hop_seconds = {system.chunk_seconds * (1 - system.eval_overlap)}\n")
+        f'description = "mine"\nfamily = "deep"\nlicence = "own"\n[params]\ncheckpoint = "{path}"\n')
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MUSICBENCH_WORKSPACE", str(ws))
         enc = build_encoder("mine")
-    wave = torch.from_numpy(clip_waveforms(test)[0])[None]
+    one = ClipData(test.task, test.clips[:1], test.classes, test.kind)
+    wave = torch.from_numpy(np.asarray(one.audio(0), dtype=np.float32))[None]
     emb, times = enc.timestamps(wave)
     assert emb.shape[2] == enc.timestamp_embedding_size == net.embedding_size and times.shape == emb.shape[:2]
     probs = torch.softmax(enc.net.head.linear(emb[0]), dim=1).mean(dim=0).double().numpy()
-    expected = system.trainer_.predict(WaveBank([wave[0].numpy()], system.trainer_.cfg.chunk,
-                                                torch.device("cpu")))[0]
+    expected = system.predict_scores(one)[0]
     np.testing.assert_allclose(probs, expected, rtol=1e-4, atol=1e-6)
     assert enc.card().weights_digest and "cnn1d" in enc.card().source
 

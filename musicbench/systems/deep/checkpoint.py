@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -13,11 +14,12 @@ import torch
 
 from musicbench.errors import ConfigError
 from musicbench.runtime import atomic_write, cache_root
+from musicbench.systems.deep.inputs import DeepInput
 
 if TYPE_CHECKING:
     from musicbench.systems.deep.system import DeepSystem
 
-FORMAT = 1
+FORMAT = 2
 
 
 def save_checkpoint(system: DeepSystem, path: str | Path) -> Path:
@@ -28,7 +30,7 @@ def save_checkpoint(system: DeepSystem, path: str | Path) -> Path:
     trainer = system.trainer_
     params = {k: v for k, v in system.get_params().items() if k != "device"}
     meta = {"format": FORMAT, "params": params, "classes": list(trainer.classes), "kind": trainer.kind,
-            "sample_rate": trainer.cfg.sample_rate, "task": system.task_}
+            "input": dataclasses.asdict(system.input_), "task": system.task_}
     state = {k: v.detach().cpu() for k, v in trainer.model.state_dict().items()}
     buf = io.BytesIO()
     torch.save({"state_dict": state, "meta": json.dumps(meta, sort_keys=True)}, buf)
@@ -38,8 +40,9 @@ def save_checkpoint(system: DeepSystem, path: str | Path) -> Path:
     return path
 
 
-def load_checkpoint(path: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """The network (eval mode, on CPU) and the description of a saved checkpoint."""
+def load_checkpoint(path: str | Path) -> tuple[torch.nn.Module, DeepInput, dict[str, Any]]:
+    """The network (eval mode, on CPU), the input it reads and the description of a saved
+    checkpoint."""
     from musicbench.systems.deep.system import DeepSystem
 
     path = Path(path)
@@ -53,9 +56,10 @@ def load_checkpoint(path: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
         raise ConfigError(f"checkpoint {path} is not a musicbench deep-system checkpoint: {exc}") from None
     if meta.get("format") != FORMAT:
         raise ConfigError(f"checkpoint {path}: format {meta.get('format')!r}, expected {FORMAT}")
-    net = DeepSystem(**meta["params"]).build_network(len(meta["classes"]), meta["sample_rate"])
+    spec = DeepInput(**meta["input"])
+    net = DeepSystem(**meta["params"]).build_network(len(meta["classes"]), spec)
     net.load_state_dict(blob["state_dict"])
-    return net.eval(), meta
+    return net.eval(), spec, meta
 
 
 def trained_checkpoint(system: str, task: str, seed: int = 0, **overrides: Any) -> Path:

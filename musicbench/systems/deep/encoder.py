@@ -15,6 +15,7 @@ preset makes transfer from one task to another one line::
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ import torch
 from musicbench.encoders.base import Encoder, EncoderCard, file_digest
 from musicbench.errors import ConfigError
 from musicbench.systems.deep.checkpoint import load_checkpoint, trained_checkpoint
+from musicbench.systems.deep.inputs import FeatureBank
 from musicbench.systems.deep.trainer import eval_chunks
 
 
@@ -32,8 +34,8 @@ class DeepEncoder(Encoder):
 
     ``checkpoint`` names a saved checkpoint; without one, ``system`` is fitted on every
     clip of ``task`` with ``seed`` and ``train_params`` (parameter overrides) on first use.
-    Chunks are the system's own (``chunk_seconds``), every ``hop_seconds`` (default: half
-    a chunk); a clip shorter than a chunk is zero-padded to one.
+    Chunks are the system's own (``chunk_seconds``), every ``hop_seconds`` (default: the
+    system's own inference hop); a clip shorter than a chunk is padded with silence.
     """
 
     def __init__(self, checkpoint: str | None = None, system: str | None = None, task: str | None = None,
@@ -45,13 +47,18 @@ class DeepEncoder(Encoder):
                 raise ConfigError("a deep encoder needs a checkpoint, or a system and a task to train it on")
             checkpoint = str(trained_checkpoint(system, task, seed, **(train_params or {})))
         self._path = Path(checkpoint)
-        self.net, self.meta = load_checkpoint(self._path)
-        self.sample_rate = int(self.meta["sample_rate"])
-        self.chunk = int(round(self.meta["params"]["chunk_seconds"] * self.sample_rate))
-        hop = self.chunk / 2 if hop_seconds is None else hop_seconds * self.sample_rate
-        if hop < 1:
-            raise ConfigError(f"hop_seconds={hop_seconds}: must be at least one sample")
-        self.hop = int(round(hop))
+        self.net, trained, self.meta = load_checkpoint(self._path)
+        self.sample_rate = trained.sample_rate
+        # the network's input computed from audio already at its rate (no resampling here)
+        self.input = dataclasses.replace(trained, source_rate=trained.sample_rate)
+        self.chunk_samples = int(round(self.meta["params"]["chunk_seconds"] * self.sample_rate))
+        self.chunk = self.input.frames(self.chunk_samples)
+        if hop_seconds is None:  # the system's own inference hop
+            self.hop = max(1, int(round(self.chunk * (1 - self.meta["params"]["eval_overlap"]))))
+        elif hop_seconds * self.sample_rate < self.input.hop:
+            raise ConfigError(f"hop_seconds={hop_seconds}: must be at least one input frame")
+        else:
+            self.hop = int(round(hop_seconds * self.sample_rate / self.input.hop))  # in input frames
         self.batch_chunks = batch_chunks
         self.scene_embedding_size = self.timestamp_embedding_size = self.net.embedding_size
         self.to(device).eval()
@@ -62,17 +69,16 @@ class DeepEncoder(Encoder):
             raise ConfigError(f"a deep encoder expects audio [n_clips, n_samples > 0], "
                               f"got {tuple(audio.shape)}")
         n, length = audio.shape
-        audio = audio.to(self.device, torch.float32)
-        if length < self.chunk:
-            audio = torch.nn.functional.pad(audio, (0, self.chunk - length))
-        _, starts = eval_chunks(np.array([audio.shape[1]]), self.chunk, self.hop)
-        offsets = torch.arange(self.chunk, device=self.device)
-        cols = torch.as_tensor(starts, device=self.device)[:, None] + offsets
-        chunks = audio[:, cols].reshape(n * len(starts), self.chunk)  # clip-major
+        inputs = [self.input(a) for a in audio.detach().cpu().numpy()]  # [frames, bins] each
+        bank = FeatureBank(inputs, self.device, self.input.pad_value)
+        frames = max(int(bank.lengths.max()), self.chunk)
+        _, starts = eval_chunks(np.array([frames]), self.chunk, self.hop)
+        rows = np.repeat(np.arange(n), len(starts))
+        chunks = bank.cut(rows, np.tile(starts, n), self.chunk)  # clip-major
         emb = torch.cat([self.net.embed(chunks[i:i + self.batch_chunks])
                          for i in range(0, len(chunks), self.batch_chunks)])
-        centres = torch.as_tensor(starts, dtype=torch.float32) + min(self.chunk, length) / 2
-        centres = centres / self.sample_rate
+        centres = (torch.as_tensor(starts, dtype=torch.float32) * self.input.hop
+                   + min(self.chunk_samples, length) / 2) / self.sample_rate
         return emb.reshape(n, len(starts), -1), centres.to(self.device).expand(n, -1)
 
     def card(self) -> EncoderCard:

@@ -116,19 +116,24 @@ class HarmonicFilterbank(nn.Module):
     For each of ``n_f0`` fundamental frequencies (spaced by semitone between MIDI notes
     ``low_midi`` and ``high_midi``, and trainable) and each harmonic ``h`` it sums the
     spectrum under a triangular band centred on ``h * f0`` whose width is the ERB divided
-    by a trainable quality factor. Output: ``[batch, n_harmonics, n_f0, frames]`` in dB,
+    by a trainable quality factor (``learn_f0=False`` keeps the centres fixed, as in the
+    published model, where only Q is trained). Output: ``[batch, n_harmonics, n_f0, frames]`` in dB,
     harmonics as channels, so a 2-D CNN sees pitch-aligned harmonic structure.
     """
 
     def __init__(self, sample_rate: int, n_fft: int = 1024, hop_length: int = 512,
                  n_harmonics: int = 6, n_f0: int = 48, low_midi: float = 36.0,
-                 high_midi: float | None = None):
+                 high_midi: float | None = None, learn_f0: bool = True, width_scale: float = 1.0):
         super().__init__()
         high_midi = low_midi + n_f0 - 1 if high_midi is None else high_midi
         self.spectrogram = Spectrogram(n_fft, hop_length, power=2.0)
-        f0 = midi_frequencies_hz(n_f0, low_midi, high_midi)
-        self.log_f0 = nn.Parameter(torch.tensor(np.log(f0), dtype=torch.float32))
+        log_f0 = torch.tensor(np.log(midi_frequencies_hz(n_f0, low_midi, high_midi)), dtype=torch.float32)
+        if learn_f0:
+            self.log_f0 = nn.Parameter(log_f0)
+        else:
+            self.register_buffer("log_f0", log_f0, persistent=False)
         self.log_q = nn.Parameter(torch.zeros(()))  # Q = 1 at start
+        self.width_scale = width_scale  # half-width of a band = width_scale * ERB / Q
         fft_freqs = np.linspace(0, sample_rate / 2, 1 + n_fft // 2)
         self.register_buffer("fft_freqs", torch.tensor(fft_freqs, dtype=torch.float32),
                              persistent=False)
@@ -139,7 +144,7 @@ class HarmonicFilterbank(nn.Module):
     def filters(self) -> torch.Tensor:
         """``[n_harmonics, n_f0, fft_bins]`` triangular weights."""
         centre = self.harmonics[:, None] * self.log_f0.exp()[None, :]
-        width = erb_width(centre) / self.log_q.exp()
+        width = self.width_scale * erb_width(centre) / self.log_q.exp()
         dist = (self.fft_freqs[None, None, :] - centre[..., None]).abs()
         return torch.relu(1.0 - dist / width[..., None])
 

@@ -1,8 +1,9 @@
-"""The networks of the deep family. Each maps a batch of waveform chunks to logits.
+"""The networks of the deep family. Each maps a batch of input chunks to logits.
 
-A model is a front end (fixed or learnable, run in float32 even under mixed precision)
-followed by a convolutional body and a pooled linear head, so the trainer needs to know
-nothing about what is inside.
+A model reads chunks of a cached input (log-mel, CQT or the waveform, see
+``musicbench.systems.deep.inputs``); only learnable front ends run inside it. A
+convolutional body and a pooled linear head follow, so the trainer needs to know nothing
+about what is inside.
 """
 
 from __future__ import annotations
@@ -10,10 +11,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from musicbench.systems.deep.frontend import CQT, HarmonicFilterbank, LogMel
+from musicbench.systems.deep.frontend import HarmonicFilterbank
+from musicbench.systems.deep.reference import REFERENCE_MODELS, WAVE_REFERENCE_MODELS, build_reference
 
-MODELS = ("cnn1d", "cnn2d", "samplecnn", "harmoniccnn")
-SPECTRAL_FRONTENDS = ("logmel", "cqt")  # the torch front ends cnn1d and cnn2d can use
+MODELS = ("cnn1d", "cnn2d", "samplecnn", "harmoniccnn", *REFERENCE_MODELS)
+WAVE_MODELS = ("samplecnn", "harmoniccnn", *WAVE_REFERENCE_MODELS)  # read the waveform itself
+SPECTRAL_FRONTENDS = ("logmel", "cqt")  # the cached front ends the other models read
 
 
 def _block(dims: int, c_in: int, c_out: int, pool: int) -> nn.Sequential:
@@ -41,30 +44,38 @@ class PooledHead(nn.Module):
 
 
 class ChunkClassifier(nn.Module):
-    """Front end -> input normalisation -> convolutional body -> pooled head."""
+    """(Learnable front end) -> input normalisation -> convolutional body -> pooled head.
+
+    The input is a batch of chunks of a cached ``DeepInput``: ``[batch, bins, frames]``
+    (``[batch, 1, samples]`` for waveform networks). A learnable front end (the harmonic
+    filter bank) runs on the waveform in float32 even under mixed precision.
+    """
 
     def __init__(self, frontend: nn.Module | None, norm: nn.Module, body: nn.Module, head: PooledHead,
-                 collapse_freq: bool):
+                 collapse_freq: bool, add_channel: bool = False):
         super().__init__()
         self.frontend, self.norm, self.body, self.head = frontend, norm, body, head
-        self.collapse_freq = collapse_freq
+        self.collapse_freq, self.add_channel = collapse_freq, add_channel
 
-    def features(self, wave: torch.Tensor) -> torch.Tensor:
-        """``[batch, samples]`` float32 waveform chunks -> ``[batch, channels, time]`` maps."""
-        with torch.autocast(wave.device.type, enabled=False):
-            x = self.frontend(wave.float()) if self.frontend is not None else wave[:, None, :]
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """``[batch, bins, frames]`` float32 chunks -> ``[batch, channels, time]`` maps."""
+        if self.frontend is not None:
+            with torch.autocast(x.device.type, enabled=False):
+                x = self.frontend(x[:, 0].float())
+        elif self.add_channel:  # a spectrogram as a one-channel image for 2-D convolutions
+            x = x[:, None]
         x = self.body(self.norm(x))
         if self.collapse_freq:  # [b, c, f, t] -> [b, c, t]: the strongest band per channel
             x = x.amax(dim=2)
         return x
 
-    def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        """``[batch, samples]`` float32 waveform chunks -> ``[batch, n_classes]`` logits."""
-        return self.head(self.features(wave))
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``[batch, bins, frames]`` float32 chunks -> ``[batch, n_classes]`` logits."""
+        return self.head(self.features(x))
 
-    def embed(self, wave: torch.Tensor) -> torch.Tensor:
-        """``[batch, samples]`` chunks -> ``[batch, embedding_size]``: the head's input."""
-        return self.head.pool(self.features(wave))
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """``[batch, bins, frames]`` chunks -> ``[batch, embedding_size]``: the head's input."""
+        return self.head.pool(self.features(x))
 
     @property
     def embedding_size(self) -> int:
@@ -83,11 +94,11 @@ def _stack(dims: int, c_in: int, widths: list[int], pool: int) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def build_model(name: str, n_classes: int, sample_rate: int, *, frontend: str = "logmel",
-                n_fft: int = 1024, hop_length: int = 512, n_mels: int = 64, n_bins: int = 84,
-                fmin: float = 32.70, n_harmonics: int = 6, n_f0: int = 48, width: int = 16,
-                n_blocks: int = 4, dropout: float = 0.3) -> ChunkClassifier:
-    """One of ``MODELS`` for ``n_classes`` outputs.
+def build_model(name: str, n_classes: int, in_bins: int, sample_rate: int, *, n_fft: int = 1024,
+                hop_length: int = 512, n_harmonics: int = 6, n_f0: int = 48, width: int = 16,
+                n_blocks: int = 4, channels: list[int] | None = None,
+                dropout: float = 0.3) -> nn.Module:
+    """One of ``MODELS`` for ``n_classes`` outputs, reading ``in_bins`` input bins.
 
     - ``cnn1d``: kernels span every mel (or CQT) bin and slide over time only: few
       parameters and fast, but a pitch shift moves energy across its input channels.
@@ -97,47 +108,33 @@ def build_model(name: str, n_classes: int, sample_rate: int, *, frontend: str = 
       ``n_blocks`` of size-3 convolution and pooling by 3.
     - ``harmoniccnn``: a learnable harmonic filter bank, harmonics as input channels of
       the same 2-D body as ``cnn2d``.
+    - the ``REFERENCE_MODELS`` (``musicbench.systems.deep.reference``): the published
+      architectures of Won et al. (2020) at their published sizes.
+
+    ``channels`` (one width per block) overrides ``width`` and ``n_blocks``.
     """
-    if frontend not in SPECTRAL_FRONTENDS:
-        raise ValueError(f"frontend={frontend!r}: must be one of {SPECTRAL_FRONTENDS}")
-
-    def spectral() -> nn.Module:
-        if frontend == "cqt":
-            return CQT(sample_rate, hop_length, n_bins, fmin)
-        return LogMel(sample_rate, n_fft, hop_length, n_mels)
-
+    if name in REFERENCE_MODELS:
+        return build_reference(name, n_classes, in_bins, sample_rate, n_fft=n_fft,
+                               hop_length=hop_length, dropout=dropout)
     if name == "cnn1d":
-        fe = spectral()
-        widths = _widths(4 * width, n_blocks, 1, 4)
-        return ChunkClassifier(fe, nn.BatchNorm1d(fe.n_bins), _stack(1, fe.n_bins, widths, 2),
+        widths = list(channels) if channels else _widths(4 * width, n_blocks, 1, 4)
+        return ChunkClassifier(None, nn.BatchNorm1d(in_bins), _stack(1, in_bins, widths, 2),
                                PooledHead(widths[-1], n_classes, dropout), collapse_freq=False)
     if name == "cnn2d":
-        fe = spectral()
-        widths = _widths(width, n_blocks, 1, 8)
-        return ChunkClassifier(_Unsqueeze(fe), nn.BatchNorm2d(1), _stack(2, 1, widths, 2),
-                               PooledHead(widths[-1], n_classes, dropout), collapse_freq=True)
+        widths = list(channels) if channels else _widths(width, n_blocks, 1, 8)
+        return ChunkClassifier(None, nn.BatchNorm2d(1), _stack(2, 1, widths, 2),
+                               PooledHead(widths[-1], n_classes, dropout), collapse_freq=True,
+                               add_channel=True)
     if name == "harmoniccnn":
         fe = HarmonicFilterbank(sample_rate, n_fft, hop_length, n_harmonics, n_f0)
-        widths = _widths(width, n_blocks, 1, 8)
+        widths = list(channels) if channels else _widths(width, n_blocks, 1, 8)
         return ChunkClassifier(fe, nn.BatchNorm2d(n_harmonics), _stack(2, n_harmonics, widths, 2),
                                PooledHead(widths[-1], n_classes, dropout), collapse_freq=True)
     if name == "samplecnn":
-        frame = nn.Sequential(nn.Conv1d(1, width, 3, stride=3, bias=False), nn.BatchNorm1d(width),
-                              nn.ReLU(inplace=True))
-        widths = _widths(width, n_blocks, 2, 8)
-        body = nn.Sequential(frame, _stack(1, width, widths, 3))
+        widths = list(channels) if channels else _widths(width, n_blocks, 2, 8)
+        frame = nn.Sequential(nn.Conv1d(1, widths[0], 3, stride=3, bias=False),
+                              nn.BatchNorm1d(widths[0]), nn.ReLU(inplace=True))
+        body = nn.Sequential(frame, _stack(1, widths[0], widths, 3))
         return ChunkClassifier(None, nn.Identity(), body, PooledHead(widths[-1], n_classes, dropout),
                                collapse_freq=False)
     raise ValueError(f"model={name!r}: must be one of {MODELS}")
-
-
-class _Unsqueeze(nn.Module):
-    """A spectral front end whose output gains a channel axis (for 2-D convolutions)."""
-
-    def __init__(self, frontend: nn.Module):
-        super().__init__()
-        self.frontend = frontend
-        self.hop_length, self.n_bins = frontend.hop_length, frontend.n_bins
-
-    def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        return self.frontend(wave)[:, None]

@@ -1,8 +1,10 @@
 """The one trainer of the deep family: chunked training, clip-level inference.
 
-Training draws one random fixed-length chunk per clip per epoch (a new position every
-epoch, seeded), optionally augmented; inference cuts each clip into overlapping chunks
-and averages the chunk probabilities into one score per clip. AdamW with linear warm-up
+Training draws ``chunks_per_clip`` random fixed-length chunks per clip per epoch (new
+positions every epoch, seeded) from the clips' cached inputs (``FeatureBank``), so an
+epoch costs only the network; augmented chunks are cut from the audio, transformed and
+passed through the fixed front end on the fly. Inference cuts each clip into overlapping
+chunks and averages the chunk probabilities into one score per clip. AdamW with linear warm-up
 and cosine decay; the epoch with the best validation score is kept (early stopping after
 ``patience`` epochs without improvement). Mixed precision is used on CUDA only; on CPU,
 the same seed gives the same weights and scores.
@@ -25,6 +27,7 @@ from tqdm.auto import tqdm
 from musicbench.augment import seed_for
 from musicbench.errors import ConfigError
 from musicbench.protocol.metrics import evaluate, primary_metric
+from musicbench.systems.deep.inputs import FeatureBank
 
 STRETCH_MARGIN = 1.25  # extra audio read around an augmented chunk, so a faster stretch still fills it
 
@@ -46,39 +49,6 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-class WaveBank:
-    """Clips' waveforms in one zero-padded ``[clips, samples]`` tensor, with their lengths.
-
-    It lives on the training device when it takes less than half of the free memory
-    there, so chunks are cut without host-device copies; otherwise in host memory.
-    """
-
-    def __init__(self, waves: list[np.ndarray], min_length: int, device: torch.device):
-        self.lengths = np.array([len(w) for w in waves], dtype=np.int64)
-        width = max(int(self.lengths.max()), min_length)
-        bank = np.zeros((len(waves), width), dtype=np.float32)
-        for i, w in enumerate(waves):
-            bank[i, : len(w)] = w
-        home = device
-        if device.type == "cuda":
-            free, _ = torch.cuda.mem_get_info(device)
-            home = device if bank.nbytes < free // 2 else torch.device("cpu")
-        self.data = torch.from_numpy(bank).to(home)
-        self.device = device
-
-    def __len__(self) -> int:
-        return len(self.lengths)
-
-    def cut(self, rows: np.ndarray, starts: np.ndarray, length: int) -> torch.Tensor:
-        """``[len(rows), length]`` chunks (zeros past a clip's end), on the training device."""
-        rows_t = torch.as_tensor(rows, device=self.data.device)
-        cols = torch.as_tensor(starts, device=self.data.device)[:, None] + torch.arange(
-            length, device=self.data.device)
-        past_end = cols >= torch.as_tensor(self.lengths[rows], device=self.data.device)[:, None]
-        out = self.data[rows_t[:, None], cols.clamp_(max=self.data.shape[1] - 1)]
-        return out.masked_fill_(past_end, 0.0).to(self.device, non_blocking=True)
-
-
 def eval_chunks(lengths: np.ndarray, length: int, hop: int) -> tuple[np.ndarray, np.ndarray]:
     """(clip index, start) of every inference chunk: hop-spaced, the last one ending at the clip's end."""
     rows, starts = [], []
@@ -96,8 +66,11 @@ def eval_chunks(lengths: np.ndarray, length: int, hop: int) -> tuple[np.ndarray,
 class TrainConfig:
     """How to train; the system fills it from its parameters."""
 
-    chunk: int  # samples per chunk
-    eval_hop: int  # samples between inference chunks
+    chunk: int  # input frames per chunk
+    eval_hop: int  # input frames between inference chunks
+    hop: int = 1  # audio samples per input frame (where augmented chunks are cut)
+    chunk_samples: int = 0  # audio samples behind a chunk (0: chunk * hop)
+    chunks_per_clip: int = 1
     batch_size: int = 16
     lr: float = 3e-3
     weight_decay: float = 1e-2
@@ -110,14 +83,25 @@ class TrainConfig:
     sample_rate: int = 22050
     seed: int = 0
     desc: str = "train"
+    channels_last: bool = True  # for 2-D convolutions on CUDA
+    compile: bool = False  # torch.compile the network
+
+    @property
+    def audio_chunk(self) -> int:
+        return self.chunk_samples or self.chunk * self.hop
 
 
 class Trainer:
     """Fits a ``ChunkClassifier`` and scores clips with it; ``history`` has one dict per epoch."""
 
     def __init__(self, model: nn.Module, config: TrainConfig, device: torch.device, kind: str,
-                 classes: list[str]):
+                 classes: list[str], frontend: nn.Module | None = None):
         self.model, self.cfg, self.device = model.to(device), config, device
+        if device.type == "cuda" and config.channels_last and any(
+                isinstance(m, nn.Conv2d) for m in model.modules()):
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.net = torch.compile(self.model) if config.compile else self.model  # what runs batches
+        self.frontend = frontend.to(device) if frontend is not None else None
         self.kind, self.classes = kind, classes
         self.history: list[dict[str, Any]] = []
         self.best_epoch: int | None = None
@@ -131,44 +115,54 @@ class Trainer:
             return nn.functional.binary_cross_entropy_with_logits(logits.float(), target.float())
         return nn.functional.cross_entropy(logits.float(), target)
 
-    def _augment(self, chunks: torch.Tensor, ids: list[str], epoch: int,
-                 rng: np.random.Generator) -> torch.Tensor:
-        """Apply the train-time spec to a random ``augment_p`` share of the chunks.
+    def _augment(self, chunks: torch.Tensor, audio: FeatureBank, rows: np.ndarray, starts: np.ndarray,
+                 ids: list[str], epoch: int, rng: np.random.Generator) -> torch.Tensor:
+        """Replace a random ``augment_p`` share of the chunks by augmented views.
 
-        Each chunk's transform is seeded by its track, the run's seed and the epoch, so
-        a clip sees a different augmentation every epoch and reruns see the same ones.
+        Pitch shift, time stretch, equalisation and noise all act on audio: the chunk's
+        audio (25% more, so a faster stretch still fills it) is transformed and passed
+        through the fixed front end. Each transform is seeded by the track, the run's seed
+        and the epoch, so a clip sees a different augmentation every epoch and reruns see
+        the same ones.
         """
         from musicbench.augment import apply
 
-        audio = chunks.cpu().numpy()
-        out = audio[:, : self.cfg.chunk].copy()
-        for j, track_id in enumerate(ids):
-            if rng.random() >= self.cfg.augment_p:
-                continue
-            seed = seed_for(track_id, self.cfg.augment, str(self.cfg.seed), str(epoch))
-            y = apply(self.cfg.augment, audio[j], self.cfg.sample_rate, seed)[: self.cfg.chunk]
-            out[j] = np.pad(y, (0, self.cfg.chunk - len(y)))
-        return torch.from_numpy(out).to(self.device)
-
-    def training_batches(self, bank: WaveBank, ids: list[str], epoch: int,
-                         rng: np.random.Generator):
-        """(chunks, clip rows) per batch for one epoch: every clip once, in random order."""
         cfg = self.cfg
-        read = int(cfg.chunk * STRETCH_MARGIN) if cfg.augment else cfg.chunk
-        order = rng.permutation(len(bank))
+        picked = np.flatnonzero(rng.random(len(rows)) < cfg.augment_p)
+        if not len(picked):
+            return chunks
+        n = cfg.audio_chunk
+        raw = audio.cut(rows[picked], starts[picked] * cfg.hop, int(n * STRETCH_MARGIN))[:, 0].cpu().numpy()
+        views = np.zeros((len(picked), n), dtype=np.float32)
+        for j, i in enumerate(picked):
+            seed = seed_for(ids[i], cfg.augment, str(cfg.seed), str(epoch))
+            y = apply(cfg.augment, raw[j], cfg.sample_rate, seed)[:n]
+            views[j, : len(y)] = y
+        with torch.no_grad():
+            feats = self.frontend(torch.from_numpy(views).to(self.device))
+        chunks = chunks.clone()
+        chunks[torch.as_tensor(picked, device=chunks.device)] = feats[..., : cfg.chunk].to(chunks.dtype)
+        return chunks
+
+    def training_batches(self, bank: FeatureBank, ids: list[str], epoch: int,
+                         rng: np.random.Generator, audio: FeatureBank | None = None):
+        """(chunks, clip rows) per batch for one epoch: every clip ``chunks_per_clip``
+        times, in random order, each at a random position."""
+        cfg = self.cfg
+        order = rng.permutation(np.repeat(np.arange(len(bank)), cfg.chunks_per_clip))
         for b in range(0, len(order), cfg.batch_size):
             rows = order[b: b + cfg.batch_size]
             if len(rows) < 2 and len(order) > 1:  # batch norm needs two items
                 rows = order[b - 1: b + 1]
             span = np.maximum(bank.lengths[rows] - cfg.chunk, 0)
             starts = (rng.random(len(rows)) * (span + 1)).astype(np.int64)
-            chunks = bank.cut(rows, starts, read)
-            if cfg.augment:
-                chunks = self._augment(chunks, [ids[r] for r in rows], epoch, rng)
+            chunks = bank.cut(rows, starts, cfg.chunk)
+            if cfg.augment and audio is not None:
+                chunks = self._augment(chunks, audio, rows, starts, ids, epoch, rng)
             yield chunks, rows
 
     @torch.no_grad()
-    def predict(self, bank: WaveBank) -> np.ndarray:
+    def predict(self, bank: FeatureBank) -> np.ndarray:
         """``[clips, classes]`` clip scores: mean chunk probabilities (softmax or sigmoid)."""
         self.model.eval()
         rows, starts = eval_chunks(bank.lengths, self.cfg.chunk, self.cfg.eval_hop)
@@ -177,7 +171,7 @@ class Trainer:
         for b in range(0, len(rows), step):
             r, s = rows[b: b + step], starts[b: b + step]
             with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
-                logits = self.model(bank.cut(r, s, self.cfg.chunk)).float()
+                logits = self.net(bank.cut(r, s, self.cfg.chunk)).float()
             probs = torch.sigmoid(logits) if self.kind == "multilabel" else logits.softmax(dim=1)
             sums.index_add_(0, torch.as_tensor(r, device=self.device), probs.double())
         counts = np.bincount(rows, minlength=len(bank)).astype(np.float64)
@@ -189,10 +183,14 @@ class Trainer:
             return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
         return float(-np.mean(np.log(p[np.arange(len(y)), y])))
 
-    def fit(self, train: WaveBank, y: np.ndarray, ids: list[str], valid: WaveBank | None = None,
+    def fit(self, train: FeatureBank, y: np.ndarray, ids: list[str], valid: FeatureBank | None = None,
             y_valid: np.ndarray | None = None,
-            epoch_callback: Callable[[int, float], None] | None = None) -> Trainer:
+            epoch_callback: Callable[[int, float], None] | None = None,
+            audio: FeatureBank | None = None) -> Trainer:
         """Train, keeping the weights of the best validation epoch (the last, without ``valid``).
+
+        ``audio`` (the training clips' waveforms at the network's rate) is needed only to
+        augment (``cfg.augment``), together with the trainer's ``frontend``.
 
         ``epoch_callback(epoch, valid_score)`` runs after each epoch that has a validation
         score; whatever it raises (``optuna.TrialPruned``) ends training and propagates.
@@ -201,7 +199,7 @@ class Trainer:
         rng = np.random.default_rng(cfg.seed)
         target = torch.as_tensor(y, device=self.device)
         opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
+        steps_per_epoch = math.ceil(len(train) * cfg.chunks_per_clip / cfg.batch_size)
         total, warm = cfg.max_epochs * steps_per_epoch, max(1, int(cfg.warmup_epochs * steps_per_epoch))
 
         def lr_factor(step: int) -> float:
@@ -217,9 +215,9 @@ class Trainer:
             t0 = time.perf_counter()
             self.model.train()
             losses, seen = [], 0
-            for chunks, rows in self.training_batches(train, ids, epoch, rng):
+            for chunks, rows in self.training_batches(train, ids, epoch, rng, audio):
                 with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
-                    logits = self.model(chunks)
+                    logits = self.net(chunks)
                 loss = self._loss(logits, target[torch.as_tensor(rows, device=self.device)])
                 opt.zero_grad(set_to_none=True)
                 self.scaler.scale(loss).backward()
@@ -231,7 +229,7 @@ class Trainer:
             seconds = time.perf_counter() - t0
             row: dict[str, Any] = {"epoch": epoch, "train_loss": sum(losses) / seen,
                                    "lr": opt.param_groups[0]["lr"], "seconds": round(seconds, 3),
-                                   "train_clips_per_s": seen / seconds}
+                                   "train_chunks": seen, "train_chunks_per_s": seen / seconds}
             if valid is not None and y_valid is not None:
                 scores = self.predict(valid)
                 score = float(evaluate(self.kind, y_valid, scores, self.classes)[metric])
