@@ -43,6 +43,8 @@ def test_results_have_one_row_per_cell_with_the_contract_columns(finished):
     assert len(df) == 2 * 4 and (df.status == "ok").all()  # 2 systems x 4 performer folds
     assert runner.counts == {"ok": 8, "failed": 0, "skipped": 0}
     assert df.split_hash.nunique() == 1 and (df.group_leakage == 0).all()
+    # neither system learns from a validation part: both are fitted on it too
+    assert (df.n_valid == 0).all() and (df.n_train + df.n_test == df.n_tracks_used).all()
     assert (df.n_train + df.n_valid + df.n_test == 72).all()
     assert df.accuracy.between(0, 1).all() and df.macro_f1.notna().all()
     for rec in runner.store.records():
@@ -50,6 +52,15 @@ def test_results_have_one_row_per_cell_with_the_contract_columns(finished):
         assert len(preds) == rec.n_test
         assert (preds.label == preds.prediction).mean() == pytest.approx(rec.metrics["accuracy"])
         assert sum(map(sum, rec.details["confusion_matrix"])) == rec.n_test
+
+
+def test_only_systems_that_use_validation_keep_a_validation_part():
+    from musicbench.systems import build_system
+
+    assert not build_system("mfcc-stats-svm").uses_validation() and not build_system("gmm").uses_validation()
+    assert build_system("cnn1d-small").uses_validation()
+    assert build_system("aisfx-probe").uses_validation()  # its head's C is picked on it
+    assert not build_system("aisfx-probe", C=1.0).uses_validation()
 
 
 def test_rerun_skips_finished_cells_and_changes_nothing(finished):
@@ -194,7 +205,7 @@ def test_neural_cells_log_their_epoch_curves(tmp_path):
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     suite = Suite("curves", ("synth_genre:mini",), ("short-cnn",), ("group-kfold:performer:2",),
-                  variants={"short-cnn": {"system": "cnn1d", "params": {"max_epochs": 3}}})
+                  variants={"short-cnn": {"system": "cnn1d-small", "params": {"max_epochs": 3}}})
     runner = run(suite, tmp_path / "out", tracking_uri=uri)
     rec = runner.store.records()[0]
     history = rec.details["training"]["history"]

@@ -95,8 +95,9 @@ def run_cell(plan: CellPlan, deforms: list[str]) -> CellOutcome:
         aug = None if plan.augment == "none" else validate_spec(plan.augment)
         vocab = plan.fold.vocabulary
         x0 = extraction_seconds()
-        fit_seconds = fit(est, clipset.part(plan.fold.train, augment=aug, vocabulary=vocab),
-                          clipset.part(plan.fold.valid, vocabulary=vocab), plan.seed)
+        train_ids, valid_ids = plan.fit_ids
+        fit_seconds = fit(est, clipset.part(train_ids, augment=aug, vocabulary=vocab),
+                          clipset.part(valid_ids, vocabulary=vocab), plan.seed)
         fit_extract = extraction_seconds() - x0
         training = est.training_report()
     except Exception as exc:  # one broken cell must not stop the others
@@ -311,7 +312,7 @@ def extract_for(plans: list[CellPlan], jobs: int | None, log: Callable[[str], No
         fold = plan.fold
         parts = [((*fold.train, *fold.valid, *fold.test), None)]
         if plan.augment != "none":
-            parts.append((fold.train, validate_spec(plan.augment)))
+            parts.append((plan.fit_ids[0], validate_spec(plan.augment)))
         parts += [(fold.test, validate_spec(d)) for d in plan.keys if d != "none"]
         for ids, transform in parts:
             extractors, wanted = needs.setdefault((plan.source, transform), ({}, {}))

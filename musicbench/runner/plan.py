@@ -55,6 +55,14 @@ class CellPlan:
     keys: dict[str, str]  # deformation -> record key
     device: str = "cpu"
     tuned: dict[str, Any] = field(default_factory=dict)  # {"study": .., "trials": ..} when tuned
+    merge_valid: bool = False  # the system learns nothing from a validation part: fit on both
+
+    @property
+    def fit_ids(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The track ids the system is fitted on, and those it validates on."""
+        if self.merge_valid:
+            return (*self.fold.train, *self.fold.valid), ()
+        return self.fold.train, self.fold.valid
 
     @property
     def label(self) -> str:
@@ -77,7 +85,7 @@ class CellPlan:
             augment=self.augment, deform=deform, kind=self.kind, device=self.device,
             tuned=bool(self.tuned), tuned_study=self.tuned.get("study"),
             tuned_trials=self.tuned.get("trials"), tuned_kind=self.tuned.get("kind"), params=self.params,
-            n_train=len(self.fold.train), n_valid=len(self.fold.valid), n_test=len(self.fold.test),
+            n_train=len(self.fit_ids[0]), n_valid=len(self.fit_ids[1]), n_test=len(self.fold.test),
             n_tracks_used=len(clips), n_tracks_index=clips.n_index, n_bad_tracks=len(clips.bad),
             bad_tracks=" ".join(sorted(clips.bad)) or None, group_leakage=self.fold.leakage,
         )
@@ -150,6 +158,7 @@ def plan_task(suite: Suite, source: TaskSource, device: str, log: Log) -> Iterat
                 family = get_preset(preset)["family"]
                 built = build_system(preset, device=device, **overrides)
                 params = {k: v for k, v in built.get_params().items() if k not in ("seed", "device")}
+                merge = {} if built.uses_validation() else {"fit_on": "train+valid"}
                 for seed in suite.seeds:
                     for augment in suite.augment:
                         # a tuned record belongs to its study's row even where an untuned
@@ -158,8 +167,8 @@ def plan_task(suite: Suite, source: TaskSource, device: str, log: Log) -> Iterat
                         keys = {deform: cell_key(task=spec, version=task.version, protocol=split.protocol,
                                                  split_hash=split.hash, fold=fold.index, system=system,
                                                  preset=preset, family=family, params=params, seed=seed,
-                                                 augment=augment, deform=deform, **tuning)
+                                                 augment=augment, deform=deform, **tuning, **merge)
                                 for deform in suite.deform}
                         yield CellPlan(source, task.name, task.version, task.spec.kind, split.protocol,
                                        split.hash, fold, system, preset, overrides, params, seed, augment,
-                                       keys, device, tuned)
+                                       keys, device, tuned, merge_valid=bool(merge))

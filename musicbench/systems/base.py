@@ -81,6 +81,12 @@ class System(BaseEstimator):
                 f"{data.kind} ({data.task.ref})"
             )
 
+    def uses_validation(self) -> bool:
+        """Whether ``fit`` learns anything from ``valid`` (early stopping, checkpoint or
+        hyperparameter choice). The runner fits a system that does not on the training and
+        validation parts together, so no labelled clip outside the test part is wasted."""
+        return False
+
     def _runtime(self) -> AbstractContextManager:
         """The context ``fit`` and ``predict_scores`` run in (e.g. thread limits)."""
         return nullcontext()

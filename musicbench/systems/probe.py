@@ -202,6 +202,9 @@ class ProbeSystem(ClassicalSystem):
         self._seen_classes(y, train)
         self.model_ = self._estimator(multilabel, **chosen).fit(x, y)
 
+    def uses_validation(self) -> bool:
+        return len(self.grid()) > 1  # the head's hyperparameters are picked on it
+
     def training_report(self) -> dict[str, Any]:
         if not hasattr(self, "model_"):
             return {}

@@ -207,6 +207,9 @@ class DeepSystem(System):
         self.n_parameters_ = sum(p.numel() for p in net.parameters())
         self.task_ = train.task.ref
 
+    def uses_validation(self) -> bool:
+        return True  # early stopping and the kept epoch
+
     def save(self, path: str | Path) -> Path:
         """Save the fitted network as a checkpoint that the ``deep`` encoder family loads
         (``musicbench.systems.deep.checkpoint``)."""
