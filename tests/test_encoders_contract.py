@@ -145,7 +145,7 @@ def test_unknown_family_lists_the_families(tmp_path, monkeypatch):
     (tmp_path / "encoders").mkdir()
     (tmp_path / "encoders" / "odd.toml").write_text('family = "nope"\nlicence = "MIT"\n')
     monkeypatch.setenv("MUSICBENCH_WORKSPACE", str(tmp_path))
-    with pytest.raises(UnknownNameError, match="valid encoder families: aisfx, crepe, hear, musicnn"):
+    with pytest.raises(UnknownNameError, match="valid encoder families: aisfx, crepe, deep, hear, musicnn"):
         build_encoder("odd")
 
 

@@ -101,7 +101,7 @@ def test_task_preset_with_an_unknown_key_lists_the_valid_keys(workspace, capsys)
     (workspace / "datasets" / "typo.toml").write_text(spec.replace("label =", "lable ="))
     assert run("--task", "typo:mini", "--system", "gmm", "--out", "out") == 2
     err = capsys.readouterr().err
-    assert "unknown key(s) 'lable'" in err and "valid keys: name, dataset, version, kind, label" in err
+    assert "unknown key(s) 'lable'" in err and "valid keys: name, kind, dataset, version, label" in err
 
 
 def test_a_broken_workspace_preset_is_listed_as_broken_and_the_rest_still_listed(workspace, capsys):

@@ -65,7 +65,7 @@ def test_folder_source_end_to_end(workspace, clips):
 
     (workspace / "datasets" / "nowhere.toml").write_text('source = "folder"\nroot = "missing"\n'
                                                          'kind = "multiclass"\n')
-    assert main(["run", "--task", "nowhere", "--system", "mfcc-stats-svm", "--no-mlflow", "--quiet"]) == 1
+    assert main(["run", "--task", "nowhere", "--system", "mfcc-stats-svm", "--no-mlflow", "--quiet"]) == 2
     (workspace / "datasets" / "tags.toml").write_text('source = "folder"\nroot = "x"\nkind = "multilabel"\n')
     with pytest.raises(ConfigError, match="kind must be 'multiclass'"):
         get_task("tags")

@@ -32,7 +32,7 @@ def default_tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
 
 @contextmanager
-def _store_lock(uri: str) -> Iterator[None]:
+def store_lock(uri: str) -> Iterator[None]:
     """Serialise opening a SQLite store between processes: two processes creating its
     tables at once make one fail (``table ... already exists``)."""
     if not uri.startswith("sqlite:///"):
@@ -57,7 +57,7 @@ class Tracker:
 
         self.uri = tracking_uri or default_tracking_uri()
         mlflow.set_tracking_uri(self.uri)
-        with _store_lock(self.uri):
+        with store_lock(self.uri):
             self.client = MlflowClient(self.uri)
             self.experiment_id = self._experiment(experiment)
 

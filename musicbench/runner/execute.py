@@ -205,8 +205,8 @@ class Runner:
     def _skip(self, plan: CellPlan) -> None:
         """Count a finished cell, and log whatever of it MLflow lacks (under its claim, so
         two runs never log it together)."""
-        self.counts["skipped"] += len(plan.keys)
         recs = [self.store.load(key) for key in plan.keys.values()]
+        self.counts["skipped"] += sum(1 for r in recs if r is not None and r.ok)  # not: never run
         unlogged = [r for r in recs if r is not None and not r.mlflow_run_id]
         if self._tracking is None or not unlogged or not self._claims.acquire(plan.claim_key):
             return
@@ -298,7 +298,8 @@ def extract_for(plans: list[CellPlan], jobs: int | None, log: Callable[[str], No
     """Fill the feature cache for every clip the cells will read, in one parallel pass
     per task and transform (all systems' extractors together: one decode per clip),
     instead of each fold part extracting on its own inside its cell. An unreadable
-    track is left to the cells that need it, which record it."""
+    track is left to the cells that need it, which record it. Its time is logged here, not
+    booked to any cell's fit or predict time."""
     needs: dict[tuple, tuple[dict[str, Extractor], dict[str, None]]] = {}
     systems: dict[str, list[Extractor]] = {}
     for plan in plans:
@@ -318,9 +319,13 @@ def extract_for(plans: list[CellPlan], jobs: int | None, log: Callable[[str], No
             extractors, wanted = needs.setdefault((plan.source, transform), ({}, {}))
             extractors.update({json.dumps(e.cache_config(), sort_keys=True): e for e in systems[sys_key]})
             wanted.update(dict.fromkeys(ids))
+    t0, clips = time.perf_counter(), 0
     for (source, transform), (extractors, wanted) in needs.items():
         data = open_clips(source).part(list(wanted))
+        clips += len(data)
         try:
             extract_frames(data, list(extractors.values()), FeatureCache(), jobs, transform, keep=False)
         except DataError as exc:
             log(f"WARNING: {exc}")
+    if needs:
+        log(f"features of {clips} clip(s) extracted before the cells in {time.perf_counter() - t0:.2f} s")

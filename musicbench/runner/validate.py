@@ -45,11 +45,12 @@ def check_tracking(uri: str | None) -> None:
     """The MLflow tracking URI opens (a scheme MLflow knows, a store it can create)."""
     from mlflow import MlflowClient
 
-    from musicbench.results.tracking import default_tracking_uri
+    from musicbench.results.tracking import default_tracking_uri, store_lock
 
     uri = uri or default_tracking_uri()
     try:
-        MlflowClient(uri)
+        with store_lock(uri):  # another run may be creating the same fresh store
+            MlflowClient(uri)
     except Exception as exc:  # noqa: BLE001 - MLflow raises several kinds for a bad URI
         raise ConfigError(f"tracking URI {uri!r} cannot be used ({str(exc).splitlines()[0].strip()}); "
                           "valid: sqlite:///PATH, file:PATH, http(s)://HOST:PORT, postgresql://..., "

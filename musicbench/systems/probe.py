@@ -131,8 +131,12 @@ class ProbeSystem(ClassicalSystem):
     def _names(value) -> list[str]:
         return [value] if isinstance(value, str) else list(value)
 
-    def extractors(self, sample_rate: int) -> list[EncoderExtractor]:
+    def encoder_extractors(self, sample_rate: int) -> list[EncoderExtractor]:
         return [EncoderExtractor(n, sample_rate, self.device) for n in self._names(self.encoders)]
+
+    def extractors(self, sample_rate: int) -> list:
+        fronts = self.frontends(sample_rate) if self._names(self.features) else []
+        return [*fronts, *self.encoder_extractors(sample_rate)]
 
     def frames(self, data: ClipData, transform: str | None = None) -> list[list[np.ndarray]]:
         """Per clip, one ``[frames, dims]`` array per source: the hand-crafted front ends
@@ -140,7 +144,7 @@ class ProbeSystem(ClassicalSystem):
         sources = []
         if self._names(self.features):
             sources.append(super().frames(data, transform))
-        for ex in self.extractors(data.sample_rate):
+        for ex in self.encoder_extractors(data.sample_rate):
             sources.append(extract_frames(data, [ex], FeatureCache(), transform=transform))
         return [list(parts) for parts in zip(*sources, strict=True)]
 
@@ -173,7 +177,7 @@ class ProbeSystem(ClassicalSystem):
 
     def _fit(self, train: ClipData, valid: ClipData | None,
              epoch_callback: EpochCallback | None) -> None:
-        extractors = self.extractors(train.sample_rate)
+        extractors = self.encoder_extractors(train.sample_rate)
         self.cards_ = [ex.card().as_dict() for ex in extractors]
         frames, y = self.training_frames(train)
         if self.summary == "vq":
