@@ -210,6 +210,11 @@ class DeepSystem(System):
     def uses_validation(self) -> bool:
         return True  # early stopping and the kept epoch
 
+    def extractors(self, sample_rate: int) -> list[DeepInput]:
+        """The network's input, cached per clip like any front end (a train-time
+        augmentation also reads the clean waveform, inside ``fit``)."""
+        return [self.input_spec(sample_rate)]
+
     def save(self, path: str | Path) -> Path:
         """Save the fitted network as a checkpoint that the ``deep`` encoder family loads
         (``musicbench.systems.deep.checkpoint``)."""
