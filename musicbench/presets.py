@@ -10,6 +10,8 @@ file name.
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import os
 import tomllib
 from pathlib import Path
@@ -71,3 +73,22 @@ def check_keys(where: str, data: dict[str, Any], valid: list[str]) -> None:
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; "
                           f"valid keys: {', '.join(valid)}")
+
+
+def family_of(families: dict[str, str], kind: str, family: str) -> type:
+    """The class a registry names as ``module:Class``, imported only when asked for."""
+    if family not in families:
+        raise UnknownNameError(kind, family, families)
+    module, _, cls = families[family].partition(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def constructor_params(cls: type, exclude: tuple[str, ...] = ()) -> list[str]:
+    return [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", *exclude)]
+
+
+def check_param_names(params: dict[str, Any], valid: list[str], name: str, family: str) -> None:
+    """Every preset or override key is a parameter of the family (else the valid ones)."""
+    for key in params:
+        if key not in valid:
+            raise UnknownNameError(f"parameter of {name} ({family})", key, valid)

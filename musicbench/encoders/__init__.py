@@ -16,7 +16,7 @@ from typing import Any
 
 from musicbench.encoders.base import Encoder, EncoderCard
 from musicbench.errors import ConfigError, MusicbenchError, UnknownNameError
-from musicbench.presets import load_preset, preset_files
+from musicbench.presets import check_param_names, constructor_params, family_of, load_preset, preset_files
 from musicbench.runtime import check_device
 
 FAMILIES = {
@@ -34,10 +34,7 @@ def encoder_names() -> list[str]:
 
 
 def encoder_family_class(family: str) -> type[Encoder]:
-    if family not in FAMILIES:
-        raise UnknownNameError("encoder family", family, FAMILIES)
-    module, _, cls = FAMILIES[family].partition(":")
-    return getattr(importlib.import_module(module), cls)
+    return family_of(FAMILIES, "encoder family", family)
 
 
 def get_encoder_preset(name: str) -> dict[str, Any]:
@@ -52,7 +49,7 @@ def get_encoder_preset(name: str) -> dict[str, Any]:
 
 def encoder_params(cls: type[Encoder]) -> list[str]:
     """The parameters a family accepts from a preset (``device`` comes from the caller)."""
-    return [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "device")]
+    return constructor_params(cls, exclude=("device",))
 
 
 def build_encoder(name: str, device: str = "cpu", **overrides: Any) -> Encoder:
@@ -61,10 +58,7 @@ def build_encoder(name: str, device: str = "cpu", **overrides: Any) -> Encoder:
     preset = get_encoder_preset(name)
     cls = encoder_family_class(preset["family"])
     params = {**preset["params"], **overrides}
-    valid = encoder_params(cls)
-    for key in params:
-        if key not in valid:
-            raise UnknownNameError(f"parameter of {name} ({preset['family']})", key, valid)
+    check_param_names(params, encoder_params(cls), name, preset["family"])
     try:
         encoder = cls(device=device, **params)
     except (TypeError, ValueError) as exc:

@@ -14,7 +14,7 @@ import inspect
 from typing import Any
 
 from musicbench.errors import ConfigError, UnknownNameError
-from musicbench.presets import load_preset, preset_files
+from musicbench.presets import check_param_names, constructor_params, family_of, load_preset, preset_files
 from musicbench.systems.base import System
 
 FAMILIES = {
@@ -30,10 +30,7 @@ def system_names() -> list[str]:
 
 
 def family_class(family: str) -> type[System]:
-    if family not in FAMILIES:
-        raise UnknownNameError("system family", family, FAMILIES)
-    module, _, cls = FAMILIES[family].partition(":")
-    return getattr(importlib.import_module(module), cls)
+    return family_of(FAMILIES, "system family", family)
 
 
 def get_preset(name: str) -> dict[str, Any]:
@@ -46,7 +43,7 @@ def get_preset(name: str) -> dict[str, Any]:
 
 
 def valid_params(cls: type[System]) -> list[str]:
-    return [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+    return constructor_params(cls)
 
 
 def build_system(name: str, seed: int = 0, device: str = "cpu", **overrides: Any) -> System:
@@ -54,10 +51,7 @@ def build_system(name: str, seed: int = 0, device: str = "cpu", **overrides: Any
     preset = get_preset(name)
     cls = family_class(preset["family"])
     params = {**preset["params"], **overrides}
-    valid = valid_params(cls)
-    for key in params:
-        if key not in valid:
-            raise UnknownNameError(f"parameter of {name} ({preset['family']})", key, valid)
+    check_param_names(params, valid_params(cls), name, preset["family"])
     if {"seed", "device"} & set(params):
         raise ConfigError(f"system preset {preset['_path']}: seed and device come from the run "
                           "(build_system's arguments), not from parameters")
