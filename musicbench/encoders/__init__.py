@@ -10,12 +10,10 @@ optional package breaks only the encoders that need it.
 
 from __future__ import annotations
 
-import importlib
-import inspect
 from typing import Any
 
 from musicbench.encoders.base import Encoder, EncoderCard
-from musicbench.errors import ConfigError, MusicbenchError, UnknownNameError
+from musicbench.errors import ConfigError, MusicbenchError
 from musicbench.presets import check_param_names, constructor_params, family_of, load_preset, preset_files
 from musicbench.runtime import check_device
 

@@ -9,11 +9,9 @@ built, so a bad preset fails before any work starts.
 
 from __future__ import annotations
 
-import importlib
-import inspect
 from typing import Any
 
-from musicbench.errors import ConfigError, UnknownNameError
+from musicbench.errors import ConfigError
 from musicbench.presets import check_param_names, constructor_params, family_of, load_preset, preset_files
 from musicbench.systems.base import System
 
