@@ -178,7 +178,7 @@ class Task:
             # only where it holds a folder made for the dataset (DATA_HOME/synth_genre)
             root = self.data_home_root or os.environ.get(DATA_HOME_ENV)
             home = Path(root) / spec.dataset if root else None
-            return SynthDataset(spec.synth, self.version, spec.clip.sample_rate,
+            return SynthDataset(spec.dataset, spec.synth, self.version, spec.clip.sample_rate,
                                 str(home) if home and home.is_dir() else None)
         if spec.source in ("folder", "csv"):
             from musicbench.tasks.sources import PlainDataset, spec_path

@@ -1,4 +1,4 @@
-"""``synth_genre``: a deterministic synthetic genre dataset, generated on first use.
+"""Embedded synthetic datasets, generated on first use; ``synth_genre`` is defined here.
 
 Six "genres" differ in rhythm (tempo, drum pattern, swing), timbre (harmonic recipe,
 envelope, distortion) and harmony (chord quality and rhythm). Each genre is played by a
@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -159,47 +160,97 @@ class Track(core.Track):
         self.genre, self.performer, _ = track_id.split(".")
 
 
-class SynthDataset(core.Dataset):
-    """A mirdata dataset whose files and index are generated into the cache."""
+def write_genres(folder: Path, p: dict[str, Any]) -> tuple[dict[str, Any], None]:
+    """Render every ``synth_genre`` clip into ``folder``: index entries, no metadata file
+    (a track's genre and performer are in its id)."""
+    tracks = {}
+    for genre in GENRES:
+        (folder / genre).mkdir(parents=True, exist_ok=True)
+        for take in range(p["n_per_class"]):
+            performer = take % p["performers"]
+            track_id = f"{genre}.p{performer}.{take:04d}"
+            audio = render_track(genre, performer, take, p["duration"], p["sample_rate"], p["seed"])
+            tracks[track_id] = write_wav(folder, f"{genre}/{track_id}.wav", audio, p["sample_rate"])
+    return tracks, None
 
-    def __init__(self, config: dict[str, Any], version: str, sample_rate: int,
+
+def write_wav(folder: Path, rel: str, audio: np.ndarray, sample_rate: int) -> dict[str, list[str]]:
+    """Write one clip as 16-bit WAV; its mirdata index entry (path and md5)."""
+    sf.write(folder / rel, audio, sample_rate, subtype="PCM_16")
+    return {"audio": [rel, hashlib.md5((folder / rel).read_bytes()).hexdigest()]}
+
+
+@dataclass(frozen=True)
+class Generator:
+    """How one synthetic dataset is made: default parameters, a check of them, the writer
+    ``write(folder, params) -> (index tracks, metadata or None)``, its version (part of
+    the cache key) and the mirdata track class that reads it back."""
+
+    defaults: dict[str, Any]
+    check: Callable[[dict[str, Any]], str | None]
+    write: Callable[[Path, dict[str, Any]], tuple[dict[str, Any], dict[str, Any] | None]]
+    version: int
+    track_class: type[core.Track]
+
+
+def _check_genres(p: dict[str, Any]) -> str | None:
+    if p["n_per_class"] < p["performers"] or p["duration"] <= 0:
+        return "n_per_class >= performers and duration > 0"
+    return None
+
+
+def generators() -> dict[str, Generator]:
+    from musicbench.tasks import synth_tags
+
+    return {
+        "synth_genre": Generator({"n_per_class": 40, "performers": 4, "duration": 4.0, "seed": 0},
+                                 _check_genres, write_genres, GENERATOR_VERSION, Track),
+        "synth_tags": synth_tags.GENERATOR,
+    }
+
+
+class SynthDataset(core.Dataset):
+    """A mirdata dataset whose files and index (and metadata, where its tracks have any
+    beyond their id) are generated into the cache by the generator named ``name``."""
+
+    def __init__(self, name: str, config: dict[str, Any], version: str, sample_rate: int,
                  data_home: str | None = None):
+        found = generators()
+        if name not in found:
+            raise UnknownNameError("synthetic dataset", name, found)
+        gen = found[name]
         versions = config.get("versions", {})
         if version not in versions:
-            raise UnknownNameError("version of synth_genre", version, versions)
-        params = {
-            "n_per_class": 40, "performers": 4, "duration": 4.0, "seed": 0,
-            **{k: v for k, v in config.items() if k != "versions"}, **versions[version],
-        }
-        if params["n_per_class"] < params["performers"] or params["duration"] <= 0:
-            raise ConfigError(f"synth_genre {version}: n_per_class >= performers and duration > 0")
-        self.params = {**params, "sample_rate": sample_rate, "generator": GENERATOR_VERSION}
+            raise UnknownNameError(f"version of {name}", version, versions)
+        params = {**gen.defaults, **{k: v for k, v in config.items() if k != "versions"},
+                  **versions[version]}
+        problem = gen.check(params)
+        if problem:
+            raise ConfigError(f"{name} {version}: {problem}")
+        self.generator = gen
+        self.params = {**params, "sample_rate": sample_rate, "generator": gen.version}
         key = hashlib.sha1(json.dumps(self.params, sort_keys=True).encode()).hexdigest()[:12]
-        home = Path(data_home or cache_root() / "synth") / f"synth_genre-{version}-{key}"
+        home = Path(data_home or cache_root() / "synth") / f"{name}-{version}-{key}"
         super().__init__(
-            str(home), version, name="synth_genre", track_class=Track,
+            str(home), version, name=name, track_class=gen.track_class,
             indexes={"default": version, version: core.Index(filename="index.json")},
         )
         self.index_path = str(home / "index.json")
         if not home.joinpath("index.json").exists():
             self._generate(home)
 
+    @core.cached_property
+    def _metadata(self) -> dict[str, Any] | None:
+        path = Path(self.data_home) / "metadata.json"
+        return json.loads(path.read_text()) if path.exists() else None
+
     def _generate(self, home: Path) -> None:
-        p = self.params
         tmp = home.with_name(f"{home.name}.tmp-{os.getpid()}")
-        tracks = {}
-        for genre in GENRES:
-            (tmp / genre).mkdir(parents=True, exist_ok=True)
-            for take in range(p["n_per_class"]):
-                performer = take % p["performers"]
-                track_id = f"{genre}.p{performer}.{take:04d}"
-                rel = f"{genre}/{track_id}.wav"
-                audio = render_track(genre, performer, take, p["duration"], p["sample_rate"],
-                                     p["seed"])
-                sf.write(tmp / rel, audio, p["sample_rate"], subtype="PCM_16")
-                md5 = hashlib.md5((tmp / rel).read_bytes()).hexdigest()
-                tracks[track_id] = {"audio": [rel, md5]}
-        index = {"version": self.version, "params": p, "tracks": tracks}
+        tmp.mkdir(parents=True, exist_ok=True)
+        tracks, metadata = self.generator.write(tmp, self.params)
+        if metadata is not None:
+            (tmp / "metadata.json").write_text(json.dumps(metadata, indent=1))
+        index = {"version": self.version, "params": self.params, "tracks": tracks}
         (tmp / "index.json").write_text(json.dumps(index, indent=1))
         try:
             os.rename(tmp, home)
