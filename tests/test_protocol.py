@@ -7,6 +7,7 @@ import warnings
 import numpy as np
 import pytest
 from conftest import SHARED, needs_shared
+from sklearn import metrics as skm
 
 from musicbench.errors import ConfigError, DataError
 from musicbench.protocol.metrics import evaluate
@@ -205,6 +206,51 @@ def test_micro_averages_pool_clip_tag_pairs_unlike_macro():
     pos, neg = pairs_s[pairs_y == 1], pairs_s[pairs_y == 0]
     expected = np.mean([(p > n) + 0.5 * (p == n) for p in pos for n in neg])
     assert m["roc_auc_micro"] == pytest.approx(expected) and m["roc_auc_micro"] != m["roc_auc_macro"]
+
+
+def test_retrieval_metrics_hand_computed():
+    # clip 0 ranks a, c, b with positives {a, b}: AP (1/1 + 2/3) / 2; recall@1 1/2
+    # clip 1 ranks b, a, c with positive {c}: AP 1/3; recall@1 0
+    # clip 2 has no positive tag: left out of the audio -> tag metrics
+    y = np.array([[1, 1, 0], [0, 0, 1], [0, 0, 0]])
+    scores = np.array([[0.9, 0.2, 0.5], [0.6, 0.7, 0.1], [0.3, 0.1, 0.05]])
+    m = evaluate("multilabel", y, scores, ["a", "b", "c"])
+    assert m["map_audio_to_tag"] == pytest.approx(((1 + 2 / 3) / 2 + 1 / 3) / 2)
+    assert m["recall_at_1"] == pytest.approx((1 / 2 + 0) / 2)
+    assert m["recall_at_5"] == m["recall_at_10"] == 1.0
+    # tag -> audio mAP is the macro PR-AUC: per tag, AP of the clips ranked by its score
+    # tag a: its positive clip 0 ranked first: AP 1; b: clip 0 second: 1/2; c: clip 1 second: 1/2
+    assert m["pr_auc_macro"] == pytest.approx((1 + 1 / 2 + 1 / 2) / 3)
+
+
+def test_audio_to_tag_map_matches_sklearn_ranking_ap_and_honours_the_mask():
+    rng = np.random.default_rng(1)
+    y = (rng.random((30, 6)) < 0.4).astype(int)
+    y[0] = 0  # no positive: left out (sklearn's ranking AP would count it as 1)
+    scores = rng.random((30, 6))
+    m = evaluate("multilabel", y, scores, list("abcdef"))
+    has = y.any(axis=1)
+    assert m["map_audio_to_tag"] == pytest.approx(
+        skm.label_ranking_average_precision_score(y[has], scores[has]))
+    top5 = np.argsort(-scores, axis=1)[:, :5]
+    hits = np.take_along_axis(y, top5, axis=1).sum(axis=1)
+    assert m["recall_at_5"] == pytest.approx(np.mean(hits[has] / y[has].sum(axis=1)))
+    mask = np.ones_like(y)
+    mask[:, 5] = 0  # tag f unannotated everywhere: as if it did not exist
+    masked = evaluate("multilabel", y, scores, list("abcdef"), mask)
+    alone = evaluate("multilabel", y[:, :5], scores[:, :5], list("abcde"))
+    for name in ("map_audio_to_tag", "recall_at_1", "recall_at_5"):
+        assert masked[name] == pytest.approx(alone[name])
+
+
+def test_retrieval_metrics_chance_levels():
+    from musicbench.protocol.metrics import METRICS
+
+    assert METRICS["recall_at_5"].chance(20) == 0.25 and METRICS["recall_at_10"].chance(5) == 1.0
+    rng = np.random.default_rng(2)
+    y = (rng.random((2000, 20)) < 0.2).astype(int)
+    m = evaluate("multilabel", y, rng.random((2000, 20)), [str(i) for i in range(20)])
+    assert m["recall_at_5"] == pytest.approx(0.25, abs=0.02)
 
 
 def test_scores_of_wrong_shape_or_nan_are_rejected():

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property, partial
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,7 @@ from musicbench.errors import UnknownNameError
 
 KINDS = ("multiclass", "multilabel")
 AGGREGATIONS = {"mean": np.nanmean, "median": np.nanmedian, "sum": np.nansum}
+RECALL_AT = (1, 5, 10)  # the k of the audio -> tag recall@k metrics
 
 
 @dataclass(frozen=True)
@@ -57,11 +59,12 @@ class Metric:
 METRICS: dict[str, Metric] = {}
 
 
-def metric(kinds: tuple[str, ...], **declaration: Any) -> Callable:
-    """Register the decorated ``fn(scored) -> float`` as a metric named after it."""
+def metric(kinds: tuple[str, ...], name: str | None = None, **declaration: Any) -> Callable:
+    """Register the decorated ``fn(scored) -> float`` as a metric named ``name`` (default:
+    the function's name)."""
 
     def register(fn: Callable[[Scored], float]) -> Callable[[Scored], float]:
-        m = Metric(fn.__name__, kinds, fn, **declaration)
+        m = Metric(name or fn.__name__, kinds, fn, **declaration)
         if m.aggregation not in AGGREGATIONS:
             raise ValueError(f"metric {m.name}: aggregation must be one of {sorted(AGGREGATIONS)}")
         METRICS[m.name] = m
@@ -111,6 +114,24 @@ class Scored:
         vals = [v[key] for v in self.per_tag.values()]
         return float(np.mean(vals)) if vals else float("nan")
 
+    @cached_property
+    def tag_rankings(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per clip with at least one observed positive tag: its observed tags' targets in
+        the order of its scores, highest first (ties in tag order), and those scores."""
+        out = []
+        for y, sc, seen in zip(self.y, self.scores, self.observed, strict=True):
+            y, sc = y[seen], sc[seen]
+            if y.any():
+                order = np.argsort(-sc, kind="stable")
+                out.append((y[order], sc[order]))
+        return out
+
+    def recall_at(self, k: int) -> float:
+        """Share of a clip's observed positive tags among its ``k`` best-scored observed
+        tags, averaged over the clips with a positive tag."""
+        vals = [y[:k].sum() / y.sum() for y, _ in self.tag_rankings]
+        return float(np.mean(vals)) if vals else float("nan")
+
 
 def _uniform_guess(n_classes: int) -> float:
     return 1.0 / n_classes
@@ -144,7 +165,8 @@ def roc_auc_macro(s: Scored) -> float:
     return s.tag_mean("roc_auc")
 
 
-@metric(("multilabel",), description="average precision averaged over the scorable tags")
+@metric(("multilabel",), description="average precision averaged over the scorable tags: tag -> audio "
+                                    "retrieval mAP (per tag, the clips ranked by score)")
 def pr_auc_macro(s: Scored) -> float:
     return s.tag_mean("pr_auc")
 
@@ -169,6 +191,29 @@ def pr_auc_micro(s: Scored) -> float:
         description="tags all-positive or all-negative in the test part, left out of the averages")
 def n_tags_dropped(s: Scored) -> float:
     return int((~s.usable).sum())
+
+
+@metric(("multilabel",), description="audio -> tag retrieval mAP: per clip with a positive tag, average "
+                                    "precision of its observed tags ranked by score; averaged over clips")
+def map_audio_to_tag(s: Scored) -> float:
+    vals = [1.0 if y.all() else skm.average_precision_score(y, sc) for y, sc in s.tag_rankings]
+    return float(np.mean(vals)) if vals else float("nan")
+
+
+def _random_top_k(k: int, n_classes: int) -> float:
+    """A random ranking's expected recall@k: each positive is in the top k with chance k/n."""
+    return min(1.0, k / n_classes)
+
+
+def _recall_at(k: int, s: Scored) -> float:
+    return s.recall_at(k)
+
+
+for _k in RECALL_AT:
+    metric(("multilabel",), name=f"recall_at_{_k}", chance=partial(_random_top_k, _k),
+           description=f"audio -> tag recall@{_k}: share of a clip's observed positive tags among "
+                       f"its {_k} best-scored observed tags, averaged over clips with a positive tag",
+           )(partial(_recall_at, _k))
 
 
 def get_metric(name: str) -> Metric:
