@@ -24,6 +24,7 @@ FAMILIES = {
     "hear": "musicbench.encoders.hear:HearEncoder",
     # the project's own fitted deep systems; a higher layer, imported only by this name
     "deep": "musicbench.systems.deep.encoder:DeepEncoder",
+    "metric": "musicbench.systems.metric:MetricEncoder",
 }
 
 

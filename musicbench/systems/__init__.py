@@ -20,6 +20,7 @@ FAMILIES = {
     "gmm": "musicbench.systems.density:GMMSystem",
     "deep": "musicbench.systems.deep.system:DeepSystem",
     "probe": "musicbench.systems.probe:ProbeSystem",
+    "metric": "musicbench.systems.metric:MetricSystem",
 }
 
 

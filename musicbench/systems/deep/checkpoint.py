@@ -18,18 +18,29 @@ from musicbench.systems.deep.inputs import DeepInput
 
 if TYPE_CHECKING:
     from musicbench.systems.deep.system import DeepSystem
+    from musicbench.systems.metric import MetricSystem
 
 FORMAT = 2
 
 
-def save_checkpoint(system: DeepSystem, path: str | Path) -> Path:
-    """Write a fitted ``system``'s network and what rebuilds it (parameters, classes,
-    sample rate, kind, the task it was trained on) to ``path``, atomically."""
+def family_name(system: Any) -> str:
+    """The registered family of ``system``'s class (what rebuilds its network on loading)."""
+    from musicbench.systems import FAMILIES
+
+    path = f"{type(system).__module__}:{type(system).__qualname__}"
+    return next(name for name, where in FAMILIES.items() if where == path)
+
+
+def save_checkpoint(system: DeepSystem | MetricSystem, path: str | Path) -> Path:
+    """Write a fitted ``system``'s network and what rebuilds it (family, parameters,
+    classes, sample rate, kind, the task it was trained on) to ``path``, atomically.
+    Any family whose systems have a ``Trainer`` (``trainer_``), an ``input_`` and a
+    ``build_network(n_classes, input)`` can be saved."""
     if not hasattr(system, "trainer_"):
         raise ConfigError("only a fitted deep system can be saved: call fit first")
     trainer = system.trainer_
     params = {k: v for k, v in system.get_params().items() if k != "device"}
-    meta = {"format": FORMAT, "params": params, "classes": list(trainer.classes), "kind": trainer.kind,
+    meta = {"format": FORMAT, "family": family_name(system), "params": params, "classes": list(trainer.classes), "kind": trainer.kind,
             "input": dataclasses.asdict(system.input_), "task": system.task_}
     state = {k: v.detach().cpu() for k, v in trainer.model.state_dict().items()}
     buf = io.BytesIO()
@@ -43,7 +54,7 @@ def save_checkpoint(system: DeepSystem, path: str | Path) -> Path:
 def load_checkpoint(path: str | Path) -> tuple[torch.nn.Module, DeepInput, dict[str, Any]]:
     """The network (eval mode, on CPU), the input it reads and the description of a saved
     checkpoint."""
-    from musicbench.systems.deep.system import DeepSystem
+    from musicbench.systems import family_class
 
     path = Path(path)
     if not path.is_file():
@@ -57,7 +68,7 @@ def load_checkpoint(path: str | Path) -> tuple[torch.nn.Module, DeepInput, dict[
     if meta.get("format") != FORMAT:
         raise ConfigError(f"checkpoint {path}: format {meta.get('format')!r}, expected {FORMAT}")
     spec = DeepInput(**meta["input"])
-    net = DeepSystem(**meta["params"]).build_network(len(meta["classes"]), spec)
+    net = family_class(meta.get("family", "deep"))(**meta["params"]).build_network(len(meta["classes"]), spec)
     net.load_state_dict(blob["state_dict"])
     return net.eval(), spec, meta
 
