@@ -44,6 +44,9 @@ def run(*args: str) -> int:
     (["--task", TASK, "--seeds", "0,0"], "seed(s) 0 given more than once"),
     (["--task", TASK, "--system", "mfcc-stats-svm", "--tracking-uri", "bogus://x"],
      "tracking URI 'bogus://x' cannot be used"),
+    (["--task", TASK, "--system", "metric-small"],
+     "task synth_genre:mini is multiclass, which system(s) metric-small (multilabel tasks only)"),
+    (["--task", "synth_tags:tiny"], "task synth_tags:tiny is multilabel, which system(s) gmm (multiclass"),
 ])
 def test_bad_input_is_refused_before_any_work(workspace, capsys, args, message):
     rc = main(["run", "--system", "gmm", *args, "--out", "out", "--quiet"])

@@ -65,9 +65,16 @@ def contract_fold(synth_fold):
     return tuple(few(part) for part in synth_fold)
 
 
+def parts_for(name: str, contract_fold) -> tuple[ClipData, ...]:
+    """The contract fold as a task kind the system handles (multiclass where it can)."""
+    if "multiclass" in family_class(get_preset(name)["family"]).kinds:
+        return contract_fold
+    return tuple(multilabel(part) for part in contract_fold)
+
+
 @pytest.fixture(scope="module", params=system_names())
 def fitted(request, contract_fold):
-    train, valid, test = contract_fold
+    train, valid, test = parts_for(request.param, contract_fold)
     system = build(request.param).fit(train, valid)
     return request.param, system, system.predict_scores(test.without_labels())
 
@@ -81,7 +88,7 @@ def test_refit_reads_only_declared_frames_and_gives_the_same_scores(fitted, cont
 
     name, system, _ = fitted
     monkeypatch.setenv("MUSICBENCH_CACHE", str(tmp_path))
-    train, valid, test = contract_fold
+    train, valid, test = parts_for(name, contract_fold)
     declared = system.extractors(train.sample_rate)
     assert all(isinstance(e, Extractor) for e in declared)
     if declared:
@@ -116,22 +123,29 @@ def test_parameters_are_plain_attributes(fitted):
 
 
 def test_scores_have_one_column_per_class(fitted, contract_fold):
-    _, _, scores = fitted
-    test = contract_fold[2]
+    name, _, scores = fitted
+    test = parts_for(name, contract_fold)[2]
     assert scores.shape == (len(test), len(test.classes))
     assert np.isfinite(scores).all()
 
 
-def test_multilabel_supported_or_refused_clearly(fitted, contract_fold):
+def test_both_kinds_supported_or_refused_clearly(fitted, contract_fold):
     name, system, _ = fitted
-    train, valid, test = (multilabel(d) for d in contract_fold)
-    fresh = build(name)
-    if "multilabel" not in system.kinds:
-        with pytest.raises(ConfigError, match="multiclass"):
-            fresh.fit(train, valid)
-        return
-    scores = fresh.fit(train, valid).predict_scores(test.without_labels())
-    assert scores.shape == (len(test), len(train.classes)) and np.isfinite(scores).all()
+    for kind, parts in (("multilabel", tuple(multilabel(d) for d in contract_fold)),
+                        ("multiclass", contract_fold)):
+        train, valid, test = parts
+        fresh = build(name)
+        if kind not in system.kinds:
+            with pytest.raises(ConfigError, match=f"handles {' and '.join(system.kinds)} tasks, not {kind}"):
+                fresh.fit(train, valid)
+            assert not [k for k in vars(fresh) if k.endswith("_")], "fitted state before the refusal"
+        elif kind != fitted_kind(system):  # the fixture fitted the other kind already
+            scores = fresh.fit(train, valid).predict_scores(test.without_labels())
+            assert scores.shape == (len(test), len(train.classes)) and np.isfinite(scores).all()
+
+
+def fitted_kind(system) -> str:
+    return "multiclass" if "multiclass" in system.kinds else "multilabel"
 
 
 def test_training_report_is_json(fitted):

@@ -13,7 +13,7 @@ from musicbench.protocol.experiment import TaskSource, open_clips, resolve_split
 from musicbench.protocol.splits import parse_protocol
 from musicbench.runner.suite import Suite
 from musicbench.runtime import check_device
-from musicbench.systems import build_system
+from musicbench.systems import System, build_system
 
 MAX_SEED = 2**32 - 1  # numpy's seed range
 
@@ -57,12 +57,18 @@ def check_tracking(uri: str | None) -> None:
                           "or --no-mlflow") from None
 
 
-def check_task(source: TaskSource, protocols: tuple[str, ...]) -> None:
-    """The task's version and data, and each protocol resolved on the clips present (fold
-    counts, group fields, manifest files)."""
+def check_task(source: TaskSource, protocols: tuple[str, ...], systems: dict[str, System]) -> None:
+    """The task's version and data, each protocol resolved on the clips present (fold
+    counts, group fields, manifest files), and each system able to handle its kind."""
     clipset = open_clips(source)
     for protocol in protocols or (clipset.task.spec.default_protocol,):
         resolve_split(protocol, clipset)
+    kind = clipset.task.spec.kind
+    unfit = ["{} ({} tasks only)".format(name, " and ".join(system.kinds))
+             for name, system in systems.items() if kind not in system.kinds]
+    if unfit:
+        raise ConfigError(f"task {source.ref} is {kind}, which system(s) {', '.join(unfit)} do not "
+                          "handle; run them on other tasks, in a suite of their own")
 
 
 def validate_run(suite: Suite, sources: list[TaskSource], device: str, track: bool,
@@ -75,11 +81,12 @@ def validate_run(suite: Suite, sources: list[TaskSource], device: str, track: bo
     for spec in (*suite.augment, *suite.deform):
         if spec != "none":
             validate_spec(spec)
+    systems = {}
     for name in suite.systems:
         preset, overrides = suite.resolve_system(name)
-        build_system(preset, device=device, **overrides)
+        systems[name] = build_system(preset, device=device, **overrides)
     check_tuned(suite)
     for source in sources:
-        check_task(source, suite.protocols)
+        check_task(source, suite.protocols, systems)
     if track:
         check_tracking(tracking_uri)

@@ -32,7 +32,7 @@ from musicbench.protocol.metrics import evaluate, metrics_for, primary_metric
 from musicbench.systems.base import EpochCallback, System
 from musicbench.systems.deep.encoder import DeepEncoder
 from musicbench.systems.deep.inputs import DeepInput, FeatureBank
-from musicbench.systems.deep.trainer import Trainer, TrainConfig, eval_chunks, resolve_device
+from musicbench.systems.deep.trainer import TrainConfig, Trainer, eval_chunks, resolve_device
 from musicbench.systems.params import COUNT, FRACTION, NON_NEGATIVE, POSITIVE, Either, Number, OneOf, Rule
 from musicbench.systems.probe import EncoderNames
 from musicbench.tasks import ClipData
@@ -282,7 +282,6 @@ class MetricSystem(System):
             raise ConfigError(f"augment={train.augment!r}: train-time augmentation needs a deep "
                               "backbone (an encoder branch reads cached embeddings of clean audio)")
         device = resolve_device(self.device)
-        torch.manual_seed(self.seed)
         desc = f"metric {self.encoder or self.backbone} {train.task.ref}"
         frontend, audio = None, None
         if self.encoder is None:
@@ -290,6 +289,7 @@ class MetricSystem(System):
             self.input_ = deep.input_spec(train.sample_rate)
             cfg = deep.train_config(self.input_, train.augment, desc)
             bank = self.bank(train, device)
+            torch.manual_seed(self.seed)  # after the inputs: building an encoder draws numbers too
             net = self.build_network(len(train.classes), self.input_)
             if train.augment:  # augmented views are computed from the audio
                 frontend = self.input_.module()
@@ -300,6 +300,7 @@ class MetricSystem(System):
             bank = self.bank(train, device)
             cfg = TrainConfig(chunk=1, eval_hop=1, chunks_per_clip=1, batch_size=self.batch_size,
                               max_epochs=self.max_epochs, amp=self.amp, seed=self.seed, desc=desc)
+            torch.manual_seed(self.seed)
             net = self.build_network(len(train.classes), size=bank.data.shape[1])
         self.trainer_ = Trainer(net, cfg, device, train.kind, list(train.classes), frontend)
         valid_bank = self.bank(valid, device) if valid is not None else None
@@ -348,7 +349,7 @@ class MetricSystem(System):
             if valid_bank is not None:
                 scores = self._scores(valid_bank)
                 result = evaluate("multilabel", valid.y, scores, list(valid.classes), valid.mask)
-                row.update({f"valid_{self.monitor}": result[self.monitor], f"valid_{primary}": result[primary]})
+                row.update({f"valid_{m}": result[m] for m in (self.monitor, primary)})
                 score = result[self.monitor]
                 key = (score if not math.isnan(score) else -math.inf, -row["train_loss"])
                 if best_key is None or key > best_key:
@@ -413,7 +414,8 @@ class MetricEncoder(DeepEncoder):
 
     def card(self) -> EncoderCard:
         meta = self.meta
-        return EncoderCard(self.name, f"own checkpoint, trained on {meta['task']} (the data's licence applies)",
+        licence = f"own checkpoint, trained on {meta['task']} (the data's licence applies)"
+        return EncoderCard(self.name, licence,
                            f"metric ({meta['params']['backbone']}) checkpoint {self._path}",
                            file_digest(self._path), self.sample_rate, self.scene_embedding_size,
                            self.timestamp_embedding_size)

@@ -40,7 +40,8 @@ def save_checkpoint(system: DeepSystem | MetricSystem, path: str | Path) -> Path
         raise ConfigError("only a fitted deep system can be saved: call fit first")
     trainer = system.trainer_
     params = {k: v for k, v in system.get_params().items() if k != "device"}
-    meta = {"format": FORMAT, "family": family_name(system), "params": params, "classes": list(trainer.classes), "kind": trainer.kind,
+    meta = {"format": FORMAT, "family": family_name(system), "params": params,
+            "classes": list(trainer.classes), "kind": trainer.kind,
             "input": dataclasses.asdict(system.input_), "task": system.task_}
     state = {k: v.detach().cpu() for k, v in trainer.model.state_dict().items()}
     buf = io.BytesIO()
