@@ -1,0 +1,106 @@
+"""The metric family: triplet mining, learning to co-embed audio and tags, and its audio
+branch as an encoder."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from musicbench.protocol.experiment import resolve_split
+from musicbench.protocol.metrics import evaluate
+from musicbench.systems import build_system
+from musicbench.systems.metric import triplet_loss
+from musicbench.tasks import get_task
+
+
+def distances_to_sim(d: list[list[float]]) -> torch.Tensor:
+    return 1 - torch.tensor(d, dtype=torch.float64)
+
+
+# anchor 0: positives at distances 0.3 and 0.6, negatives at 0.5 and 0.9; column 4 is a
+# negative at 0.1 that is not observed (masked), so it never counts
+# anchor 1: a positive at 0.8 farther than every negative (0.5, 0.7): no semi-hard negative
+SIM = distances_to_sim([[0.3, 0.6, 0.5, 0.9, 0.1], [0.8, 0.5, 0.7, 0.95, 0.2]])
+POS = torch.tensor([[1, 1, 0, 0, 0], [1, 0, 0, 0, 0]], dtype=torch.bool)
+VALID = torch.tensor([[1, 1, 1, 1, 0], [1, 1, 1, 0, 0]], dtype=torch.bool)
+
+
+@pytest.mark.parametrize("mining, expected", [
+    # hard: farthest positive against nearest negative, per anchor
+    ("hard", ((0.6 - 0.5 + 0.4) + (0.8 - 0.5 + 0.4)) / 2),
+    # semi-hard: nearest negative beyond the positive, else the farthest negative
+    ("semi-hard", ((0.3 - 0.5 + 0.4) + (0.6 - 0.9 + 0.4) + (0.8 - 0.7 + 0.4)) / 3),
+    # all: every triplet, averaged over the violating ones (anchor 0's (0.3, 0.9) is not)
+    ("all", ((0.3 - 0.5 + 0.4) + (0.6 - 0.5 + 0.4) + (0.6 - 0.9 + 0.4)
+             + (0.8 - 0.5 + 0.4) + (0.8 - 0.7 + 0.4)) / 5),
+])
+def test_triplet_loss_hand_computed(mining, expected):
+    assert triplet_loss(SIM, POS, VALID, 0.4, mining).item() == pytest.approx(expected)
+
+
+def test_triplet_loss_without_triplets_is_zero_with_a_gradient():
+    sim = SIM.clone().requires_grad_(True)
+    loss = triplet_loss(sim, torch.zeros_like(POS), VALID, 0.4, "semi-hard")
+    loss.backward()
+    assert loss.item() == 0 and sim.grad is not None
+
+
+@pytest.fixture(scope="module")
+def tags_fold():
+    clipset = get_task("synth_tags:mini").clips()
+    fold = resolve_split("group-kfold:performer", clipset).folds[0]
+    return tuple(clipset.part(ids) for ids in (fold.train, fold.valid, fold.test))
+
+
+@pytest.fixture(scope="module")
+def fitted(tags_fold):
+    train, valid, _ = tags_fold
+    return build_system("metric-small", max_epochs=8).fit(train, valid)
+
+
+def test_metric_system_learns_to_rank_tags_of_unseen_performers(fitted, tags_fold):
+    test = tags_fold[2]
+    scores = fitted.predict_scores(test.without_labels())
+    assert ((scores >= 0) & (scores <= 1)).all()
+    m = evaluate("multilabel", test.y, scores, test.classes)
+    assert m["roc_auc_macro"] > 0.6, m
+    shuffled = evaluate("multilabel", test.y, np.random.default_rng(0).permutation(scores), test.classes)
+    assert m["map_audio_to_tag"] > shuffled["map_audio_to_tag"] + 0.05
+    losses = [row["train_loss"] for row in fitted.history_]
+    assert losses[-1] < losses[0]
+    assert fitted.best_epoch_ == 1 + int(np.argmax([r["valid_map_audio_to_tag"] for r in fitted.history_]))
+
+
+def test_saved_audio_branch_is_an_encoder_giving_the_system_embeddings(fitted, tags_fold, tmp_path):
+    """The ``metric`` encoder family loads the checkpoint; pooled over a clip's chunks, its
+    vectors are the ones the system scores tags with."""
+    from musicbench.encoders import build_encoder
+    from musicbench.tasks import ClipData
+
+    test = tags_fold[2]
+    path = fitted.save(tmp_path / "metric.pt")
+    (tmp_path / "encoders").mkdir()
+    (tmp_path / "encoders" / "mine.toml").write_text(
+        f'family = "metric"\nlicence = "own"\n[params]\ncheckpoint = "{path}"\n')
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MUSICBENCH_WORKSPACE", str(tmp_path))
+        encoder = build_encoder("mine")
+    audio = torch.from_numpy(np.stack([test.audio(i) for i in range(4)]))
+    emb, times = encoder.timestamps(audio)
+    pooled = torch.nn.functional.normalize(emb.double().mean(dim=1), dim=1)
+    first = ClipData(test.task, test.clips[:4], test.classes, test.kind)
+    expected = fitted.embed_clips(fitted.bank(first, torch.device("cpu")))
+    np.testing.assert_allclose(pooled.numpy(), expected.numpy(), atol=1e-5)
+    assert emb.shape[2] == fitted.dim and times.shape == emb.shape[:2]
+    assert "metric (cnn1d-small) checkpoint" in encoder.card().source
+
+
+def test_encoder_branch_needs_no_backbone_and_refuses_augmentation(tags_fold):
+    from musicbench.errors import ConfigError
+
+    train, valid, _ = tags_fold
+    system = build_system("musicnn-mtt-metric", max_epochs=1)
+    augmented = type(train)(train.task, train.clips, train.classes, train.kind, train.y, augment="noise:20")
+    with pytest.raises(ConfigError, match="augmentation needs a deep backbone"):
+        system.fit(augmented, valid)
