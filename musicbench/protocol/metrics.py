@@ -22,6 +22,8 @@ from musicbench.errors import UnknownNameError
 KINDS = ("multiclass", "multilabel")
 AGGREGATIONS = {"mean": np.nanmean, "median": np.nanmedian, "sum": np.nansum}
 RECALL_AT = (1, 5, 10)  # the k of the audio -> tag recall@k metrics
+#: the retrieval view of a multilabel task: tag -> audio mAP, audio -> tag mAP, recall@k
+RETRIEVAL = ("pr_auc_macro", "map_audio_to_tag", *(f"recall_at_{k}" for k in RECALL_AT))
 
 
 @dataclass(frozen=True)

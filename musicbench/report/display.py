@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from musicbench.protocol.metrics import metrics_for
+from musicbench.protocol.metrics import RETRIEVAL, metrics_for
 from musicbench.report.stats import CORRECTIONS
 from musicbench.report.tables import TABLE, variant_label
 
@@ -275,6 +275,27 @@ def per_tag_section(report: Report, figures: bool = False) -> Section | None:
                                                                          strict=True)]
         blocks.append(Block(_table_title(key) + " — ROC-AUC per tag", ["tag", *wide.columns], rows))
     return Section("Per tag", [], blocks)
+
+
+RETRIEVAL_HEADERS = {"pr_auc_macro": "tag→audio mAP", "map_audio_to_tag": "audio→tag mAP"}
+
+
+def retrieval_section(report: Report, figures: bool = False) -> Section | None:
+    df = report["retrieval"]
+    if df.empty:
+        return None
+    intro = ["Multilabel tasks as retrieval: tag → audio mAP (per tag, the clips ranked by score: the "
+             "macro PR-AUC), audio → tag mAP and recall@k (per clip, its tags ranked by score), each "
+             "the mean over cells with a 95% t interval; unobserved (clip, tag) pairs left out."]
+    blocks = []
+    for key, g in _by_table(df):
+        g = _with_variant(g).sort_values("pr_auc_macro_mean", ascending=False)
+        headers = ["variant", *(RETRIEVAL_HEADERS.get(m, m.replace("recall_at_", "R@")) for m in RETRIEVAL),
+                   "cells"]
+        rows = [[r["variant"], *(f"{_num(r[f'{m}_mean'])} {_ci(r[f'{m}_ci_low'], r[f'{m}_ci_high'])}"
+                                 for m in RETRIEVAL), str(r["cells"])] for _, r in g.iterrows()]
+        blocks.append(Block(_table_title(key) + " — retrieval", headers, rows))
+    return Section("Retrieval", intro, blocks)
 
 
 def ablation_section(report: Report, figures: bool = False) -> Section | None:

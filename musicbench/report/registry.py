@@ -49,6 +49,7 @@ TABLES: dict[str, ReportTable] = {t.name: t for t in (
     ReportTable("per_fold", lambda r, o: tables.per_fold(r), display.per_fold_section),
     ReportTable("per_class", lambda r, o: tables.per_class(r), display.per_class_section),
     ReportTable("per_tag", lambda r, o: tables.per_tag(r), display.per_tag_section),
+    ReportTable("retrieval", lambda r, o: tables.retrieval(r), display.retrieval_section),
     ReportTable("confusions", lambda r, o: tables.confusions(r), None, csv=False),
     ReportTable("ablations", lambda r, o: tables.ablations(r, o.reference_system, o.alpha, o.correction),
                 display.ablation_section),

@@ -17,7 +17,7 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-from musicbench.protocol.metrics import get_metric, metrics_for, primary_metric
+from musicbench.protocol.metrics import RETRIEVAL, get_metric, metrics_for, primary_metric
 from musicbench.report.load import read_predictions
 from musicbench.report.stats import (
     PairedTest,
@@ -286,6 +286,22 @@ def per_tag(results: pd.DataFrame) -> pd.DataFrame:
                              "pr_auc_mean": scores.get(f"{tag}\x00pr_auc", pd.Series(dtype=float))
                              .astype(float).mean(),
                              "cells": int(scores[col].notna().sum())})
+    return pd.DataFrame(rows)
+
+
+def retrieval(results: pd.DataFrame) -> pd.DataFrame:
+    """The retrieval metrics (``RETRIEVAL``) of multilabel tables per variant: mean and 95%
+    t interval over cells, as the leaderboard computes them for every metric."""
+    rows = []
+    for tkey, cells in iter_tables(results):
+        if table_kind(cells) != "multilabel":
+            continue
+        for vkey, g in iter_variants(cells):
+            row = {**tkey, **vkey, "cells": len(g)}
+            for m in RETRIEVAL:
+                mean, lo, hi = mean_ci(g[m].to_numpy(dtype=float), bounds=get_metric(m).bounds)
+                row.update({f"{m}_mean": mean, f"{m}_ci_low": lo, f"{m}_ci_high": hi})
+            rows.append(row)
     return pd.DataFrame(rows)
 
 
