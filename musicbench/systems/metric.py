@@ -32,12 +32,16 @@ from musicbench.protocol.metrics import evaluate, metrics_for, primary_metric
 from musicbench.systems.base import EpochCallback, System
 from musicbench.systems.deep.encoder import DeepEncoder
 from musicbench.systems.deep.inputs import DeepInput, FeatureBank
+from musicbench.systems.deep.system import DeepSystem
 from musicbench.systems.deep.trainer import TrainConfig, Trainer, eval_chunks, resolve_device
-from musicbench.systems.params import COUNT, FRACTION, NON_NEGATIVE, POSITIVE, Either, Number, OneOf, Rule
+from musicbench.systems.params import COUNT, POSITIVE, Either, OneOf, Rule
 from musicbench.systems.probe import EncoderNames
 from musicbench.tasks import ClipData
 
 MINING = ("hard", "semi-hard", "all")
+#: chunking and training settings, the deep family's, passed on to the backbone's system
+TRAINING = ("chunk_seconds", "eval_overlap", "chunks_per_clip", "batch_size", "lr", "weight_decay",
+            "max_epochs", "patience", "augment_p", "amp")
 
 
 class DeepPresets(Rule):
@@ -169,16 +173,7 @@ class MetricSystem(System):
         "mining": OneOf(*MINING),
         "symmetric": OneOf(True, False),
         "monitor": OneOf(*metrics_for("multilabel", leaderboard_only=True)),
-        "chunk_seconds": POSITIVE,
-        "eval_overlap": Number(0, 1, high_open=True),
-        "chunks_per_clip": COUNT,
-        "batch_size": Number(2, integer=True),  # batch norm needs two items
-        "lr": POSITIVE,
-        "weight_decay": NON_NEGATIVE,
-        "max_epochs": COUNT,
-        "patience": Number(0, integer=True),
-        "augment_p": FRACTION,
-        "amp": OneOf(True, False),
+        **{k: DeepSystem.param_rules[k] for k in TRAINING},
     }
 
     def __init__(
@@ -236,14 +231,12 @@ class MetricSystem(System):
                 problems.append(f"backbone_params={self.backbone_params!r}: {exc}")
         return problems
 
-    def deep_system(self):
+    def deep_system(self) -> DeepSystem:
         """The backbone's deep system, with this system's chunking and training settings
         (a ``DeepSystem``: its input, network and trainer configuration)."""
         from musicbench.systems import build_system
 
-        own = {k: getattr(self, k) for k in ("chunk_seconds", "eval_overlap", "chunks_per_clip", "batch_size",
-                                             "lr", "weight_decay", "max_epochs", "patience", "augment_p",
-                                             "amp")}
+        own = {k: getattr(self, k) for k in TRAINING}
         return build_system(self.backbone, seed=self.seed, device=self.device,
                             **{**(self.backbone_params or {}), **own})
 
