@@ -104,3 +104,14 @@ def test_encoder_branch_needs_no_backbone_and_refuses_augmentation(tags_fold):
     augmented = type(train)(train.task, train.clips, train.classes, train.kind, train.y, augment="noise:20")
     with pytest.raises(ConfigError, match="augmentation needs a deep backbone"):
         system.fit(augmented, valid)
+
+
+def test_backbone_parameters_are_checked_when_built():
+    from musicbench.errors import ConfigError, UnknownNameError
+
+    with pytest.raises(ConfigError, match=r"width=-1 must be an integer >= 1"):
+        build_system("metric-small", backbone_params={"width": -1})
+    with pytest.raises(ConfigError, match=r"lr are the metric system's own parameters"):
+        build_system("metric-small", backbone_params={"lr": 0.1})
+    with pytest.raises(UnknownNameError, match=r"valid parameters of cnn1d-small"):
+        build_system("metric-small", backbone_params={"nope": 1})

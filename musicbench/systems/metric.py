@@ -224,6 +224,10 @@ class MetricSystem(System):
 
     def _param_problems(self) -> list[str]:
         problems = super()._param_problems()
+        shadowed = sorted(set(self.backbone_params or {}) & set(TRAINING))
+        if not problems and shadowed:
+            problems.append(f"backbone_params={self.backbone_params!r}: {', '.join(shadowed)} are the metric "
+                            "system's own parameters; set them on it, not in backbone_params")
         if not problems and self.encoder is None:
             try:
                 self.deep_system().validate_params()
