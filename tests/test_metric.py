@@ -115,3 +115,23 @@ def test_backbone_parameters_are_checked_when_built():
         build_system("metric-small", backbone_params={"lr": 0.1})
     with pytest.raises(UnknownNameError, match=r"valid parameters of cnn1d-small"):
         build_system("metric-small", backbone_params={"nope": 1})
+
+
+def test_unobserved_pairs_take_no_part_in_training():
+    """With a label mask, flipping the targets of unobserved (clip, tag) pairs changes
+    nothing: they are neither positives nor negatives of any triplet."""
+    from musicbench.tasks import ClipData
+
+    clipset = get_task("synth_tags:tiny").clips()
+    train = clipset.part([c.track_id for c in clipset.clips])
+    mask = (np.random.default_rng(0).random(train.y.shape) < 0.7).astype(np.int64)
+    flipped = np.where(mask == 1, train.y, 1 - train.y)
+
+    def scores(y: np.ndarray) -> np.ndarray:
+        data = ClipData(train.task, train.clips, train.classes, train.kind, y, mask=mask)
+        return build_system("metric-small", max_epochs=1).fit(data).predict_scores(train.without_labels())
+
+    np.testing.assert_array_equal(scores(train.y), scores(flipped))
+    unmasked = ClipData(train.task, train.clips, train.classes, train.kind, train.y)
+    assert not np.array_equal(scores(train.y), build_system("metric-small", max_epochs=1).fit(unmasked)
+                              .predict_scores(train.without_labels()))
