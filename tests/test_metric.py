@@ -135,3 +135,10 @@ def test_unobserved_pairs_take_no_part_in_training():
     unmasked = ClipData(train.task, train.clips, train.classes, train.kind, train.y)
     assert not np.array_equal(scores(train.y), build_system("metric-small", max_epochs=1).fit(unmasked)
                               .predict_scores(train.without_labels()))
+
+
+def test_synth_tags_is_learnable_by_a_classical_system(tags_fold):
+    train, valid, test = tags_fold
+    scores = build_system("mfcc-stats-logreg").fit(train, valid).predict_scores(test.without_labels())
+    m = evaluate("multilabel", test.y, scores, test.classes)
+    assert m["roc_auc_macro"] > 0.65 and m["map_audio_to_tag"] > 0.6, m
