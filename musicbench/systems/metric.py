@@ -286,7 +286,7 @@ class MetricSystem(System):
             self.input_ = deep.input_spec(train.sample_rate)
             cfg = deep.train_config(self.input_, train.augment, desc)
             bank = self.bank(train, device)
-            torch.manual_seed(self.seed)  # after the inputs: building an encoder draws numbers too
+            torch.manual_seed(self.seed)  # after the inputs, whatever computing them drew
             net = self.build_network(len(train.classes), self.input_)
             if train.augment:  # augmented views are computed from the audio
                 frontend = self.input_.module()
@@ -297,7 +297,7 @@ class MetricSystem(System):
             bank = self.bank(train, device)
             cfg = TrainConfig(chunk=1, eval_hop=1, chunks_per_clip=1, batch_size=self.batch_size,
                               max_epochs=self.max_epochs, amp=self.amp, seed=self.seed, desc=desc)
-            torch.manual_seed(self.seed)
+            torch.manual_seed(self.seed)  # after the inputs: building the encoder draws numbers
             net = self.build_network(len(train.classes), size=bank.data.shape[1])
         self.trainer_ = Trainer(net, cfg, device, train.kind, list(train.classes), frontend)
         valid_bank = self.bank(valid, device) if valid is not None else None
