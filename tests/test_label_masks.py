@@ -15,7 +15,8 @@ from sklearn.linear_model import LogisticRegression
 from musicbench.systems import build_system
 from musicbench.systems.deep.inputs import FeatureBank
 from musicbench.systems.deep.trainer import TrainConfig, Trainer
-from musicbench.systems.heads import TagwiseClassifier, TorchHead
+from musicbench.systems.heads import TorchHead
+from musicbench.systems.tagwise import TagwiseClassifier
 from musicbench.tasks import ClipData
 from tests.conftest import multilabel
 

@@ -10,8 +10,8 @@ from musicbench.errors import ConfigError
 from musicbench.features.summaries import SUMMARIES, Codebook, summarise
 from musicbench.systems.base import EpochCallback
 from musicbench.systems.frames import FrameFeatureSystem
-from musicbench.systems.heads import TagwiseClassifier
 from musicbench.systems.params import COUNT, NON_NEGATIVE, POSITIVE, Either, Number, OneOf, Rule
+from musicbench.systems.tagwise import TagwiseClassifier
 from musicbench.tasks import ClipData
 
 CLASSIFIERS = ("svm", "knn", "logreg", "mlp")

@@ -24,7 +24,7 @@ from musicbench.features.summaries import POOLINGS, SUMMARIES, Codebook, summari
 from musicbench.protocol.metrics import evaluate, primary_metric
 from musicbench.systems.base import EpochCallback
 from musicbench.systems.classical import ClassicalSystem
-from musicbench.systems.heads import TorchHead, observed
+from musicbench.systems.heads import TorchHead
 from musicbench.systems.params import (
     COUNT,
     NON_NEGATIVE,
@@ -35,6 +35,7 @@ from musicbench.systems.params import (
     OneOf,
     Rule,
 )
+from musicbench.systems.tagwise import observed
 from musicbench.tasks import ClipData
 
 HEADS = ("logreg", "svm", "linear", "mlp", "knn")

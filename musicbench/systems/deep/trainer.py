@@ -28,7 +28,8 @@ from musicbench.augment import seed_for
 from musicbench.errors import ConfigError
 from musicbench.protocol.metrics import evaluate, primary_metric
 from musicbench.systems.deep.inputs import FeatureBank
-from musicbench.systems.heads import masked_bce, observed
+from musicbench.systems.heads import masked_bce
+from musicbench.systems.tagwise import observed
 
 STRETCH_MARGIN = 1.25  # extra audio read around an augmented chunk, so a faster stretch still fills it
 
