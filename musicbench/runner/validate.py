@@ -1,7 +1,8 @@
 """Everything a run needs, checked before its first cell: seeds, device, protocols,
 augmentations, parameters, tuned studies, every task's version and data (present,
-undamaged) with each protocol resolved on it, and the tracking URI. Bad input is refused
-with one message naming the value or file and what is valid, and nothing is written."""
+undamaged) with each protocol resolved on it, and the tracking URI (only where a run has
+something to log). Bad input is refused with one message naming the value or file and
+what is valid, and nothing is written."""
 
 from __future__ import annotations
 
@@ -65,9 +66,9 @@ def check_task(source: TaskSource, protocols: tuple[str, ...]) -> None:
         resolve_split(protocol, clipset)
 
 
-def validate_run(suite: Suite, sources: list[TaskSource], device: str, track: bool,
-                 tracking_uri: str | None) -> None:
-    """Raise on the first thing that would make a cell fail for a reason known up front."""
+def validate_run(suite: Suite, sources: list[TaskSource], device: str) -> None:
+    """Raise on the first thing that would make a cell fail for a reason known up front
+    (the tracking URI, ``check_tracking``, is checked by the runner where it is used)."""
     check_seeds(suite.seeds)
     check_device(device)
     for spec in suite.protocols:
@@ -81,5 +82,3 @@ def validate_run(suite: Suite, sources: list[TaskSource], device: str, track: bo
     check_tuned(suite)
     for source in sources:
         check_task(source, suite.protocols)
-    if track:
-        check_tracking(tracking_uri)
