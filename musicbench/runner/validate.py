@@ -1,8 +1,8 @@
 """Everything a run needs, checked before its first cell: seeds, device, protocols,
 augmentations, parameters, tuned studies, every task's version and data (present,
-undamaged) with each protocol resolved on it, and the tracking URI (only where a run has
-something to log). Bad input is refused with one message naming the value or file and
-what is valid, and nothing is written."""
+undamaged) with each protocol resolved on it (the tracking URI is checked by the runner's
+``TrackingQueue``, where a run has something to log). Bad input is refused with one
+message naming the value or file and what is valid, and nothing is written."""
 
 from __future__ import annotations
 
@@ -42,22 +42,6 @@ def check_tuned(suite: Suite) -> None:
                 "study of one of these")
 
 
-def check_tracking(uri: str | None) -> None:
-    """The MLflow tracking URI opens (a scheme MLflow knows, a store it can create)."""
-    from mlflow import MlflowClient
-
-    from musicbench.results.tracking import default_tracking_uri, store_lock
-
-    uri = uri or default_tracking_uri()
-    try:
-        with store_lock(uri):  # another run may be creating the same fresh store
-            MlflowClient(uri)
-    except Exception as exc:  # noqa: BLE001 - MLflow raises several kinds for a bad URI
-        raise ConfigError(f"tracking URI {uri!r} cannot be used ({str(exc).splitlines()[0].strip()}); "
-                          "valid: sqlite:///PATH, file:PATH, http(s)://HOST:PORT, postgresql://..., "
-                          "or --no-mlflow") from None
-
-
 def check_task(source: TaskSource, protocols: tuple[str, ...]) -> None:
     """The task's version and data, and each protocol resolved on the clips present (fold
     counts, group fields, manifest files)."""
@@ -67,8 +51,7 @@ def check_task(source: TaskSource, protocols: tuple[str, ...]) -> None:
 
 
 def validate_run(suite: Suite, sources: list[TaskSource], device: str) -> None:
-    """Raise on the first thing that would make a cell fail for a reason known up front
-    (the tracking URI, ``check_tracking``, is checked by the runner where it is used)."""
+    """Raise on the first thing that would make a cell fail for a reason known up front."""
     check_seeds(suite.seeds)
     check_device(device)
     for spec in suite.protocols:
