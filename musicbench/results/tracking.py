@@ -9,8 +9,8 @@ fresh store together: a SQLite store is created under a file lock, and an experi
 another process created meanwhile is looked up again.
 
 ``TrackingQueue`` logs from a process of its own, started with the run, so MLflow never
-sits on a run's critical path; records are in the results store before they are queued, so a record
-whose logging was cut short is logged by the next run.
+sits on a run's critical path; records are in the results store before they are queued,
+so a record whose logging was cut short is logged by the next run.
 """
 
 from __future__ import annotations
@@ -191,6 +191,9 @@ class TrackingQueue:
             raise tracking_error(self.uri, self._open_error)
 
     def put(self, record: CellRecord, artifacts: list[Path], then: Callable[[], None] | None = None) -> None:
+        if not self._reader.is_alive():  # the logger process is gone: the record stays unlogged
+            self._answer(record, then, None, None)
+            return
         with self._lock:
             self._seq += 1
             self._pending[self._seq] = (record, then)
@@ -214,7 +217,9 @@ class TrackingQueue:
             with self._lock:
                 record, then = self._pending.pop(seq)
             self._answer(record, then, run_id, warning)
-        self._opened.set()
+        if not self._opened.is_set():
+            self._open_error = f"the MLflow logger process ended with exit code {self._process.exitcode}"
+            self._opened.set()
         with self._lock:  # a logger process that died: its records stay unlogged
             left, self._pending = list(self._pending.values()), {}
         for record, then in left:
