@@ -8,9 +8,9 @@ first run and delete the other (``dedupe``). Several processes may open a
 fresh store together: a SQLite store is created under a file lock, and an experiment
 another process created meanwhile is looked up again.
 
-``TrackingQueue`` logs from a process of its own, started with the run, so MLflow never
-sits on a run's critical path; records are in the results store before they are queued,
-so a record whose logging was cut short is logged by the next run.
+``TrackingQueue`` logs from a background thread, so MLflow never sits on a run's
+critical path; records are in the results store before they are queued, so a record
+whose logging was cut short is logged by the next run.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from musicbench.errors import ConfigError
 from musicbench.results.schema import CELL_TAG, CellRecord
 from musicbench.runtime import code_version, package_versions
 
@@ -119,133 +118,40 @@ class Tracker:
         return run_id
 
 
-def tracking_error(uri: str, reason: str) -> ConfigError:
-    """The error for a tracking URI that cannot be used, with what would be valid."""
-    return ConfigError(f"tracking URI {uri!r} cannot be used ({reason}); valid: sqlite:///PATH, "
-                       "file:PATH, http(s)://HOST:PORT, postgresql://..., or --no-mlflow")
-
-
-def _logger(experiment: str, uri: str, requests, replies) -> None:
-    """The logger process: open the store, say whether it opened, then log each request
-    ``(seq, record, artifact paths)`` and reply ``(seq, run id, warning)`` until None."""
-    reason = None
-    try:
-        tracker: Tracker | None = Tracker(experiment, uri)
-    except Exception as exc:  # noqa: BLE001 - MLflow raises several kinds for a bad URI
-        tracker, reason = None, (str(exc).splitlines() or [type(exc).__name__])[0].strip()
-    replies.put(("opened", reason))
-    while (item := requests.get()) is not None:
-        seq, record, artifacts = item
-        if tracker is None:  # reported once; the records stay unlogged until a later run
-            replies.put((seq, None, reason and f"WARNING: MLflow logging failed for {record.cell_key}: "
-                                              f"{reason}; not logging this run's other cells"))
-            reason = None
-            continue
-        try:
-            replies.put((seq, tracker.log_cell(record, [Path(a) for a in artifacts]), None))
-        except Exception as exc:  # noqa: BLE001 - tracking must never cost a result
-            replies.put((seq, None, f"WARNING: MLflow logging failed for {record.cell_key}: "
-                                    f"{type(exc).__name__}: {exc}"))
-    replies.put(None)
-
-
 class TrackingQueue:
-    """Logs records to MLflow in order, from a logger process of its own.
+    """Logs records to MLflow in order, through ``tracker`` (open already: the run opened
+    it to check its tracking URI), from one background thread.
 
-    The process starts with the queue, so importing MLflow and opening its store (seconds)
-    happen beside the run's own start-up instead of before it; ``ready()`` waits for the
-    store and raises a ``ConfigError`` if it cannot be used, which a run asks before it
-    writes anything, and only when it has something to log (``abandon()`` otherwise).
     ``put(record, artifacts, then)`` queues a record already saved in the results store;
     once it is logged, ``on_logged(record)`` runs (the record now carries its run id),
-    and ``then()`` runs whether logging succeeded or not. A store that cannot be opened
-    is reported once; its records stay unlogged until a later run. ``close`` waits for
-    the queue to drain.
+    and ``then()`` runs whether logging succeeded or not. A record that fails to log is
+    reported and stays unlogged until a later run. ``close`` waits for the queue to drain.
     """
 
-    POLL_SECONDS = 1.0  # how often a silent logger process is checked for being alive
-
-    def __init__(self, experiment: str, tracking_uri: str | None,
-                 on_logged: Callable[[CellRecord], None], warn: Callable[[str], None]):
-        import multiprocessing
-
-        self.uri = tracking_uri or default_tracking_uri()
+    def __init__(self, tracker: Tracker, on_logged: Callable[[CellRecord], None],
+                 warn: Callable[[str], None]):
+        self.tracker = tracker
         self.on_logged, self.warn = on_logged, warn
-        ctx = multiprocessing.get_context("spawn")  # no locks of this process's threads inherited
-        self._requests, self._replies = ctx.Queue(), ctx.Queue()
-        self._process = ctx.Process(target=_logger, name="mlflow-logger", daemon=True,
-                                    args=(experiment, self.uri, self._requests, self._replies))
-        self._process.start()
-        self._pending: dict[int, tuple[CellRecord, Callable[[], None] | None]] = {}
-        self._lock = threading.Lock()
-        self._seq = 0
-        self._opened = threading.Event()
-        self._open_error: str | None = None
-        self._reader = threading.Thread(target=self._read, name="mlflow-replies", daemon=True)
-        self._reader.start()
-
-    def ready(self) -> None:
-        """Wait until the store is open; a ``ConfigError`` if it cannot be used."""
-        self._opened.wait()
-        if self._open_error is not None:
-            raise tracking_error(self.uri, self._open_error)
+        self._queue: queue.Queue = queue.Queue()
+        self._thread = threading.Thread(target=self._loop, name="mlflow-logger", daemon=True)
+        self._thread.start()
 
     def put(self, record: CellRecord, artifacts: list[Path], then: Callable[[], None] | None = None) -> None:
-        if not self._reader.is_alive():  # the logger process is gone: the record stays unlogged
-            self._answer(record, then, None, None)
-            return
-        with self._lock:
-            self._seq += 1
-            self._pending[self._seq] = (record, then)
-            self._requests.put((self._seq, record, [str(a) for a in artifacts]))
+        self._queue.put((record, artifacts, then))
 
-    def _read(self) -> None:
-        while True:
+    def _loop(self) -> None:
+        while (item := self._queue.get()) is not None:
+            record, artifacts, then = item
             try:
-                reply = self._replies.get(timeout=self.POLL_SECONDS)
-            except queue.Empty:
-                if self._process.is_alive():
-                    continue
-                reply = None
-            if reply is None:
-                break
-            if reply[0] == "opened":
-                self._open_error = reply[1]
-                self._opened.set()
-                continue
-            seq, run_id, warning = reply
-            with self._lock:
-                record, then = self._pending.pop(seq)
-            self._answer(record, then, run_id, warning)
-        if not self._opened.is_set():
-            self._open_error = f"the MLflow logger process ended with exit code {self._process.exitcode}"
-            self._opened.set()
-        with self._lock:  # a logger process that died: its records stay unlogged
-            left, self._pending = list(self._pending.values()), {}
-        for record, then in left:
-            self._answer(record, then, None, None)
-
-    def _answer(self, record: CellRecord, then: Callable[[], None] | None, run_id: str | None,
-                warning: str | None) -> None:
-        try:
-            if run_id is not None:
-                record.mlflow_run_id = run_id
+                record.mlflow_run_id = self.tracker.log_cell(record, artifacts)
                 self.on_logged(record)
-            elif warning is not None:
-                self.warn(warning)
-        finally:
-            if then is not None:
-                then()
+            except Exception as exc:  # noqa: BLE001 - tracking must never cost a result
+                self.warn(f"WARNING: MLflow logging failed for {record.cell_key}: "
+                          f"{type(exc).__name__}: {exc}")
+            finally:
+                if then is not None:
+                    then()
 
     def close(self) -> None:
-        """Log what is queued, then stop the logger process."""
-        self._requests.put(None)
-        self._reader.join()
-        self._process.join()
-
-    def abandon(self) -> None:
-        """Stop the logger process at once (a run with nothing to log, or refused input)."""
-        self._process.terminate()
-        self._process.join()
-        self._replies.put(None)
-        self._reader.join()
+        self._queue.put(None)
+        self._thread.join()

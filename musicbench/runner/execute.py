@@ -33,7 +33,7 @@ from musicbench.results.tracking import TrackingQueue
 from musicbench.runner.executors import Executor, make_executor
 from musicbench.runner.plan import CellPlan, plan_task
 from musicbench.runner.suite import Suite
-from musicbench.runner.validate import validate_run
+from musicbench.runner.validate import open_tracking, validate_run
 from musicbench.runtime import atomic_write
 from musicbench.systems import build_system
 from musicbench.tasks import ClipData, get_task
@@ -160,27 +160,20 @@ class Runner:
         validate_run(self.suite, self.sources(), self.opts.device)
 
     def run(self) -> ResultStore:
+        self.validate()
+        items = [item for source in self.sources()
+                 for item in plan_task(self.suite, source, self.opts.device, self.log)]
+        tracker = None
+        if self.opts.track and self._logs_anything(items):  # still before anything is written
+            tracker = open_tracking(self.suite.name, self.opts.tracking_uri)
+        self.store.begin_run([get_task(s.ref).ref for s in self.sources()], self.suite.systems,
+                             self.suite.protocols, self.suite.seeds)
         opts = self.opts
-        if opts.track:  # MLflow opens in its own process meanwhile
-            self._tracking = TrackingQueue(self.suite.name, opts.tracking_uri, self.store.save, self.log)
-        try:
-            self.validate()
-            items = [item for source in self.sources()
-                     for item in plan_task(self.suite, source, opts.device, self.log)]
-            if self._tracking is not None and not self._logs_anything(items):
-                self._tracking.abandon()
-                self._tracking = None
-            elif self._tracking is not None:
-                self._tracking.ready()  # a bad tracking URI is refused before anything is written
-            self.store.begin_run([get_task(s.ref).ref for s in self.sources()], self.suite.systems,
-                                 self.suite.protocols, self.suite.seeds)
-            executor = make_executor(opts.executor, opts.jobs, opts.scheduler,
-                                     gpu=opts.device.startswith("cuda"), log=self.log)
-            self._claims = Claims(opts.out)
-        except BaseException:
-            if self._tracking is not None:
-                self._tracking.abandon()
-            raise
+        executor = make_executor(opts.executor, opts.jobs, opts.scheduler,
+                                 gpu=opts.device.startswith("cuda"), log=self.log)
+        self._claims = Claims(opts.out)
+        if tracker is not None:
+            self._tracking = TrackingQueue(tracker, self.store.save, self.log)
         try:
             with executor, self._claims:
                 try:

@@ -1,7 +1,7 @@
 """Everything a run needs, checked before its first cell: seeds, device, protocols,
 augmentations, parameters, tuned studies, every task's version and data (present,
-undamaged) with each protocol resolved on it (the tracking URI is checked by the runner's
-``TrackingQueue``, where a run has something to log). Bad input is refused with one
+undamaged) with each protocol resolved on it, and the tracking URI (``open_tracking``, by
+the runner, only where a run has something to log). Bad input is refused with one
 message naming the value or file and what is valid, and nothing is written."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from musicbench.augment import validate_spec
 from musicbench.errors import ConfigError
 from musicbench.protocol.experiment import TaskSource, open_clips, resolve_split
 from musicbench.protocol.splits import parse_protocol
+from musicbench.results.tracking import Tracker
 from musicbench.runner.suite import Suite
 from musicbench.runtime import check_device
 from musicbench.systems import build_system
@@ -42,6 +43,20 @@ def check_tuned(suite: Suite) -> None:
                 "study of one of these")
 
 
+def open_tracking(experiment: str, uri: str | None) -> Tracker:
+    """The MLflow store of ``uri``, open on ``experiment`` (a scheme MLflow knows, a store
+    it can create); the run logs through it."""
+    from musicbench.results.tracking import Tracker, default_tracking_uri
+
+    uri = uri or default_tracking_uri()
+    try:
+        return Tracker(experiment, uri)
+    except Exception as exc:  # noqa: BLE001 - MLflow raises several kinds for a bad URI
+        raise ConfigError(f"tracking URI {uri!r} cannot be used ({str(exc).splitlines()[0].strip()}); "
+                          "valid: sqlite:///PATH, file:PATH, http(s)://HOST:PORT, postgresql://..., "
+                          "or --no-mlflow") from None
+
+
 def check_task(source: TaskSource, protocols: tuple[str, ...]) -> None:
     """The task's version and data, and each protocol resolved on the clips present (fold
     counts, group fields, manifest files)."""
@@ -51,7 +66,8 @@ def check_task(source: TaskSource, protocols: tuple[str, ...]) -> None:
 
 
 def validate_run(suite: Suite, sources: list[TaskSource], device: str) -> None:
-    """Raise on the first thing that would make a cell fail for a reason known up front."""
+    """Raise on the first thing that would make a cell fail for a reason known up front
+    (the tracking URI is opened by the runner, where it is used)."""
     check_seeds(suite.seeds)
     check_device(device)
     for spec in suite.protocols:
