@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -10,8 +12,10 @@ import numpy as np
 import soundfile as sf
 
 from musicbench.errors import AudioError, ConfigError
+from musicbench.runtime import cache_root
 
 SILENCE_PEAK = 1e-5  # below this peak amplitude a clip carries no usable signal
+CHECKS_DIR = "track-checks"  # under the cache root: one empty file per usable (file, state)
 
 
 @dataclass(frozen=True)
@@ -173,3 +177,25 @@ def probe_audio(path: str, policy: ClipPolicy, md5: str | None = None) -> str | 
     if peak < SILENCE_PEAK and not policy.allow_silent:
         return f"is silent (peak amplitude {peak:.1e})"
     return None
+
+
+def check_audio(path: str, policy: ClipPolicy, md5: str | None = None) -> str | None:
+    """``probe_audio``, remembered: a file found usable is not read again while its path,
+    size and modification time (ns) stay the same, so a rerun does not decode every track
+    again. A changed file, an unusable one and an md5 check (``md5``) are always probed."""
+    if md5 is not None:
+        return probe_audio(path, policy, md5)
+    try:
+        st = os.stat(path)
+    except OSError:
+        return probe_audio(path, policy)
+    state = [os.path.abspath(path), st.st_size, st.st_mtime_ns, policy.allow_silent, SILENCE_PEAK]
+    key = hashlib.sha1(json.dumps(state).encode()).hexdigest()
+    mark = cache_root() / CHECKS_DIR / key[:2] / key
+    if mark.exists():
+        return None
+    why = probe_audio(path, policy)
+    if why is None:
+        mark.parent.mkdir(parents=True, exist_ok=True)
+        mark.touch()
+    return why

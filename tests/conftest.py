@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
@@ -63,3 +64,29 @@ def synth_fold(synth_clipset):
     # as systems are tested on what they learn, not on the protocol
     fold = resolve_split("group-kfold:performer:valid=stratified", synth_clipset).folds[0]
     return tuple(synth_clipset.part(ids) for ids in (fold.train, fold.valid, fold.test))
+
+
+def multilabel(data):
+    """The synthetic clips as a multilabel task: genre tags plus a 'danceable' tag."""
+    from musicbench.tasks import ClipData
+
+    dance = {"electro", "latin", "reggae"}
+    classes = data.classes + ["danceable"]
+    y = np.zeros((len(data), len(classes)), dtype=np.int64)
+    for i, clip in enumerate(data.clips):
+        y[i, data.classes.index(clip.label)] = 1
+        y[i, -1] = clip.label in dance
+    return ClipData(data.task, data.clips, classes, "multilabel", y)
+
+
+def with_unobserved(data, flip: bool = False):
+    """A multilabel part with unobserved pairs, as OpenMIC-2018 marks them: the first tag
+    on its positives (it is observed on negatives only), the last tag on every other clip.
+    ``flip`` inverts the labels of the unobserved pairs, which no fit may notice."""
+    from musicbench.tasks import ClipData
+
+    mask = np.ones_like(data.y)
+    mask[data.y[:, 0] == 1, 0] = 0
+    mask[::2, -1] = 0
+    y = np.where(mask == 1, data.y, 1 - data.y) if flip else data.y
+    return ClipData(data.task, data.clips, data.classes, data.kind, y, data.augment, data.deform, mask)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import soundfile as sf
 
-from musicbench.audio import ClipPolicy, load_audio
+from musicbench.audio import ClipPolicy, check_audio, load_audio
 from musicbench.errors import AudioError, ConfigError
 
 SR = 22050
@@ -79,3 +81,21 @@ def test_silent_allowed_when_policy_says_so(tmp_path):
 def test_bad_clip_policy_values(bad):
     with pytest.raises(ConfigError):
         ClipPolicy.from_dict(bad)
+
+
+def test_track_checks_are_remembered_until_the_file_changes(tmp_path, monkeypatch):
+    """A usable file is not decoded again while its size and mtime stay; rewritten (here
+    silenced in place, same size), it is checked again and refused."""
+    monkeypatch.setenv("MUSICBENCH_CACHE", str(tmp_path / "cache"))
+    path, policy = tmp_path / "a.wav", ClipPolicy()
+    sf.write(path, tone(), SR)
+    assert check_audio(str(path), policy) is None
+    st = os.stat(path)
+    sf.write(path, np.zeros(SR, np.float32), SR)
+    assert os.stat(path).st_size == st.st_size
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))  # same size and mtime: not read again
+    assert check_audio(str(path), policy) is None
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000))
+    assert "silent" in check_audio(str(path), policy)
+    assert "silent" in check_audio(str(path), policy)  # an unusable verdict is never remembered
+    assert check_audio(str(path), ClipPolicy(allow_silent=True)) is None

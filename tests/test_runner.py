@@ -139,8 +139,8 @@ def cli_env() -> dict:
     return {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
 
 
-def cli(*args, cwd, **kw):
-    return subprocess.run([sys.executable, "-m", "musicbench", *args], cwd=cwd, env=cli_env(),
+def cli(*args, cwd, env: dict | None = None, **kw):
+    return subprocess.run([sys.executable, "-m", "musicbench", *args], cwd=cwd, env=env or cli_env(),
                           capture_output=True, text=True, timeout=600, **kw)
 
 
@@ -175,6 +175,12 @@ def test_killed_run_resumes_without_losing_or_duplicating_results(tmp_path):
                               "attributes.status = 'FINISHED'")
     assert sorted(r.data.tags["musicbench.cell_key"] for r in runs) == sorted(df.cell_key)
     assert not list((tmp_path / "out").rglob("*.tmp"))
+    # nothing left to compute or log: no audio decoded, no feature code, torch or MLflow loaded
+    again = cli(*args, cwd=tmp_path, env={**cli_env(), "PYTHONPROFILEIMPORTTIME": "1"})
+    assert again.returncode == 0 and "0 cell(s) run, 12 already finished" in again.stderr
+    imported = {line.rsplit("|", 1)[1].strip() for line in again.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert "sklearn" in imported and not {"librosa", "torch", "mlflow"} & imported
 
 
 def test_cli_errors_are_actionable(tmp_path):

@@ -25,6 +25,7 @@ from musicbench.systems import (
     valid_params,
 )
 from musicbench.tasks import ClipData
+from tests.conftest import multilabel, with_unobserved
 
 QUICK = {"max_epochs": 2, "chunks_per_clip": 1}  # applied where a family has the parameter
 
@@ -36,17 +37,6 @@ def quick(name: str) -> dict:
 
 def build(name: str, seed: int = 0):
     return build_system(name, seed=seed, **quick(name))
-
-
-def multilabel(data: ClipData) -> ClipData:
-    """The synthetic clips as a multilabel task: genre tags plus a 'danceable' tag."""
-    dance = {"electro", "latin", "reggae"}
-    classes = data.classes + ["danceable"]
-    y = np.zeros((len(data), len(classes)), dtype=np.int64)
-    for i, clip in enumerate(data.clips):
-        y[i, data.classes.index(clip.label)] = 1
-        y[i, -1] = clip.label in dance
-    return ClipData(data.task, data.clips, classes, "multilabel", y)
 
 
 @pytest.fixture(scope="module")
@@ -130,6 +120,9 @@ def test_scores_have_one_column_per_class(fitted, contract_fold):
 
 
 def test_both_kinds_supported_or_refused_clearly(fitted, contract_fold):
+    """A kind a system does not handle is refused before any state is fitted. Multilabel
+    fits leave unobserved (clip, tag) pairs out: whatever their labels, the scores are the
+    same (the first tag is observed on negatives only)."""
     name, system, _ = fitted
     for kind, parts in (("multilabel", tuple(multilabel(d) for d in contract_fold)),
                         ("multiclass", contract_fold)):
@@ -139,6 +132,13 @@ def test_both_kinds_supported_or_refused_clearly(fitted, contract_fold):
             with pytest.raises(ConfigError, match=f"handles {' and '.join(system.kinds)} tasks, not {kind}"):
                 fresh.fit(train, valid)
             assert not [k for k in vars(fresh) if k.endswith("_")], "fitted state before the refusal"
+        elif kind == "multilabel":
+            masked = [with_unobserved(d) for d in (train, valid)]
+            scores = fresh.fit(*masked).predict_scores(test.without_labels())
+            assert scores.shape == (len(test), len(train.classes)) and np.isfinite(scores).all()
+            flipped = [with_unobserved(d, flip=True) for d in (train, valid)]
+            again = build(name).fit(*flipped).predict_scores(test.without_labels())
+            np.testing.assert_allclose(again, scores, rtol=1e-6, atol=1e-7)
         elif kind != fitted_kind(system):  # the fixture fitted the other kind already
             scores = fresh.fit(train, valid).predict_scores(test.without_labels())
             assert scores.shape == (len(test), len(train.classes)) and np.isfinite(scores).all()

@@ -15,9 +15,17 @@ from functools import cached_property, partial
 from typing import Any
 
 import numpy as np
-from sklearn import metrics as skm
 
 from musicbench.errors import UnknownNameError
+
+
+def _skm():
+    """scikit-learn's metrics, imported on first use: the registry is read by processes
+    that never score (the CLI, the MLflow logger)."""
+    from sklearn import metrics
+
+    return metrics
+
 
 KINDS = ("multiclass", "multilabel")
 AGGREGATIONS = {"mean": np.nanmean, "median": np.nanmedian, "sum": np.nansum}
@@ -91,7 +99,7 @@ class Scored:
         if self.kind == "multiclass":
             labels = np.arange(len(self.classes))
             self.y_pred = self.scores.argmax(axis=1)
-            self.confusion = skm.confusion_matrix(self.y, self.y_pred, labels=labels)
+            self.confusion = _skm().confusion_matrix(self.y, self.y_pred, labels=labels)
             self.support = self.confusion.sum(axis=1)
             self.recall = np.divide(np.diag(self.confusion), self.support,
                                     out=np.full(len(self.classes), np.nan), where=self.support > 0)
@@ -104,8 +112,8 @@ class Scored:
                 if self.usable[j]:
                     rows = self.observed[:, j]
                     y, sc = self.y[rows, j], self.scores[rows, j]
-                    self.per_tag[tag] = {"roc_auc": float(skm.roc_auc_score(y, sc)),
-                                         "pr_auc": float(skm.average_precision_score(y, sc))}
+                    self.per_tag[tag] = {"roc_auc": float(_skm().roc_auc_score(y, sc)),
+                                         "pr_auc": float(_skm().average_precision_score(y, sc))}
 
     def pairs(self) -> tuple[np.ndarray, np.ndarray]:
         """Targets and scores of every observed (clip, tag) pair of the scorable tags."""
@@ -146,7 +154,7 @@ def _random_ranking(n_classes: int) -> float:
 @metric(("multiclass",), primary=True, chance=_uniform_guess,
         description="share of test clips classified correctly")
 def accuracy(s: Scored) -> float:
-    return float(skm.accuracy_score(s.y, s.y_pred))
+    return float(_skm().accuracy_score(s.y, s.y_pred))
 
 
 @metric(("multiclass",), chance=_uniform_guess,
@@ -158,7 +166,7 @@ def balanced_accuracy(s: Scored) -> float:
 @metric(("multiclass",), description="F1 averaged over the classes present in the test part")
 def macro_f1(s: Scored) -> float:
     present = np.arange(len(s.classes))[s.support > 0]
-    return float(skm.f1_score(s.y, s.y_pred, labels=present, average="macro", zero_division=0))
+    return float(_skm().f1_score(s.y, s.y_pred, labels=present, average="macro", zero_division=0))
 
 
 @metric(("multilabel",), primary=True, chance=_random_ranking,
@@ -178,7 +186,7 @@ def pr_auc_macro(s: Scored) -> float:
 def roc_auc_micro(s: Scored) -> float:
     if not s.usable.any():
         return float("nan")
-    return float(skm.roc_auc_score(*s.pairs()))
+    return float(_skm().roc_auc_score(*s.pairs()))
 
 
 @metric(("multilabel",), description="average precision over every observed (clip, tag) pair of the "
@@ -186,7 +194,7 @@ def roc_auc_micro(s: Scored) -> float:
 def pr_auc_micro(s: Scored) -> float:
     if not s.usable.any():
         return float("nan")
-    return float(skm.average_precision_score(*s.pairs()))
+    return float(_skm().average_precision_score(*s.pairs()))
 
 
 @metric(("multilabel",), higher_is_better=False, aggregation="sum", leaderboard=False, bounds=None,

@@ -119,18 +119,18 @@ class Tracker:
 
 
 class TrackingQueue:
-    """Logs records to MLflow in order, from one background thread.
+    """Logs records to MLflow in order, through ``tracker`` (open already: the run opened
+    it to check its tracking URI), from one background thread.
 
     ``put(record, artifacts, then)`` queues a record already saved in the results store;
     once it is logged, ``on_logged(record)`` runs (the record now carries its run id),
-    and ``then()`` runs whether logging succeeded or not. A store that cannot be opened
-    is reported once; its records stay unlogged until a later run. ``close`` waits for
-    the queue to drain.
+    and ``then()`` runs whether logging succeeded or not. A record that fails to log is
+    reported and stays unlogged until a later run. ``close`` waits for the queue to drain.
     """
 
-    def __init__(self, experiment: str, tracking_uri: str | None,
-                 on_logged: Callable[[CellRecord], None], warn: Callable[[str], None]):
-        self.experiment, self.uri = experiment, tracking_uri
+    def __init__(self, tracker: Tracker, on_logged: Callable[[CellRecord], None],
+                 warn: Callable[[str], None]):
+        self.tracker = tracker
         self.on_logged, self.warn = on_logged, warn
         self._queue: queue.Queue = queue.Queue()
         self._thread = threading.Thread(target=self._loop, name="mlflow-logger", daemon=True)
@@ -140,20 +140,14 @@ class TrackingQueue:
         self._queue.put((record, artifacts, then))
 
     def _loop(self) -> None:
-        tracker: Tracker | None = None
-        broken = False
         while (item := self._queue.get()) is not None:
             record, artifacts, then = item
             try:
-                if not broken:
-                    if tracker is None:
-                        tracker = Tracker(self.experiment, self.uri)
-                    record.mlflow_run_id = tracker.log_cell(record, artifacts)
-                    self.on_logged(record)
+                record.mlflow_run_id = self.tracker.log_cell(record, artifacts)
+                self.on_logged(record)
             except Exception as exc:  # noqa: BLE001 - tracking must never cost a result
-                broken = tracker is None
-                self.warn(f"WARNING: MLflow logging failed for {record.cell_key}: {type(exc).__name__}: "
-                          f"{exc}" + ("; not logging this run's other cells" if broken else ""))
+                self.warn(f"WARNING: MLflow logging failed for {record.cell_key}: "
+                          f"{type(exc).__name__}: {exc}")
             finally:
                 if then is not None:
                     then()

@@ -33,7 +33,7 @@ from musicbench.results.tracking import TrackingQueue
 from musicbench.runner.executors import Executor, make_executor
 from musicbench.runner.plan import CellPlan, plan_task
 from musicbench.runner.suite import Suite
-from musicbench.runner.validate import validate_run
+from musicbench.runner.validate import open_tracking, validate_run
 from musicbench.runtime import atomic_write
 from musicbench.systems import build_system
 from musicbench.tasks import ClipData, get_task
@@ -155,23 +155,29 @@ class Runner:
                 for ref in self.suite.tasks]
 
     def validate(self) -> None:
-        """Bad input fails before any work, and before anything is written."""
-        validate_run(self.suite, self.sources(), self.opts.device, self.opts.track, self.opts.tracking_uri)
+        """Bad input fails before any work, and before anything is written (the tracking
+        store is checked in ``run``, once it is known that something will be logged)."""
+        validate_run(self.suite, self.sources(), self.opts.device)
 
     def run(self) -> ResultStore:
         self.validate()
+        items = [item for source in self.sources()
+                 for item in plan_task(self.suite, source, self.opts.device, self.log)]
+        tracker = None
+        if self.opts.track and self._logs_anything(items):  # still before anything is written
+            tracker = open_tracking(self.suite.name, self.opts.tracking_uri)
         self.store.begin_run([get_task(s.ref).ref for s in self.sources()], self.suite.systems,
                              self.suite.protocols, self.suite.seeds)
         opts = self.opts
         executor = make_executor(opts.executor, opts.jobs, opts.scheduler,
                                  gpu=opts.device.startswith("cuda"), log=self.log)
         self._claims = Claims(opts.out)
-        if opts.track:
-            self._tracking = TrackingQueue(self.suite.name, opts.tracking_uri, self.store.save, self.log)
+        if tracker is not None:
+            self._tracking = TrackingQueue(tracker, self.store.save, self.log)
         try:
             with executor, self._claims:
                 try:
-                    work = self._plan()
+                    work = self._plan(items)
                     extract_for(work, opts.jobs, self.log)
                     self._execute(work, executor)
                 finally:  # drained while the claims are held: another run never logs them too
@@ -181,19 +187,29 @@ class Runner:
             self.store.write_csv()
         return self.store
 
-    def _plan(self) -> list[CellPlan]:
+    def _logs_anything(self, items: list[CellPlan | CellRecord]) -> bool:
+        """Whether the run has a record for MLflow: a cell to compute, a task that did not
+        resolve, or a finished record not logged yet. A rerun with nothing to do never
+        opens (or imports) MLflow."""
+        for item in items:
+            if isinstance(item, CellRecord) or self._todo(item):
+                return True
+            if any(r is not None and not r.mlflow_run_id for r in map(self.store.load, item.keys.values())):
+                return True
+        return False
+
+    def _plan(self, items: list[CellPlan | CellRecord]) -> list[CellPlan]:
         """The cells with a record left to compute; failed records of what did not resolve
         are written at once, finished ones are counted (and logged if they are not yet)."""
         work = []
-        for source in self.sources():
-            for item in plan_task(self.suite, source, self.opts.device, self.log):
-                if isinstance(item, CellRecord):
-                    self._finish(item, f"{item.task}:{item.version} {item.protocol} {item.system} "
-                                       f"seed {item.seed}")
-                elif self._todo(item):
-                    work.append(item)
-                else:
-                    self._skip(item)
+        for item in items:
+            if isinstance(item, CellRecord):
+                self._finish(item, f"{item.task}:{item.version} {item.protocol} {item.system} "
+                                   f"seed {item.seed}")
+            elif self._todo(item):
+                work.append(item)
+            else:
+                self._skip(item)
         return work
 
     def _todo(self, plan: CellPlan) -> list[str]:

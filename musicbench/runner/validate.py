@@ -1,7 +1,8 @@
 """Everything a run needs, checked before its first cell: seeds, device, protocols,
 augmentations, parameters, tuned studies, every task's version and data (present,
-undamaged) with each protocol resolved on it, and the tracking URI. Bad input is refused
-with one message naming the value or file and what is valid, and nothing is written."""
+undamaged) with each protocol resolved on it, and the tracking URI (``open_tracking``, by
+the runner, only where a run has something to log). Bad input is refused with one
+message naming the value or file and what is valid, and nothing is written."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from musicbench.augment import validate_spec
 from musicbench.errors import ConfigError
 from musicbench.protocol.experiment import TaskSource, open_clips, resolve_split
 from musicbench.protocol.splits import parse_protocol
+from musicbench.results.tracking import Tracker
 from musicbench.runner.suite import Suite
 from musicbench.runtime import check_device
 from musicbench.systems import System, build_system
@@ -41,16 +43,14 @@ def check_tuned(suite: Suite) -> None:
                 "study of one of these")
 
 
-def check_tracking(uri: str | None) -> None:
-    """The MLflow tracking URI opens (a scheme MLflow knows, a store it can create)."""
-    from mlflow import MlflowClient
-
-    from musicbench.results.tracking import default_tracking_uri, store_lock
+def open_tracking(experiment: str, uri: str | None) -> Tracker:
+    """The MLflow store of ``uri``, open on ``experiment`` (a scheme MLflow knows, a store
+    it can create); the run logs through it."""
+    from musicbench.results.tracking import Tracker, default_tracking_uri
 
     uri = uri or default_tracking_uri()
     try:
-        with store_lock(uri):  # another run may be creating the same fresh store
-            MlflowClient(uri)
+        return Tracker(experiment, uri)
     except Exception as exc:  # noqa: BLE001 - MLflow raises several kinds for a bad URI
         raise ConfigError(f"tracking URI {uri!r} cannot be used ({str(exc).splitlines()[0].strip()}); "
                           "valid: sqlite:///PATH, file:PATH, http(s)://HOST:PORT, postgresql://..., "
@@ -71,9 +71,9 @@ def check_task(source: TaskSource, protocols: tuple[str, ...], systems: dict[str
                           "handle; run them on other tasks, in a suite of their own")
 
 
-def validate_run(suite: Suite, sources: list[TaskSource], device: str, track: bool,
-                 tracking_uri: str | None) -> None:
-    """Raise on the first thing that would make a cell fail for a reason known up front."""
+def validate_run(suite: Suite, sources: list[TaskSource], device: str) -> None:
+    """Raise on the first thing that would make a cell fail for a reason known up front
+    (the tracking URI is opened by the runner, where it is used)."""
     check_seeds(suite.seeds)
     check_device(device)
     for spec in suite.protocols:
@@ -88,5 +88,3 @@ def validate_run(suite: Suite, sources: list[TaskSource], device: str, track: bo
     check_tuned(suite)
     for source in sources:
         check_task(source, suite.protocols, systems)
-    if track:
-        check_tracking(tracking_uri)

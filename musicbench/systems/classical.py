@@ -11,6 +11,7 @@ from musicbench.features.summaries import SUMMARIES, Codebook, summarise
 from musicbench.systems.base import EpochCallback
 from musicbench.systems.frames import FrameFeatureSystem
 from musicbench.systems.params import COUNT, NON_NEGATIVE, POSITIVE, Either, Number, OneOf, Rule
+from musicbench.systems.tagwise import TagwiseClassifier
 from musicbench.tasks import ClipData
 
 CLASSIFIERS = ("svm", "knn", "logreg", "mlp")
@@ -24,6 +25,8 @@ class ClassicalSystem(FrameFeatureSystem):
     ``dct2d``, or ``vq`` (histogram over a ``codebook_size`` K-means codebook fitted on
     training frames). ``pca_components`` (int, or a variance fraction < 1) reduces the
     summary. ``class_weight="balanced"`` reweights rare classes (not for ``mlp``).
+    Multilabel tasks fit one classifier per tag, each on the clips that observed the tag
+    (``train.mask``).
     """
 
     param_rules: ClassVar[dict[str, Rule]] = {
@@ -91,7 +94,9 @@ class ClassicalSystem(FrameFeatureSystem):
     def _summarise(self, frames: list[np.ndarray]) -> np.ndarray:
         return summarise(frames, self.summary, self.dct_coefficients, getattr(self, "codebook_", None))
 
-    native_multilabel: ClassVar[tuple[str, ...]] = ("mlp",)  # the others go one-vs-rest
+    #: heads trained on every tag at once (with the mask in their loss); the others are
+    #: fitted tag by tag on the clips that observed the tag (``TagwiseClassifier``)
+    native_multilabel: ClassVar[tuple[str, ...]] = ()
 
     def _classifier(self, C: float | None = None):
         """The unfitted classifier; ``C`` overrides the parameter (a probe's grid)."""
@@ -116,17 +121,23 @@ class ClassicalSystem(FrameFeatureSystem):
     def _estimator(self, multilabel: bool, **hyper):
         """Standardisation -> (PCA) -> the classifier built with ``hyper``."""
         from sklearn.decomposition import PCA
-        from sklearn.multiclass import OneVsRestClassifier
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
 
         clf = self._classifier(**hyper)
         if multilabel and self.classifier not in self.native_multilabel:
-            clf = OneVsRestClassifier(clf)
+            clf = TagwiseClassifier(clf)
         steps = [StandardScaler()]
         if self.pca_components:
             steps.append(PCA(self.pca_components, random_state=self.seed))
         return make_pipeline(*steps, clf)
+
+    @staticmethod
+    def _fit_estimator(model, x: np.ndarray, y: np.ndarray, mask: np.ndarray | None):
+        """Fit a pipeline of ``_estimator``, handing a multilabel ``mask`` to its classifier."""
+        if mask is None:
+            return model.fit(x, y)
+        return model.fit(x, y, **{f"{model.steps[-1][0]}__mask": mask})
 
     def _seen_classes(self, y: np.ndarray, train: ClipData) -> None:
         """Remember the classes present in training (multiclass), refusing a single one."""
@@ -138,12 +149,12 @@ class ClassicalSystem(FrameFeatureSystem):
 
     def _fit(self, train: ClipData, valid: ClipData | None,
              epoch_callback: EpochCallback | None) -> None:
-        frames, y = self.training_frames(train)
+        frames, y, mask = self.training_frames(train)
         if self.summary == "vq":
             self.codebook_ = Codebook(self.codebook_size, self.seed).fit(frames)
         x = self._summarise(frames)
         self._seen_classes(y, train)
-        self.model_ = self._estimator(train.kind == "multilabel").fit(x, y)
+        self.model_ = self._fit_estimator(self._estimator(train.kind == "multilabel"), x, y, mask)
         self.n_classes_ = len(train.classes)
 
     def _predict_scores(self, data: ClipData) -> np.ndarray:

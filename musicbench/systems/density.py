@@ -64,7 +64,7 @@ class GMMSystem(FrameFeatureSystem):
              epoch_callback: EpochCallback | None) -> None:
         from sklearn.mixture import GaussianMixture
 
-        frames, y = self.training_frames(train)
+        frames, y, _ = self.training_frames(train)  # multiclass: no mask
         allf = np.vstack(frames)
         self.mean_, self.std_ = allf.mean(axis=0), allf.std(axis=0) + 1e-8
         rng = np.random.default_rng(self.seed)

@@ -65,14 +65,16 @@ class FrameFeatureSystem(System):
                              transform=transform)
         return [add_deltas(f.astype(np.float64), self.deltas) for f in raw]
 
-    def training_frames(self, train: ClipData) -> tuple[list[np.ndarray], np.ndarray]:
-        """Training frames and targets; with ``train.augment``, plus one augmented copy
-        of every clip (seeded per clip, cached like any other feature)."""
-        frames, y = self.frames(train), train.y
+    def training_frames(self, train: ClipData) -> tuple[list[np.ndarray], np.ndarray, np.ndarray | None]:
+        """Training frames, targets and label mask (``train.mask``); with ``train.augment``,
+        plus one augmented copy of every clip (seeded per clip, cached like any other
+        feature) with the same targets and mask."""
+        frames, y, mask = self.frames(train), train.y, train.mask
         if train.augment:
             frames = frames + self.frames(train, transform=train.augment)
             y = np.concatenate([y, y])
-        return frames, y
+            mask = None if mask is None else np.concatenate([mask, mask])
+        return frames, y, mask
 
     @staticmethod
     def expand_scores(scores: np.ndarray, seen: np.ndarray, n_classes: int, fill: float):

@@ -11,13 +11,16 @@ import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 from torch import nn
 
+from musicbench.systems.tagwise import observed
+
 
 class TorchHead(ClassifierMixin, BaseEstimator):
     """Linear (``hidden=0``) or one-hidden-layer MLP head trained full-batch with AdamW.
 
     Multiclass targets (class indices) train a softmax; a 0/1 target matrix trains one
-    sigmoid per tag. Full-batch steps on standardised clip vectors are deterministic on
-    CPU for a given ``seed``. ``class_weight='balanced'`` reweights the softmax loss.
+    sigmoid per tag, its loss the mean over the observed pairs of ``mask``. Full-batch
+    steps on standardised clip vectors are deterministic on CPU for a given ``seed``.
+    ``class_weight='balanced'`` reweights the softmax loss.
     """
 
     def __init__(self, hidden: int = 0, lr: float = 1e-3, weight_decay: float = 1e-4,
@@ -37,22 +40,25 @@ class TorchHead(ClassifierMixin, BaseEstimator):
         return nn.Sequential(nn.Linear(n_in, self.hidden), nn.ReLU(), nn.Dropout(self.dropout),
                              nn.Linear(self.hidden, n_out))
 
-    def fit(self, x: np.ndarray, y: np.ndarray) -> TorchHead:
+    def fit(self, x: np.ndarray, y: np.ndarray, mask: np.ndarray | None = None) -> TorchHead:
         torch.manual_seed(self.seed)
         self.multilabel_ = y.ndim == 2
         xt = torch.as_tensor(np.asarray(x), dtype=torch.float32)
         if self.multilabel_:
             self.classes_ = np.arange(y.shape[1])
             target = torch.as_tensor(y, dtype=torch.float32)
-            loss_fn: nn.Module = nn.BCEWithLogitsLoss()
+            weight = None if mask is None else torch.as_tensor(observed(y, mask), dtype=torch.float32)
+
+            def loss_fn(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+                return masked_bce(logits, target, weight)
         else:
             self.classes_, codes = np.unique(y, return_inverse=True)
             target = torch.as_tensor(codes, dtype=torch.long)
-            weight = None
+            balance = None
             if self.class_weight == "balanced":
                 counts = np.bincount(codes, minlength=len(self.classes_))
-                weight = torch.as_tensor(len(codes) / (len(counts) * counts), dtype=torch.float32)
-            loss_fn = nn.CrossEntropyLoss(weight=weight)
+                balance = torch.as_tensor(len(codes) / (len(counts) * counts), dtype=torch.float32)
+            loss_fn = nn.CrossEntropyLoss(weight=balance)
         self.net_ = self._net(xt.shape[1], len(self.classes_))
         opt = torch.optim.AdamW(self.net_.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         self.net_.train()
@@ -76,3 +82,12 @@ class TorchHead(ClassifierMixin, BaseEstimator):
         if self.multilabel_:
             return (proba >= 0.5).astype(np.int64)
         return self.classes_[proba.argmax(axis=1)]
+
+
+def masked_bce(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
+    """Binary cross-entropy averaged over the pairs ``weight`` observes (1) only: an
+    unobserved pair adds nothing to the loss or its gradient, whatever its label."""
+    loss = nn.functional.binary_cross_entropy_with_logits(logits.float(), target.float(), reduction="none")
+    if weight is None:
+        return loss.mean()
+    return (loss * weight).sum() / weight.sum().clamp_min(1.0)

@@ -35,6 +35,7 @@ from musicbench.systems.params import (
     OneOf,
     Rule,
 )
+from musicbench.systems.tagwise import observed
 from musicbench.tasks import ClipData
 
 HEADS = ("logreg", "svm", "linear", "mlp", "knn")
@@ -64,8 +65,10 @@ class ProbeSystem(ClassicalSystem):
     ``summary`` (``mean``, ``max``, ``meanmax``, or the classical ``stats``, ``dct``,
     ``dct2d``, ``vq``) and concatenated. Heads: ``logreg``, ``svm``, ``knn``, or torch
     ``linear`` / ``mlp`` (``mlp_hidden`` units, ``epochs`` full-batch AdamW steps);
-    multilabel tasks get one sigmoid per tag. After ``fit``, ``cards_`` holds the
-    encoders' provenance and ``selection_`` the validation score of every grid point.
+    multilabel tasks get one sigmoid per tag (or one scikit-learn head per tag), the
+    unobserved (clip, tag) pairs of ``mask`` left out of the fit and of the selection.
+    After ``fit``, ``cards_`` holds the encoders' provenance and ``selection_`` the
+    validation score of every grid point.
     """
 
     param_rules: ClassVar[dict[str, Rule]] = {
@@ -179,7 +182,7 @@ class ProbeSystem(ClassicalSystem):
              epoch_callback: EpochCallback | None) -> None:
         extractors = self.encoder_extractors(train.sample_rate)
         self.cards_ = [ex.card().as_dict() for ex in extractors]
-        frames, y = self.training_frames(train)
+        frames, y, mask = self.training_frames(train)
         if self.summary == "vq":
             self.codebooks_ = [Codebook(self.codebook_size, self.seed).fit([c[s] for c in frames])
                                for s in range(len(frames[0]))]
@@ -195,16 +198,18 @@ class ProbeSystem(ClassicalSystem):
             self._seen_classes(y, train)
             best = -math.inf
             for point in grid:
-                model = self._estimator(multilabel, **point).fit(x, y)
+                model = self._fit_estimator(self._estimator(multilabel, **point), x, y, mask)
                 value = float(evaluate(valid.kind, valid.y, self._scores(model, xv, valid.kind),
-                                       list(valid.classes))[metric])
+                                       list(valid.classes), valid.mask)[metric])
                 self.selection_.append({**point, f"valid_{metric}": value})
                 if value > best:  # the first best; NaN (an undefined AUC) never wins
                     best, chosen = value, point
+            if mask is not None or valid.mask is not None:
+                mask = np.vstack([observed(y, mask), observed(valid.y, valid.mask)])
             x, y = np.vstack([x, xv]), np.concatenate([y, valid.y])
         self.chosen_ = chosen
         self._seen_classes(y, train)
-        self.model_ = self._estimator(multilabel, **chosen).fit(x, y)
+        self.model_ = self._fit_estimator(self._estimator(multilabel, **chosen), x, y, mask)
 
     def uses_validation(self) -> bool:
         return len(self.grid()) > 1  # the head's hyperparameters are picked on it

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from musicbench.audio import load_audio, probe_audio
+from musicbench.audio import check_audio, load_audio
 from musicbench.errors import ConfigError, DataError, UnknownNameError
 from musicbench.tasks.parts import ClipData, Vocabulary
 from musicbench.tasks.spec import TaskSpec, get_spec
@@ -324,7 +324,7 @@ class Task:
 
         md5 = self._checksums() if verify else {}
         with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:  # libsndfile frees the GIL
-            found = pool.map(lambda c: probe_audio(c.path, self.spec.clip, md5.get(c.track_id)), clips)
+            found = pool.map(lambda c: check_audio(c.path, self.spec.clip, md5.get(c.track_id)), clips)
             return {c.track_id: why for c, why in zip(clips, found, strict=True) if why}
 
     def _checksums(self) -> dict[str, str]:

@@ -47,7 +47,8 @@ class DeepSystem(System):
     read the audio resampled to ``sample_rate`` (None: the task's rate). Each clip's input
     is computed once and cached on disk (``musicbench.systems.deep.inputs``). Parameters a
     model does not use are ignored by it. Training uses ``train.augment`` on the fly for a
-    random ``augment_p`` share of the chunks.
+    random ``augment_p`` share of the chunks; a multilabel ``train.mask`` leaves the
+    unobserved (clip, tag) pairs out of the loss (and ``valid.mask`` out of early stopping).
     After ``fit``, ``history_`` holds one dict of metrics per epoch, ``best_epoch_`` the
     epoch whose weights were kept and ``n_parameters_`` the network's size; the same
     three make up ``training_report()``. ``save(path)`` writes the fitted network as a
@@ -201,7 +202,8 @@ class DeepSystem(System):
         bank = self.bank(train, spec, device)
         valid_bank = self.bank(valid, spec, device) if valid is not None else None
         self.trainer_.fit(bank, train.y, [c.track_id for c in train.clips], valid_bank,
-                          None if valid is None else valid.y, epoch_callback, audio)
+                          None if valid is None else valid.y, epoch_callback, audio,
+                          train.mask, None if valid is None else valid.mask)
         self.history_: list[dict[str, Any]] = self.trainer_.history
         self.best_epoch_ = self.trainer_.best_epoch
         self.n_parameters_ = sum(p.numel() for p in net.parameters())

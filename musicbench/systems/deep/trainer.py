@@ -28,6 +28,8 @@ from musicbench.augment import seed_for
 from musicbench.errors import ConfigError
 from musicbench.protocol.metrics import evaluate, primary_metric
 from musicbench.systems.deep.inputs import FeatureBank
+from musicbench.systems.heads import masked_bce
+from musicbench.systems.tagwise import observed
 
 STRETCH_MARGIN = 1.25  # extra audio read around an augmented chunk, so a faster stretch still fills it
 
@@ -110,9 +112,9 @@ class Trainer:
         self.use_amp = use_amp
         self.scaler = torch.amp.GradScaler("cuda", enabled=use_amp and self.amp_dtype == torch.float16)
 
-    def _loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def _loss(self, logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
         if self.kind == "multilabel":
-            return nn.functional.binary_cross_entropy_with_logits(logits.float(), target.float())
+            return masked_bce(logits, target, weight)
         return nn.functional.cross_entropy(logits.float(), target)
 
     def _augment(self, chunks: torch.Tensor, audio: FeatureBank, rows: np.ndarray, starts: np.ndarray,
@@ -177,17 +179,23 @@ class Trainer:
         counts = np.bincount(rows, minlength=len(bank)).astype(np.float64)
         return sums.cpu().numpy() / counts[:, None]
 
-    def _clip_loss(self, scores: np.ndarray, y: np.ndarray) -> float:
+    def _clip_loss(self, scores: np.ndarray, y: np.ndarray, mask: np.ndarray | None) -> float:
         p = np.clip(scores, 1e-7, 1 - 1e-7)
         if self.kind == "multilabel":
-            return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+            keep = observed(y, mask)
+            return float(-np.mean((y * np.log(p) + (1 - y) * np.log(1 - p))[keep]))
         return float(-np.mean(np.log(p[np.arange(len(y)), y])))
 
     def fit(self, train: FeatureBank, y: np.ndarray, ids: list[str], valid: FeatureBank | None = None,
             y_valid: np.ndarray | None = None,
             epoch_callback: Callable[[int, float], None] | None = None,
-            audio: FeatureBank | None = None) -> Trainer:
+            audio: FeatureBank | None = None, mask: np.ndarray | None = None,
+            mask_valid: np.ndarray | None = None) -> Trainer:
         """Train, keeping the weights of the best validation epoch (the last, without ``valid``).
+
+        ``mask`` and ``mask_valid`` (multilabel, 1 where a clip's tag was observed; None:
+        all) leave unobserved pairs out of the training loss and of the validation score
+        and loss: every chunk carries its clip's mask.
 
         ``audio`` (the training clips' waveforms at the network's rate) is needed only to
         augment (``cfg.augment``), together with the trainer's ``frontend``.
@@ -198,6 +206,8 @@ class Trainer:
         cfg = self.cfg
         rng = np.random.default_rng(cfg.seed)
         target = torch.as_tensor(y, device=self.device)
+        weight = None if mask is None else torch.as_tensor(observed(y, mask), dtype=torch.float32,
+                                                           device=self.device)
         opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         steps_per_epoch = math.ceil(len(train) * cfg.chunks_per_clip / cfg.batch_size)
         total, warm = cfg.max_epochs * steps_per_epoch, max(1, int(cfg.warmup_epochs * steps_per_epoch))
@@ -218,7 +228,8 @@ class Trainer:
             for chunks, rows in self.training_batches(train, ids, epoch, rng, audio):
                 with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
                     logits = self.net(chunks)
-                loss = self._loss(logits, target[torch.as_tensor(rows, device=self.device)])
+                index = torch.as_tensor(rows, device=self.device)
+                loss = self._loss(logits, target[index], None if weight is None else weight[index])
                 opt.zero_grad(set_to_none=True)
                 self.scaler.scale(loss).backward()
                 self.scaler.step(opt)
@@ -232,8 +243,9 @@ class Trainer:
                                    "train_chunks": seen, "train_chunks_per_s": seen / seconds}
             if valid is not None and y_valid is not None:
                 scores = self.predict(valid)
-                score = float(evaluate(self.kind, y_valid, scores, self.classes)[metric])
-                row.update({"valid_loss": self._clip_loss(scores, y_valid), f"valid_{metric}": score})
+                score = float(evaluate(self.kind, y_valid, scores, self.classes, mask_valid)[metric])
+                row.update({"valid_loss": self._clip_loss(scores, y_valid, mask_valid),
+                            f"valid_{metric}": score})
                 # NaN AUC (a tag absent from valid) falls back on the loss alone
                 key = (score if not math.isnan(score) else -math.inf, -row["valid_loss"])
                 if best_key is None or key > best_key:
