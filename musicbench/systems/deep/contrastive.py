@@ -148,12 +148,12 @@ class Pretrainer:
         need = int(n * STRETCH_MARGIN) if "stretch" in cfg.views else n
         lengths = audio.lengths[rows]
         if "crop" in cfg.views:  # whole clips: each view crops its own chunk
-            starts, span = np.zeros(len(rows), dtype=np.int64), max(int(lengths.max()), need)
+            starts, ends = np.zeros(len(rows), dtype=np.int64), np.maximum(lengths, need)
         else:
             starts = (rng.random(len(rows)) * (np.maximum(lengths - need, 0) + 1)).astype(np.int64)
-            span = lengths = need
-        raw = audio.cut(rows, starts, span)[:, 0].cpu().numpy()
-        clips = [raw[j, : max(int(length), need)] for j, length in enumerate(np.broadcast_to(lengths, len(rows)))]
+            ends = np.full(len(rows), need)
+        raw = audio.cut(rows, starts, int(ends.max()))[:, 0].cpu().numpy()
+        clips = [raw[j, : ends[j]] for j in range(len(rows))]
         pair = []
         for v in ("a", "b"):
             views = np.stack([make_view(clips[j], n, cfg.views, cfg.sample_rate,
@@ -277,7 +277,8 @@ def pretrain_backbone(system: DeepSystem, spec: DeepInput, audio: FeatureBank, i
     torch.manual_seed(config.seed)
     net = system.build_network(1, spec)
     chunk = spec.frames(config.chunk_samples)
-    trainer = Pretrainer(net, spec.module(), chunk, config, audio.device).fit(audio, ids, state_path, on_epoch)
+    trainer = Pretrainer(net, spec.module(), chunk, config, audio.device)
+    trainer.fit(audio, ids, state_path, on_epoch)
     calibrate_norm(net, inputs, chunk, config.seed)
     params = {k: v for k, v in system.get_params().items() if k != "device"}
     meta = {"format": FORMAT, "params": params, "classes": [], "kind": "self-supervised",

@@ -11,8 +11,15 @@ import numpy as np
 import torch
 
 from musicbench.errors import ConfigError
+from musicbench.runtime import cache_root
 from musicbench.systems.base import EpochCallback, System
-from musicbench.systems.deep.contrastive import VIEWS, PretrainConfig, bank_digest, check_views
+from musicbench.systems.deep.contrastive import (
+    VIEWS,
+    PretrainConfig,
+    bank_digest,
+    check_views,
+    pretrain_backbone,
+)
 from musicbench.systems.deep.inputs import DeepInput, FeatureBank, clip_inputs
 from musicbench.systems.deep.models import MODELS, SPECTRAL_FRONTENDS, WAVE_MODELS, build_model
 from musicbench.systems.deep.reference import REFERENCE_MODELS
@@ -283,9 +290,6 @@ class DeepSystem(System):
         and validation audio (never the test part), cached by content."""
         if self.init != SSL:
             return Path(self.init)
-        from musicbench.systems.deep.contrastive import pretrain_backbone
-        from musicbench.runtime import cache_root
-
         parts = [train] if valid is None else [train, valid]
         clips = [c for part in parts for c in part.clips]
         unlabelled = ClipData(train.task, clips, list(train.classes), train.kind)
@@ -305,7 +309,8 @@ class DeepSystem(System):
 
         pretrained, spec, meta = load_checkpoint(path)
         mine = self.input_spec(spec.source_rate)
-        if (spec.kind, spec.sample_rate) != (mine.kind, mine.sample_rate) or type(pretrained) is not type(net):
+        same_input = (spec.kind, spec.sample_rate) == (mine.kind, mine.sample_rate)
+        if not same_input or type(pretrained) is not type(net):
             raise ConfigError(f"init={str(path)!r}: a {meta['params']['model']} backbone reading "
                               f"{spec.kind} at {spec.sample_rate} Hz cannot start a {self.model} reading "
                               f"{mine.kind} at {mine.sample_rate} Hz")
