@@ -264,16 +264,18 @@ def calibrate_norm(net: nn.Module, inputs: FeatureBank, chunk: int, seed: int, b
 
 def pretrain_backbone(system: DeepSystem, spec: DeepInput, audio: FeatureBank, inputs: FeatureBank,
                       ids: list[str], out: Path, data: str, state_path: Path | None = None,
-                      on_epoch: EpochLog | None = None) -> tuple[Path, list[dict[str, Any]]]:
+                      on_epoch: EpochLog | None = None,
+                      config: PretrainConfig | None = None) -> tuple[Path, list[dict[str, Any]]]:
     """Pretrain ``system``'s network (reading ``spec``) on clips and save the backbone to ``out``.
 
     ``audio`` holds the clips' waveforms at the network's rate, ``inputs`` their cached
     network inputs (batch-norm statistics are estimated on them afterwards), ``data``
-    says where the clips came from. Returns the checkpoint and the per-epoch history.
+    says where the clips came from; ``config`` defaults to the system's own
+    (``pretrain_config``). Returns the checkpoint and the per-epoch history.
     """
     from musicbench.systems.deep.checkpoint import FORMAT, write_checkpoint
 
-    config = system.pretrain_config(spec)
+    config = config or system.pretrain_config(spec)
     torch.manual_seed(config.seed)
     net = system.build_network(1, spec)
     chunk = spec.frames(config.chunk_samples)
