@@ -24,6 +24,8 @@ FAMILIES = {
     "hear": "musicbench.encoders.hear:HearEncoder",
     # the project's own fitted deep systems; a higher layer, imported only by this name
     "deep": "musicbench.systems.deep.encoder:DeepEncoder",
+    # self-supervised backbones (``musicbench pretrain``); a higher layer, imported only by this name
+    "ssl": "musicbench.pretrain.encoder:SSLEncoder",
 }
 
 
