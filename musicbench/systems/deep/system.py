@@ -268,6 +268,7 @@ class DeepSystem(System):
         valid_bank = self.bank(valid, spec, device) if valid is not None else None
         if self.init is not None:
             self.init_ = self._start_from(net, self._backbone(train, valid, spec, device))
+            torch.manual_seed(self.seed)  # the same training draws whether pretraining ran or was cached
         self.trainer_ = Trainer(net, cfg, device, train.kind, list(train.classes), frontend)
         audio = None
         if train.augment:  # augmented views are computed from the audio
@@ -310,7 +311,7 @@ class DeepSystem(System):
         pretrained, spec, meta = load_checkpoint(path)
         mine = self.input_spec(spec.source_rate)
         same_input = (spec.kind, spec.sample_rate) == (mine.kind, mine.sample_rate)
-        if not same_input or type(pretrained) is not type(net):
+        if not same_input or meta["params"]["model"] != self.model:
             raise ConfigError(f"init={str(path)!r}: a {meta['params']['model']} backbone reading "
                               f"{spec.kind} at {spec.sample_rate} Hz cannot start a {self.model} reading "
                               f"{mine.kind} at {mine.sample_rate} Hz")
