@@ -252,7 +252,7 @@ def test_init_starts_from_the_backbone_and_freeze_keeps_it(backbone, synth_fold,
 
 def test_init_refuses_a_missing_checkpoint_and_a_mismatched_backbone(backbone, synth_fold):
     train, valid, _ = synth_fold
-    with pytest.raises(ConfigError, match="no such checkpoint"):
+    with pytest.raises(ConfigError, match="init='nowhere.pt' must be .* existing checkpoint"):
         build_system("cnn1d-small", init="nowhere.pt")
     with pytest.raises(ConfigError, match="freeze=true needs init"):
         build_system("cnn1d-small", freeze=True)

@@ -31,7 +31,6 @@ from musicbench.systems.params import (
     NON_NEGATIVE,
     POSITIVE,
     Either,
-    Matches,
     Names,
     Number,
     OneOf,
@@ -53,6 +52,18 @@ class Widths(Rule):
 
 PRETRAINABLE = tuple(m for m in MODELS if m not in REFERENCE_MODELS)  # ChunkClassifier networks
 SSL = "ssl"  # ``init``: pretrain on the training audio inside ``fit``
+
+
+class Init(Rule):
+    """None, ``ssl``, or the path of an existing checkpoint."""
+
+    def accepts(self, value: Any) -> bool:
+        return value is None or value == SSL or (isinstance(value, str) and Path(value).is_file())
+
+    def __str__(self) -> str:
+        return (f"None (random initialisation), {SSL!r} (pretrain on the training audio in fit) or "
+                "the path of an existing checkpoint (written by `musicbench pretrain`)")
+
 # parameters that only shape the supervised training, not a pretrained backbone
 SUPERVISED_ONLY = ("dropout", "eval_overlap", "chunks_per_clip", "batch_size", "lr", "weight_decay",
                    "max_epochs", "patience", "warmup_epochs", "augment_p", "torch_compile", "init", "freeze",
@@ -111,7 +122,7 @@ class DeepSystem(System):
         "augment_p": FRACTION,
         "amp": OneOf(True, False),
         "torch_compile": OneOf(True, False),
-        "init": Either(OneOf(None), Matches(r".+", f"a checkpoint path or {SSL!r}")),
+        "init": Init(),
         "freeze": OneOf(True, False),
         "pretrain_epochs": Number(0, integer=True),
         "pretrain_batch_size": Number(2, integer=True),  # negatives need a second clip
@@ -198,9 +209,6 @@ class DeepSystem(System):
 
     def _param_problems(self) -> list[str]:
         problems = super()._param_problems()
-        if isinstance(self.init, str) and self.init != SSL and not Path(self.init).is_file():
-            problems.append(f"init={self.init!r}: no such checkpoint; give a file written by "
-                            f"`musicbench pretrain` (or DeepSystem.save), or {SSL!r}")
         if self.init is not None and self.model in REFERENCE_MODELS:
             problems.append(f"init={self.init!r}: model={self.model!r} is a reference network; a "
                             f"pretrained backbone starts one of {', '.join(PRETRAINABLE)}")
