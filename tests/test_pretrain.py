@@ -105,9 +105,9 @@ def pretrain_cmd(out: Path, *args: str) -> list[str]:
 
 
 def test_a_killed_run_resumes_and_ends_with_the_same_weights(tmp_path):
-    folder = write_folder(tmp_path / "audio", 40)
+    folder = write_folder(tmp_path / "audio", 24)
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    common = ["--folder", str(folder), "--epochs", "8", "--batch-size", "8"]
+    common = ["--folder", str(folder), "--epochs", "6", "--batch-size", "8"]
     killed = tmp_path / "killed.pt"
     state = Path(f"{killed}.resume")
     proc = subprocess.Popen(pretrain_cmd(killed, *common), env=env, stdout=subprocess.DEVNULL,
@@ -122,11 +122,11 @@ def test_a_killed_run_resumes_and_ends_with_the_same_weights(tmp_path):
     assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
     assert not killed.exists()
     reached = torch.load(state, weights_only=True)["epoch"]
-    assert 1 <= reached < 8
+    assert 1 <= reached < 6
 
     again = subprocess.run(pretrain_cmd(killed, *common), env=env, capture_output=True, text=True)
     assert again.returncode == 0, again.stderr
-    assert f"resumed after epoch {reached} of 8" in again.stdout
+    assert f"resumed after epoch {reached} of 6" in again.stdout
 
     straight = tmp_path / "straight.pt"
     whole = subprocess.run(pretrain_cmd(straight, *common), env=env, capture_output=True, text=True)
@@ -135,15 +135,18 @@ def test_a_killed_run_resumes_and_ends_with_the_same_weights(tmp_path):
     a, b = (torch.load(p, weights_only=True)["state_dict"] for p in (killed, straight))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     card_a, card_b = (json.loads(p.with_suffix(".json").read_text()) for p in (killed, straight))
-    assert card_a["loss"] == card_b["loss"] and len(card_a["loss"]) == 8
+    assert card_a["loss"] == card_b["loss"] and len(card_a["loss"]) == 6
     assert card_a["weights_digest"] == card_b["weights_digest"]
 
 
-def test_pretraining_on_a_fold_never_reads_its_test_part(tmp_path, capsys):
+def test_pretraining_on_a_fold_never_reads_its_test_part(tmp_path, capsys, monkeypatch):
     """Fold 0's test audio is replaced with loud noise on a private copy of the data: the
-    pretrained weights are identical. Replacing one training clip changes them (control)."""
+    pretrained weights are identical, and the clips whose audio was decoded (into a fresh
+    feature cache) are exactly the fold's train and valid clips. Replacing one training
+    clip changes the weights (control)."""
     from musicbench.protocol.experiment import resolve_split
     from musicbench.tasks import get_task
+    from musicbench.features import extract
 
     source = Path(get_task(TASK).dataset.data_home)
     data = tmp_path / "data"
@@ -170,7 +173,17 @@ def test_pretraining_on_a_fold_never_reads_its_test_part(tmp_path, capsys):
     real = digest("real")
     for track_id in fold.test:
         noise(track_id)
+    decoded, load = [], extract.load_audio
+
+    def recording(path, track_id, policy):
+        decoded.append(track_id)
+        return load(path, track_id, policy)
+
+    monkeypatch.setenv("MUSICBENCH_CACHE", str(tmp_path / "fresh-cache"))
+    monkeypatch.setenv("MUSICBENCH_JOBS", "1")  # clips decoded in this process, where they are recorded
+    monkeypatch.setattr(extract, "load_audio", recording)
     assert digest("noisy-test", "--data-home", str(data)) == real
+    assert sorted(set(decoded)) == sorted(fold.train + fold.valid)
     noise(fold.train[0])
     assert digest("control", "--data-home", str(data)) != real
 

@@ -45,10 +45,10 @@ GAIN_DB = (-6.0, 0.0)
 
 def check_views(views: Sequence[str]) -> tuple[str, ...]:
     """The views as a tuple in canonical order; an unknown name is an error listing the valid ones."""
+    views = [views] if isinstance(views, str) else list(views)
     unknown = [v for v in views if v not in VIEWS]
-    if unknown or isinstance(views, str):
-        raise ConfigError(f"views={list(views) if not isinstance(views, str) else views!r}: unknown "
-                          f"view(s) {unknown or views}; valid: {', '.join(VIEWS)}")
+    if unknown:
+        raise ConfigError(f"views={views!r}: unknown view(s) {unknown}; valid: {', '.join(VIEWS)}")
     return tuple(v for v in VIEWS if v in views)
 
 

@@ -14,6 +14,7 @@ from musicbench.errors import ConfigError
 from musicbench.runtime import cache_root
 from musicbench.systems.base import EpochCallback, System
 from musicbench.systems.deep.contrastive import (
+    DEFAULT_VIEWS,
     VIEWS,
     PretrainConfig,
     bank_digest,
@@ -166,7 +167,7 @@ class DeepSystem(System):
         pretrain_batch_size: int = 32,
         pretrain_lr: float = 1e-3,
         temperature: float = 0.1,
-        views: tuple[str, ...] = ("crop", "gain", "polarity", "noise", "eq"),
+        views: tuple[str, ...] = DEFAULT_VIEWS,
         seed: int = 0,
         device: str = "cpu",
     ):
