@@ -144,9 +144,9 @@ def test_pretraining_on_a_fold_never_reads_its_test_part(tmp_path, capsys, monke
     pretrained weights are identical, and the clips whose audio was decoded (into a fresh
     feature cache) are exactly the fold's train and valid clips. Replacing one training
     clip changes the weights (control)."""
+    from musicbench.features import extract
     from musicbench.protocol.experiment import resolve_split
     from musicbench.tasks import get_task
-    from musicbench.features import extract
 
     source = Path(get_task(TASK).dataset.data_home)
     data = tmp_path / "data"
