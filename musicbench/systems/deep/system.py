@@ -65,6 +65,7 @@ class Init(Rule):
         return (f"None (random initialisation), {SSL!r} (pretrain on the training audio in fit) or "
                 "the path of an existing checkpoint (written by `musicbench pretrain`)")
 
+
 # parameters that only shape the supervised training, not a pretrained backbone
 SUPERVISED_ONLY = ("dropout", "eval_overlap", "chunks_per_clip", "batch_size", "lr", "weight_decay",
                    "max_epochs", "patience", "warmup_epochs", "augment_p", "torch_compile", "init", "freeze",
