@@ -84,6 +84,12 @@ def test_views_are_seeded_and_differ_between_seeds():
     # a crop alone moves the chunk; a polarity flip alone is the chunk negated or not
     crops = {make_view(clip, 100, ("crop",), 22050, seed=s)[0] for s in range(5)}
     assert len(crops) > 1
+    # a clip shorter than the view is shifted: all of it, at a random offset
+    short = clip[:40]
+    shifted = [make_view(short, 100, ("crop",), 22050, seed=s) for s in range(5)]
+    offsets = [int(np.flatnonzero(v)[0]) for v in shifted]
+    assert len(set(offsets)) > 1
+    assert all(np.array_equal(v[o: o + 40], short) for v, o in zip(shifted, offsets, strict=True))
     flipped = [make_view(clip, 100, ("polarity",), 22050, seed=s) for s in range(8)]
     assert all(np.array_equal(f, clip[:100]) or np.array_equal(f, -clip[:100]) for f in flipped)
     assert any(np.array_equal(f, -clip[:100]) for f in flipped)

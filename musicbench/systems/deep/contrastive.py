@@ -74,14 +74,22 @@ class ProjectionHead(nn.Sequential):
 def make_view(clip: np.ndarray, n: int, views: tuple[str, ...], sample_rate: int, seed: int) -> np.ndarray:
     """One augmented view of ``n`` samples from ``clip`` (the audio a view may be cut from).
 
-    ``crop`` picks a random start (else the start of ``clip``), the ``augment`` transforms
-    run in their grammar's order, ``gain`` scales by a random gain in ``GAIN_DB`` and
-    ``polarity`` flips the sign half of the time. The same seed gives the same view.
+    ``crop`` picks a random start (else the start of ``clip``); a clip shorter than the
+    view lands at a random offset in it instead (a random shift, so short sounds such as
+    single strokes still differ between views). The ``augment`` transforms run in their
+    grammar's order, ``gain`` scales by a random gain in ``GAIN_DB`` and ``polarity``
+    flips the sign half of the time. The same seed gives the same view.
     """
     rng = np.random.default_rng(seed)
     need = int(n * STRETCH_MARGIN) if "stretch" in views else n
-    start = int(rng.integers(0, max(len(clip) - need, 0) + 1)) if "crop" in views else 0
-    y = np.asarray(clip[start: start + need], dtype=np.float32)
+    clip = np.asarray(clip, dtype=np.float32)
+    if "crop" in views and len(clip) < n:
+        y = np.zeros(need, dtype=np.float32)
+        offset = int(rng.integers(0, n - len(clip) + 1))
+        y[offset: offset + len(clip)] = clip
+    else:
+        start = int(rng.integers(0, max(len(clip) - need, 0) + 1)) if "crop" in views else 0
+        y = clip[start: start + need]
     spec = "+".join(v for v in TRANSFORMS if v in views)
     if spec and len(y):
         y = apply(spec, y, sample_rate, int(rng.integers(2**32)))
@@ -147,8 +155,8 @@ class Pretrainer:
         n = cfg.chunk_samples
         need = int(n * STRETCH_MARGIN) if "stretch" in cfg.views else n
         lengths = audio.lengths[rows]
-        if "crop" in cfg.views:  # whole clips: each view crops its own chunk
-            starts, ends = np.zeros(len(rows), dtype=np.int64), np.maximum(lengths, need)
+        if "crop" in cfg.views:  # whole clips: each view crops (or shifts) its own chunk
+            starts, ends = np.zeros(len(rows), dtype=np.int64), lengths
         else:
             starts = (rng.random(len(rows)) * (np.maximum(lengths - need, 0) + 1)).astype(np.int64)
             ends = np.full(len(rows), need)
