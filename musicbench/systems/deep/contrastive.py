@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 VIEWS = ("crop", "gain", "polarity", *TRANSFORMS)
 DEFAULT_VIEWS = ("crop", "gain", "polarity", "noise", "eq")  # pitch and stretch cost most on CPU
 GAIN_DB = (-6.0, 0.0)
+VERSION = 2  # bump when views or training change what a run learns: cached backbones are keyed by it
 
 
 def check_views(views: Sequence[str]) -> tuple[str, ...]:
@@ -122,7 +123,8 @@ class PretrainConfig:
 
     def key(self) -> str:
         """Digest of everything that defines the run: a resume state must match it."""
-        return hashlib.sha1(json.dumps(asdict(self), sort_keys=True, default=str).encode()).hexdigest()[:16]
+        spec = {**asdict(self), "version": VERSION}
+        return hashlib.sha1(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 EpochLog = Callable[[dict[str, Any]], None]
