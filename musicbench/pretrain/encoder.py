@@ -23,6 +23,7 @@ import torch
 
 from musicbench.errors import ConfigError
 from musicbench.runtime import cache_root
+from musicbench.systems.deep.contrastive import VERSION
 from musicbench.systems.deep.encoder import DeepEncoder
 
 
@@ -58,7 +59,7 @@ def pretrained(**settings: Any) -> Path:
     from musicbench.pretrain import PretrainRun, pretrain
     from musicbench.systems import get_preset
 
-    spec = {**settings, "preset": get_preset(settings["backbone"])["params"]}
+    spec = {**settings, "preset": get_preset(settings["backbone"])["params"], "version": VERSION}
     key = hashlib.sha1(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:16]
     path = cache_root() / "pretrained" / f"ssl-{settings['backbone']}-{key}.pt"
     if not path.is_file():
