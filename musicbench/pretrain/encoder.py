@@ -19,8 +19,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from musicbench.errors import ConfigError
 from musicbench.runtime import cache_root
 from musicbench.systems.deep.contrastive import VERSION
@@ -54,8 +52,8 @@ class SSLEncoder(DeepEncoder):
 
 def pretrained(**settings: Any) -> Path:
     """The checkpoint of a ``PretrainRun`` with ``settings``, pretrained on first use into
-    the cache (not logged) and reused after. As ``trained_checkpoint``, it runs on one CPU
-    thread, where it is bitwise deterministic, so every machine builds the same weights."""
+    the cache (not logged) and reused after; on CPU it runs on one thread
+    (``pretrain_backbone``), so every machine builds the same weights."""
     from musicbench.pretrain import PretrainRun, pretrain
     from musicbench.systems import get_preset
 
@@ -63,10 +61,5 @@ def pretrained(**settings: Any) -> Path:
     key = hashlib.sha1(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:16]
     path = cache_root() / "pretrained" / f"ssl-{settings['backbone']}-{key}.pt"
     if not path.is_file():
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            pretrain(PretrainRun(out=path, track=False, **settings), log=lambda _: None)
-        finally:
-            torch.set_num_threads(threads)
+        pretrain(PretrainRun(out=path, track=False, **settings), log=lambda _: None)
     return path
