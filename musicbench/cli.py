@@ -221,6 +221,7 @@ PLUGIN_COMMANDS: dict[str, str] = {
     "bench": "musicbench.throughput.command",
     "check": "musicbench.gate.command",
     "results": "musicbench.results.command",
+    "pretrain": "musicbench.pretrain.command",
 }
 
 

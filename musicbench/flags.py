@@ -4,6 +4,8 @@ everywhere (``run``, ``tune``, ``report``, ``bench``, ``data``)."""
 from __future__ import annotations
 
 import argparse
+import tomllib
+from typing import Any
 
 TRACKING_HELP = ("MLflow tracking URI (default $MLFLOW_TRACKING_URI, then sqlite:///./mlflow.db; "
                  "a lab server: http://HOST:5000)")
@@ -18,6 +20,18 @@ def seeds(text: str) -> list[int]:
     if not out:
         raise argparse.ArgumentTypeError(f"--seeds {text!r}: expected integers like 0,1,2")
     return out
+
+
+def setting(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` with a TOML value (``0.5``, ``true``, ``"rbf"``; a bare word is a string)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"{text!r}: expected KEY=VALUE, e.g. chunk_seconds=1.0")
+    try:
+        parsed = tomllib.loads(f"v = {value.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        parsed = value.strip()
+    return key.strip(), parsed
 
 
 def add_data(p: argparse.ArgumentParser, partial: str | None = None) -> None:

@@ -16,7 +16,7 @@ LAYERS = [
     {"protocol", "features", "encoders"},
     {"systems"},
     {"results"},
-    {"runner", "tuning", "throughput"},
+    {"runner", "tuning", "throughput", "pretrain"},
     {"report"},
     {"gate"},
     {"cli", "__main__"},

@@ -390,7 +390,7 @@ def test_set_of_a_searched_or_unknown_parameter_is_refused_before_any_study(work
 
 
 def test_set_values_parse_as_toml_and_a_malformed_setting_is_a_usage_error(workspace, capsys):
-    from musicbench.tuning.command import _setting
+    from musicbench.flags import setting as _setting
 
     assert _setting("chunk_seconds=1.0") == ("chunk_seconds", 1.0)
     assert _setting("deltas = 2") == ("deltas", 2)

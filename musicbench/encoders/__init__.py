@@ -25,6 +25,8 @@ FAMILIES = {
     # the project's own fitted deep systems; a higher layer, imported only by this name
     "deep": "musicbench.systems.deep.encoder:DeepEncoder",
     "metric": "musicbench.systems.metric:MetricEncoder",
+    # self-supervised backbones (``musicbench pretrain``); a higher layer, imported only by this name
+    "ssl": "musicbench.pretrain.encoder:SSLEncoder",
 }
 
 

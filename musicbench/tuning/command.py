@@ -6,8 +6,6 @@ import argparse
 import json
 import sys
 import time
-import tomllib
-from typing import Any
 
 from musicbench import flags
 
@@ -20,18 +18,6 @@ def _positive_float(text: str) -> float:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"{text!r}: must be > 0 seconds")
     return value
-
-
-def _setting(text: str) -> tuple[str, Any]:
-    """``KEY=VALUE`` with a TOML value (``0.5``, ``true``, ``"rbf"``; a bare word is a string)."""
-    key, sep, value = text.partition("=")
-    if not sep or not key.strip():
-        raise argparse.ArgumentTypeError(f"{text!r}: expected KEY=VALUE, e.g. chunk_seconds=1.0")
-    try:
-        parsed = tomllib.loads(f"v = {value.strip()}")["v"]
-    except tomllib.TOMLDecodeError:
-        parsed = value.strip()
-    return key.strip(), parsed
 
 
 def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
@@ -56,7 +42,7 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     p.add_argument("--per-fold", action="store_true", help="one study per outer fold (NAME#fold0, ...), "
                    "each on that fold's train/valid parts only; run --tuned NAME then scores each test "
                    "fold with its own fold's best parameters (a nested estimate)")
-    p.add_argument("--set", dest="fixed", type=_setting, action="append", default=[],
+    p.add_argument("--set", dest="fixed", type=flags.setting, action="append", default=[],
                    metavar="KEY=VALUE", help="fix a preset parameter for every trial (repeatable); "
                    "recorded with the study and applied by run --tuned")
     p.add_argument("--pruner", choices=("median", "halving", "none"), default="median",

@@ -43,18 +43,23 @@ def save_checkpoint(system: DeepSystem | MetricSystem, path: str | Path) -> Path
     meta = {"format": FORMAT, "family": family_name(system), "params": params,
             "classes": list(trainer.classes), "kind": trainer.kind,
             "input": dataclasses.asdict(system.input_), "task": system.task_}
-    state = {k: v.detach().cpu() for k, v in trainer.model.state_dict().items()}
+    return write_checkpoint(path, trainer.model, meta)
+
+
+def write_checkpoint(path: str | Path, net: torch.nn.Module, meta: dict[str, Any]) -> Path:
+    """``net``'s weights (on CPU) and ``meta`` (JSON) to ``path``, atomically."""
+    state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
     buf = io.BytesIO()
     torch.save({"state_dict": state, "meta": json.dumps(meta, sort_keys=True)}, buf)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, buf.getvalue())
     return path
 
 
 def load_checkpoint(path: str | Path) -> tuple[torch.nn.Module, DeepInput, dict[str, Any]]:
     """The network (eval mode, on CPU), the input it reads and the description of a saved
-    checkpoint."""
+    checkpoint (a fitted system's, or a pretrained backbone's: no classes, an untrained
+    one-output head)."""
     from musicbench.systems import family_class
 
     path = Path(path)
@@ -69,7 +74,8 @@ def load_checkpoint(path: str | Path) -> tuple[torch.nn.Module, DeepInput, dict[
     if meta.get("format") != FORMAT:
         raise ConfigError(f"checkpoint {path}: format {meta.get('format')!r}, expected {FORMAT}")
     spec = DeepInput(**meta["input"])
-    net = family_class(meta.get("family", "deep"))(**meta["params"]).build_network(len(meta["classes"]), spec)
+    system = family_class(meta.get("family", "deep"))(**meta["params"])
+    net = system.build_network(len(meta["classes"]) or 1, spec)
     net.load_state_dict(blob["state_dict"])
     return net.eval(), spec, meta
 

@@ -56,6 +56,23 @@ class ChunkClassifier(nn.Module):
         super().__init__()
         self.frontend, self.norm, self.body, self.head = frontend, norm, body, head
         self.collapse_freq, self.add_channel = collapse_freq, add_channel
+        self.frozen = False
+
+    def freeze_backbone(self) -> ChunkClassifier:
+        """Train the head only: the rest keeps its weights and, in eval mode, its batch-norm
+        statistics (a linear probe on a fixed backbone)."""
+        self.frozen = True
+        for name, p in self.named_parameters():
+            p.requires_grad_(name.startswith("head."))
+        return self.train(self.training)
+
+    def train(self, mode: bool = True) -> ChunkClassifier:
+        super().train(mode)
+        if self.frozen:
+            for part in (self.frontend, self.norm, self.body):
+                if part is not None:
+                    part.eval()
+        return self
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """``[batch, bins, frames]`` float32 chunks -> ``[batch, channels, time]`` maps."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any, ClassVar
@@ -10,9 +11,19 @@ import numpy as np
 import torch
 
 from musicbench.errors import ConfigError
+from musicbench.runtime import cache_root
 from musicbench.systems.base import EpochCallback, System
+from musicbench.systems.deep.contrastive import (
+    DEFAULT_VIEWS,
+    VIEWS,
+    PretrainConfig,
+    bank_digest,
+    check_views,
+    pretrain_backbone,
+)
 from musicbench.systems.deep.inputs import DeepInput, FeatureBank, clip_inputs
 from musicbench.systems.deep.models import MODELS, SPECTRAL_FRONTENDS, WAVE_MODELS, build_model
+from musicbench.systems.deep.reference import REFERENCE_MODELS
 from musicbench.systems.deep.trainer import TrainConfig, Trainer, resolve_device
 from musicbench.systems.params import (
     COUNT,
@@ -21,6 +32,7 @@ from musicbench.systems.params import (
     NON_NEGATIVE,
     POSITIVE,
     Either,
+    Names,
     Number,
     OneOf,
     Rule,
@@ -39,6 +51,27 @@ class Widths(Rule):
         return "None or a non-empty list of integers >= 1"
 
 
+PRETRAINABLE = tuple(m for m in MODELS if m not in REFERENCE_MODELS)  # ChunkClassifier networks
+SSL = "ssl"  # ``init``: pretrain on the training audio inside ``fit``
+
+
+class Init(Rule):
+    """None, ``ssl``, or the path of an existing checkpoint."""
+
+    def accepts(self, value: Any) -> bool:
+        return value is None or value == SSL or (isinstance(value, str) and Path(value).is_file())
+
+    def __str__(self) -> str:
+        return (f"None (random initialisation), {SSL!r} (pretrain on the training audio in fit) or "
+                "the path of an existing checkpoint (written by `musicbench pretrain`)")
+
+
+# parameters that only shape the supervised training, not a pretrained backbone
+SUPERVISED_ONLY = ("dropout", "eval_overlap", "chunks_per_clip", "batch_size", "lr", "weight_decay",
+                   "max_epochs", "patience", "warmup_epochs", "augment_p", "torch_compile", "init", "freeze",
+                   "device")
+
+
 class DeepSystem(System):
     """A CNN trained on fixed-length chunks of audio, scored per clip over all its chunks.
 
@@ -53,6 +86,14 @@ class DeepSystem(System):
     epoch whose weights were kept and ``n_parameters_`` the network's size; the same
     three make up ``training_report()``. ``save(path)`` writes the fitted network as a
     checkpoint that the ``deep`` encoder family turns into an encoder.
+
+    ``init`` starts from a pretrained backbone: a checkpoint path (``musicbench pretrain``),
+    or ``"ssl"`` to pretrain contrastively on the training (and validation) audio inside
+    ``fit`` (``pretrain_epochs``, ``pretrain_batch_size``, ``pretrain_lr``, ``temperature``,
+    ``views``; see ``musicbench.systems.deep.contrastive``), cached by content so every cell
+    with the same training clips reuses it; ``pretrain_epochs = 0`` keeps the random
+    initialisation under the same recipe. ``freeze = true`` then trains the head only (a
+    linear probe on the backbone), ``false`` fine-tunes everything.
     """
 
     param_rules: ClassVar[dict[str, Rule]] = {
@@ -84,6 +125,13 @@ class DeepSystem(System):
         "augment_p": FRACTION,
         "amp": OneOf(True, False),
         "torch_compile": OneOf(True, False),
+        "init": Init(),
+        "freeze": OneOf(True, False),
+        "pretrain_epochs": Number(0, integer=True),
+        "pretrain_batch_size": Number(2, integer=True),  # negatives need a second clip
+        "pretrain_lr": POSITIVE,
+        "temperature": POSITIVE,
+        "views": Names(VIEWS, empty=True),
     }
 
     def __init__(
@@ -115,6 +163,13 @@ class DeepSystem(System):
         augment_p: float = 0.5,
         amp: bool = True,
         torch_compile: bool = False,
+        init: str | None = None,
+        freeze: bool = False,
+        pretrain_epochs: int = 20,
+        pretrain_batch_size: int = 32,
+        pretrain_lr: float = 1e-3,
+        temperature: float = 0.1,
+        views: tuple[str, ...] = DEFAULT_VIEWS,
         seed: int = 0,
         device: str = "cpu",
     ):
@@ -145,8 +200,24 @@ class DeepSystem(System):
         self.augment_p = augment_p
         self.amp = amp
         self.torch_compile = torch_compile
+        self.init = init
+        self.freeze = freeze
+        self.pretrain_epochs = pretrain_epochs
+        self.pretrain_batch_size = pretrain_batch_size
+        self.pretrain_lr = pretrain_lr
+        self.temperature = temperature
+        self.views = views
         self.seed = seed
         self.device = device
+
+    def _param_problems(self) -> list[str]:
+        problems = super()._param_problems()
+        if self.init is not None and self.model in REFERENCE_MODELS:
+            problems.append(f"init={self.init!r}: model={self.model!r} is a reference network; a "
+                            f"pretrained backbone starts one of {', '.join(PRETRAINABLE)}")
+        if self.freeze and self.init is None:
+            problems.append("freeze=true needs init (a pretrained backbone to freeze)")
+        return problems
 
     def input_spec(self, source_rate: int) -> DeepInput:
         """What the network reads, for audio at ``source_rate``: the key of its cached input."""
@@ -166,6 +237,16 @@ class DeepSystem(System):
             max_epochs=self.max_epochs, patience=self.patience, warmup_epochs=self.warmup_epochs,
             amp=self.amp, augment=augment, augment_p=self.augment_p, sample_rate=spec.sample_rate,
             seed=self.seed, desc=desc, compile=self.torch_compile,
+        )
+
+    def pretrain_config(self, spec: DeepInput) -> PretrainConfig:
+        """The contrastive pretraining settings for input ``spec``."""
+        backbone = {k: v for k, v in self.get_params().items() if k not in SUPERVISED_ONLY}
+        return PretrainConfig(
+            chunk_samples=int(round(self.chunk_seconds * spec.sample_rate)), sample_rate=spec.sample_rate,
+            epochs=self.pretrain_epochs, batch_size=self.pretrain_batch_size, temperature=self.temperature,
+            views=check_views(self.views), lr=self.pretrain_lr, seed=self.seed, amp=self.amp,
+            extra={"backbone": backbone, "input": spec.config()},
         )
 
     def build_network(self, n_classes: int, spec: DeepInput) -> torch.nn.Module:
@@ -194,13 +275,15 @@ class DeepSystem(System):
             raise ConfigError(f"{self.model}: {exc}") from None
         cfg = self.train_config(spec, train.augment, f"{self.model} {train.task.ref}")
         self.input_ = spec
+        bank = self.bank(train, spec, device)
+        valid_bank = self.bank(valid, spec, device) if valid is not None else None
+        if self.init is not None:
+            self.init_ = self._start_from(net, self._backbone(train, valid, spec, device))
+            torch.manual_seed(self.seed)  # the same training draws whether pretraining ran or was cached
         self.trainer_ = Trainer(net, cfg, device, train.kind, list(train.classes), frontend)
         audio = None
         if train.augment:  # augmented views are computed from the audio
-            wave = DeepInput("wave", spec.source_rate, spec.sample_rate)
-            audio = self.bank(train, wave, torch.device("cpu"))
-        bank = self.bank(train, spec, device)
-        valid_bank = self.bank(valid, spec, device) if valid is not None else None
+            audio = self.bank(train, self.wave_spec(spec), torch.device("cpu"))
         self.trainer_.fit(bank, train.y, [c.track_id for c in train.clips], valid_bank,
                           None if valid is None else valid.y, epoch_callback, audio,
                           train.mask, None if valid is None else valid.mask)
@@ -209,13 +292,61 @@ class DeepSystem(System):
         self.n_parameters_ = sum(p.numel() for p in net.parameters())
         self.task_ = train.task.ref
 
+    @staticmethod
+    def wave_spec(spec: DeepInput) -> DeepInput:
+        """The waveform at the network's rate, where augmented views are cut from."""
+        return DeepInput("wave", spec.source_rate, spec.sample_rate)
+
+    def _backbone(self, train: ClipData, valid: ClipData | None, spec: DeepInput,
+                  device: torch.device) -> Path:
+        """The checkpoint ``init`` names; for ``ssl``, the backbone pretrained on the training
+        and validation audio (never the test part), cached by content."""
+        if self.init != SSL:
+            return Path(self.init)
+        parts = [train] if valid is None else [train, valid]
+        clips = [c for part in parts for c in part.clips]
+        unlabelled = ClipData(train.task, clips, list(train.classes), train.kind)
+        wave = self.wave_spec(spec)
+        audio = self.bank(unlabelled, wave, device)
+        ids = [c.track_id for c in clips]
+        key = hashlib.sha1(f"{self.pretrain_config(spec).key()}|{bank_digest(audio, ids)}".encode())
+        path = cache_root() / "pretrained" / f"{self.model}-{key.hexdigest()[:16]}.pt"
+        if not path.is_file():
+            inputs = audio if spec == wave else self.bank(unlabelled, spec, device)
+            pretrain_backbone(self, spec, audio, inputs, ids, path, f"{train.task.ref}: {len(ids)} clips")
+        return path
+
+    def _start_from(self, net: torch.nn.Module, path: Path) -> dict[str, Any]:
+        """Load a pretrained backbone into ``net`` (all but the head), freezing it if asked."""
+        from musicbench.systems.deep.checkpoint import load_checkpoint
+
+        pretrained, spec, meta = load_checkpoint(path)
+        mine = self.input_spec(spec.source_rate)
+        same_input = (spec.kind, spec.sample_rate) == (mine.kind, mine.sample_rate)
+        if not same_input or meta["params"]["model"] != self.model:
+            raise ConfigError(f"init={str(path)!r}: a {meta['params']['model']} backbone reading "
+                              f"{spec.kind} at {spec.sample_rate} Hz cannot start a {self.model} reading "
+                              f"{mine.kind} at {mine.sample_rate} Hz")
+        state = {k: v for k, v in pretrained.state_dict().items() if not k.startswith("head.")}
+        try:
+            net.load_state_dict(state, strict=False)
+        except RuntimeError as exc:
+            raise ConfigError(f"init={str(path)!r}: its backbone does not fit this network "
+                              f"(other widths or blocks?): {str(exc).splitlines()[0]}") from None
+        if self.freeze:
+            net.freeze_backbone()
+        return {"checkpoint": str(path), "frozen": self.freeze, "pretrain": meta.get("pretrain")}
+
     def uses_validation(self) -> bool:
         return True  # early stopping and the kept epoch
 
     def extractors(self, sample_rate: int) -> list[DeepInput]:
-        """The network's input, cached per clip like any front end (a train-time
-        augmentation also reads the clean waveform, inside ``fit``)."""
-        return [self.input_spec(sample_rate)]
+        """The network's input, cached per clip like any front end, and the waveform where
+        ``ssl`` pretraining reads it (a train-time augmentation also reads the waveform,
+        inside ``fit``)."""
+        spec = self.input_spec(sample_rate)
+        wave = self.wave_spec(spec)
+        return [spec] if self.init != SSL or spec == wave else [spec, wave]
 
     def save(self, path: str | Path) -> Path:
         """Save the fitted network as a checkpoint that the ``deep`` encoder family loads
@@ -231,5 +362,5 @@ class DeepSystem(System):
         if not hasattr(self, "trainer_"):
             return {}
         report = {"history": self.history_, "best_epoch": self.best_epoch_,
-                  "n_parameters": self.n_parameters_}
+                  "n_parameters": self.n_parameters_, **({"init": self.init_} if self.init else {})}
         return json.loads(json.dumps(report, default=float))  # numpy scalars -> JSON numbers

@@ -64,6 +64,22 @@ def eval_chunks(lengths: np.ndarray, length: int, hop: int) -> tuple[np.ndarray,
     return np.array(rows, dtype=np.int64), np.array(starts, dtype=np.int64)
 
 
+def warmup_cosine(step: int, warm: int, total: int) -> float:
+    """The learning-rate factor at ``step``: linear warm-up over ``warm`` steps, then cosine
+    decay to zero at ``total``."""
+    if step < warm:
+        return (step + 1) / warm
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm))))
+
+
+def mixed_precision(device: torch.device, amp: bool) -> tuple[bool, torch.dtype, torch.amp.GradScaler]:
+    """(autocast on, its dtype, the gradient scaler): bfloat16 where the GPU has it, float16
+    with loss scaling otherwise; off on CPU and MPS, where runs stay bitwise reproducible."""
+    use_amp = amp and device.type == "cuda"
+    dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
+    return use_amp, dtype, torch.amp.GradScaler("cuda", enabled=use_amp and dtype == torch.float16)
+
+
 @dataclass
 class TrainConfig:
     """How to train; the system fills it from its parameters."""
@@ -107,10 +123,7 @@ class Trainer:
         self.kind, self.classes = kind, classes
         self.history: list[dict[str, Any]] = []
         self.best_epoch: int | None = None
-        use_amp = config.amp and device.type == "cuda"
-        self.amp_dtype = (torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16)
-        self.use_amp = use_amp
-        self.scaler = torch.amp.GradScaler("cuda", enabled=use_amp and self.amp_dtype == torch.float16)
+        self.use_amp, self.amp_dtype, self.scaler = mixed_precision(device, config.amp)
 
     def _loss(self, logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
         if self.kind == "multilabel":
@@ -211,13 +224,7 @@ class Trainer:
         opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         steps_per_epoch = math.ceil(len(train) * cfg.chunks_per_clip / cfg.batch_size)
         total, warm = cfg.max_epochs * steps_per_epoch, max(1, int(cfg.warmup_epochs * steps_per_epoch))
-
-        def lr_factor(step: int) -> float:
-            if step < warm:
-                return (step + 1) / warm
-            return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm))))
-
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: warmup_cosine(step, warm, total))
         metric = primary_metric(self.kind)
         best_key, best_state, stale = None, None, 0
         bar = tqdm(range(1, cfg.max_epochs + 1), desc=cfg.desc, disable=None, leave=False)
