@@ -206,7 +206,7 @@ def n_tags_dropped(s: Scored) -> float:
 @metric(("multilabel",), description="audio -> tag retrieval mAP: per clip with a positive tag, average "
                                     "precision of its observed tags ranked by score; averaged over clips")
 def map_audio_to_tag(s: Scored) -> float:
-    vals = [1.0 if y.all() else skm.average_precision_score(y, sc) for y, sc in s.tag_rankings]
+    vals = [1.0 if y.all() else _skm().average_precision_score(y, sc) for y, sc in s.tag_rankings]
     return float(np.mean(vals)) if vals else float("nan")
 
 
