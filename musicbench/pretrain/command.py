@@ -42,7 +42,7 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from musicbench.errors import ConfigError
-    from musicbench.pretrain import PretrainRun, pretrain
+    from musicbench.pretrain.run import PretrainRun, pretrain
 
     if args.epochs < 0 or args.batch_size < 2 or args.temperature <= 0:
         raise ConfigError(f"--epochs {args.epochs} (>= 0), --batch-size {args.batch_size} (>= 2), "

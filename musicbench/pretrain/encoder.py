@@ -54,7 +54,7 @@ def pretrained(**settings: Any) -> Path:
     """The checkpoint of a ``PretrainRun`` with ``settings``, pretrained on first use into
     the cache (not logged) and reused after; on CPU it runs on one thread
     (``pretrain_backbone``), so every machine builds the same weights."""
-    from musicbench.pretrain import PretrainRun, pretrain
+    from musicbench.pretrain.run import PretrainRun, pretrain
     from musicbench.systems import get_preset
 
     spec = {**settings, "preset": get_preset(settings["backbone"])["params"], "version": VERSION}
