@@ -6,8 +6,11 @@ This is the bottom layer: it imports nothing else of musicbench but ``errors``.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
+import re
+import socket
 import subprocess
 import sys
 import tempfile
@@ -63,11 +66,48 @@ def _umask() -> int:
     return mask
 
 
+def _host() -> str:
+    return hashlib.sha1(socket.gethostname().encode()).hexdigest()[:8]
+
+
+def _writer() -> str:
+    """Who writes a temporary file: the process and its host, so a sweep can tell a
+    killed writer's leftovers from a live writer's file."""
+    return f"w{os.getpid()}-{_host()}"
+
+
+_TMP = re.compile(r"\.w(\d+)-([0-9a-f]{8})\.[^.]*\.tmp$")
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this host is running."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def sweep_orphaned_writes(folder: Path) -> int:
+    """Remove the temporary files ``atomic_write`` left under ``folder`` when its process
+    was killed mid-write (this host's writers only: another machine's may be alive).
+    Returns how many were removed."""
+    removed = 0
+    for tmp in Path(folder).rglob("*.tmp") if Path(folder).is_dir() else ():
+        m = _TMP.search(tmp.name)
+        if m and m.group(2) == _host() and not pid_alive(int(m.group(1))):
+            tmp.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
 def atomic_write(path: Path, data: str | bytes) -> None:
     """Write by rename, so readers see the old file or the whole new one; the file gets
     the mode any plain ``open`` would give it (0666 less the umask), not mkstemp's 0600."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{_writer()}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data.encode("utf-8") if isinstance(data, str) else data)

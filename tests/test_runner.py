@@ -237,3 +237,18 @@ def test_multilabel_task_end_to_end(tmp_path, monkeypatch):
     assert df.accuracy.isna().all() and (df.n_tags_dropped == 0).all()
     preds = pd.read_csv(tmp_path / "out" / runner.store.records()[0].predictions)
     assert {f"score:{g}" for g in ("ballad", "rock")} <= set(preds.columns)
+
+
+def test_a_killed_writers_temporary_files_are_swept_and_a_live_ones_kept(tmp_path):
+    from musicbench.runtime import _writer, sweep_orphaned_writes
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    live = tmp_path / "cells" / f".a.json.{_writer()}.x1y2z3.tmp"
+    orphan = tmp_path / "claims" / f".b.lease.{_writer().replace(str(os.getpid()), str(dead.pid))}.q9.tmp"
+    other = tmp_path / "cells" / ".c.json.w1-00000000.zz.tmp"  # another host's writer
+    for p in (live, orphan, other):
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text("{")
+    assert sweep_orphaned_writes(tmp_path) == 1
+    assert live.exists() and other.exists() and not orphan.exists()

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from musicbench.runtime import atomic_write
+from musicbench.runtime import atomic_write, pid_alive
 
 LEASE_ENV = "MUSICBENCH_LEASE_SECONDS"
 DEFAULT_LEASE_SECONDS = 60.0
@@ -36,15 +36,7 @@ def lease_seconds() -> float:
 
 def _dead_here(owner: str) -> bool:
     host, pid, _ = owner.rsplit(":", 2)
-    if host != socket.gethostname():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:  # alive, another user's
-        return False
-    return False
+    return host == socket.gethostname() and not pid_alive(int(pid))
 
 
 class Claims:

@@ -34,7 +34,7 @@ from musicbench.runner.executors import Executor, make_executor
 from musicbench.runner.plan import CellPlan, plan_task
 from musicbench.runner.suite import Suite
 from musicbench.runner.validate import open_tracking, validate_run
-from musicbench.runtime import atomic_write
+from musicbench.runtime import atomic_write, sweep_orphaned_writes
 from musicbench.systems import build_system
 from musicbench.tasks import ClipData, get_task
 
@@ -166,6 +166,7 @@ class Runner:
         tracker = None
         if self.opts.track and self._logs_anything(items):  # still before anything is written
             tracker = open_tracking(self.suite.name, self.opts.tracking_uri)
+        sweep_orphaned_writes(self.opts.out)  # a killed run's half-written files
         self.store.begin_run([get_task(s.ref).ref for s in self.sources()], self.suite.systems,
                              self.suite.protocols, self.suite.seeds)
         opts = self.opts
