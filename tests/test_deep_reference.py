@@ -53,6 +53,14 @@ def test_reference_network_maps_a_published_chunk_to_logits(name):
     net = system.build_network(MTAT_TAGS, spec).eval()
     bins = 1 if spec.kind == "wave" else system.n_mels
     frames = spec.frames(round(system.chunk_seconds * spec.sample_rate))
+    x = torch.randn(2, bins, frames)
     with torch.no_grad():
-        out = net(torch.randn(2, bins, frames))
+        out, emb = net(x), net.embed(x)
     assert out.shape == (2, MTAT_TAGS) and torch.isfinite(out).all()
+    # a backbone like every deep network: the head on the embedding, and a frozen trunk
+    assert emb.shape == (2, net.embedding_size)
+    torch.testing.assert_close(net.head(emb), out)
+    net.freeze_backbone().train()
+    assert {n for n, p in net.named_parameters() if p.requires_grad} == \
+        {n for n, _ in net.named_parameters() if n.startswith("head.")}
+    assert not any(m.training for name, m in net.named_children() if name != "head")

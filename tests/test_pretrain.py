@@ -196,8 +196,7 @@ def test_pretraining_on_a_fold_never_reads_its_test_part(tmp_path, capsys, monke
 
 @pytest.mark.parametrize("args, message", [
     (["--backbone", "no-such-net", "--folder", "{audio}"], "no-such-net"),
-    (["--backbone", "mfcc-stats-svm", "--folder", "{audio}"], "not a pretrainable deep system"),
-    (["--backbone", "musicnn-ref", "--folder", "{audio}"], "not a pretrainable deep system"),
+    (["--backbone", "mfcc-stats-svm", "--folder", "{audio}"], "has no backbone to pretrain"),
     (["--backbone", "cnn1d-small", "--folder", "{empty}"], "0 audio file"),
     (["--backbone", "cnn1d-small", "--folder", "{audio}", "--views", "crop,reverb"], "reverb"),
     (["--backbone", "cnn1d-small", "--task", TASK, "--parts", "train,test"], "never its test part"),
@@ -267,6 +266,24 @@ def test_init_starts_from_the_backbone_and_freeze_keeps_it(backbone, synth_fold,
     assert same == freeze  # frozen: weights and batch-norm statistics untouched; else fine-tuned
     assert system.training_report()["init"]["checkpoint"] == str(backbone)
     assert len(system.history_) == 2
+
+
+def test_a_reference_network_pretrains_and_starts_a_frozen_probe(tmp_path, synth_fold):
+    """Any deep model is a backbone: the published SampleCNN, pretrained, then frozen."""
+    folder = write_folder(tmp_path / "audio", 4, seconds=4.0, sr=16000)
+    out = tmp_path / "samplecnn-ref.pt"
+    assert main(["pretrain", "--backbone", "samplecnn-ref", "--folder", str(folder), "--epochs", "1",
+                 "--batch-size", "4", "--views", "crop,gain", "--out", str(out), "--no-mlflow"]) == 0
+    pretrained = body_state(load_checkpoint(out)[0])
+    fresh = build_system("samplecnn-ref")
+    torch.manual_seed(fresh.seed)
+    initial = body_state(fresh.build_network(1, fresh.input_spec(16000)))
+    assert any(not torch.equal(initial[k], pretrained[k]) for k in pretrained)  # it learnt
+    train, valid, _ = synth_fold
+    system = build_system("samplecnn-ref", init=str(out), freeze=True, max_epochs=1,
+                          batch_size=16).fit(train, valid)
+    after = body_state(system.trainer_.model)
+    assert all(torch.equal(pretrained[k], after[k]) for k in pretrained)
 
 
 def test_init_refuses_a_missing_checkpoint_and_a_mismatched_backbone(backbone, synth_fold):

@@ -26,7 +26,7 @@ from musicbench.runtime import atomic_write, code_version
 from musicbench.systems import build_system, get_preset
 from musicbench.systems.deep.contrastive import bank_digest, check_views, pretrain_backbone
 from musicbench.systems.deep.inputs import DeepInput, FeatureBank
-from musicbench.systems.deep.system import PRETRAINABLE, DeepSystem
+from musicbench.systems.deep.system import DeepSystem
 from musicbench.systems.deep.trainer import resolve_device
 from musicbench.tasks.sources import AUDIO_SUFFIXES
 
@@ -74,10 +74,10 @@ class Clips:
 def backbone_system(run: PretrainRun) -> DeepSystem:
     """The backbone as a deep system carrying the pretraining settings, validated."""
     preset = get_preset(run.backbone)
-    if preset["family"] != "deep" or preset["params"].get("model", "cnn2d") not in PRETRAINABLE:
-        raise ConfigError(f"--backbone {run.backbone}: not a pretrainable deep system preset; use one of "
-                          f"family 'deep' with model in {', '.join(PRETRAINABLE)} (e.g. cnn1d-small, "
-                          "samplecnn-small)")
+    if preset["family"] != "deep":
+        raise ConfigError(f"--backbone {run.backbone}: a {preset['family']} system has no backbone to "
+                          "pretrain; use a preset of the deep family (e.g. cnn1d-small, samplecnn-small, "
+                          "shortchunk-cnn-ref)")
     settings = {"pretrain_epochs": run.epochs, "pretrain_batch_size": run.batch_size,
                 "temperature": run.temperature, **({"views": list(run.views)} if run.views else {}),
                 **({"pretrain_lr": run.lr} if run.lr else {})}

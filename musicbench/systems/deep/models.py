@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from musicbench.systems.deep.backbone import Backbone
 from musicbench.systems.deep.frontend import HarmonicFilterbank
 from musicbench.systems.deep.reference import REFERENCE_MODELS, WAVE_REFERENCE_MODELS, build_reference
 
@@ -43,7 +44,7 @@ class PooledHead(nn.Module):
         return self.linear(self.dropout(self.pool(x)))
 
 
-class ChunkClassifier(nn.Module):
+class ChunkClassifier(Backbone):
     """(Learnable front end) -> input normalisation -> convolutional body -> pooled head.
 
     The input is a batch of chunks of a cached ``DeepInput``: ``[batch, bins, frames]``
@@ -56,23 +57,6 @@ class ChunkClassifier(nn.Module):
         super().__init__()
         self.frontend, self.norm, self.body, self.head = frontend, norm, body, head
         self.collapse_freq, self.add_channel = collapse_freq, add_channel
-        self.frozen = False
-
-    def freeze_backbone(self) -> ChunkClassifier:
-        """Train the head only: the rest keeps its weights and, in eval mode, its batch-norm
-        statistics (a linear probe on a fixed backbone)."""
-        self.frozen = True
-        for name, p in self.named_parameters():
-            p.requires_grad_(name.startswith("head."))
-        return self.train(self.training)
-
-    def train(self, mode: bool = True) -> ChunkClassifier:
-        super().train(mode)
-        if self.frozen:
-            for part in (self.frontend, self.norm, self.body):
-                if part is not None:
-                    part.eval()
-        return self
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """``[batch, bins, frames]`` float32 chunks -> ``[batch, channels, time]`` maps."""

@@ -14,7 +14,9 @@ code; the deviations are:
 - HarmonicCNN's STFT has 512 points (257 bins, as the published 513) and constant padding.
 
 Each network reads ``[batch, bins, frames]`` log-mel chunks or ``[batch, 1, samples]``
-waveform chunks and returns ``[batch, n_classes]`` logits.
+waveform chunks and returns ``[batch, n_classes]`` logits; like every network of the family
+it is a ``Backbone``, whose ``embed`` (the head's input) pretraining, freezing and the
+``deep`` encoders use.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from musicbench.systems.deep.backbone import Backbone
 from musicbench.systems.deep.frontend import HarmonicFilterbank
 
 REFERENCE_MODELS = ("fcn", "musicnn", "shortchunk-cnn", "shortchunk-resnet", "samplecnn-ref",
@@ -60,8 +63,13 @@ class ResBlock(nn.Module):
         return self.pool(torch.relu(out + self.project(x)))
 
 
+def global_max(x: torch.Tensor) -> torch.Tensor:
+    """``[batch, channels, ...]`` -> ``[batch, channels]``: the maximum over what is left."""
+    return x.flatten(2).amax(dim=2)
+
+
 class DenseHead(nn.Module):
-    """Global max over the remaining axes -> (linear -> batch norm -> ReLU) -> dropout -> linear."""
+    """On the pooled features: (linear -> batch norm -> ReLU) -> dropout -> linear."""
 
     def __init__(self, channels: int, n_classes: int, dropout: float, hidden: int | None):
         super().__init__()
@@ -71,7 +79,7 @@ class DenseHead(nn.Module):
         self.out = nn.Linear(hidden or channels, n_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.out(self.dropout(self.hidden(x.flatten(2).amax(dim=2))))
+        return self.out(self.dropout(self.hidden(x)))
 
 
 def at_least(x: torch.Tensor, length: int) -> torch.Tensor:
@@ -80,7 +88,7 @@ def at_least(x: torch.Tensor, length: int) -> torch.Tensor:
     return nn.functional.pad(x, (0, length - x.shape[-1])) if x.shape[-1] < length else x
 
 
-class SpectrogramNet(nn.Module):
+class SpectrogramNet(Backbone):
     """Batch norm of a one-channel log-mel image, a convolutional body, a dense head.
     ``min_frames`` is the product of the body's poolings over time."""
 
@@ -89,22 +97,22 @@ class SpectrogramNet(nn.Module):
         self.spec_bn, self.body, self.head = nn.BatchNorm2d(1), body, head
         self.min_frames = min_frames
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.body(at_least(self.spec_bn(x[:, None]), self.min_frames)))
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return global_max(self.body(at_least(self.spec_bn(x[:, None]), self.min_frames)))
 
 
-class WaveNet(nn.Sequential):
+class WaveNet(Backbone):
     """A network on ``[batch, 1, samples]`` that needs at least ``min_samples``."""
 
     def __init__(self, body: nn.Module, head: nn.Module, min_samples: int):
-        super().__init__(body, head)
-        self.min_samples = min_samples
+        super().__init__()
+        self.body, self.head, self.min_samples = body, head, min_samples
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(at_least(x, self.min_samples))
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return global_max(self.body(at_least(x, self.min_samples)))
 
 
-class Musicnn(nn.Module):
+class Musicnn(Backbone):
     """Pons et al. (2018), the MagnaTagATune configuration of Won et al.: vertical
     (timbre, 0.7 and 0.4 of the mel bands) and horizontal (temporal) filters, a residual
     1-D back end, mean and max pooling, a dense layer of 200."""
@@ -125,7 +133,7 @@ class Musicnn(nn.Module):
         self.head = nn.Sequential(nn.Linear(width, dense), nn.BatchNorm1d(dense), nn.ReLU(),
                                   nn.Dropout(dropout), nn.Linear(dense, n_classes))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
         x = self.spec_bn(x[:, None])
         parts = [v(x).amax(dim=2) for v in self.vertical]
         parts += [h(x.mean(dim=2)) for h in self.horizontal]
@@ -135,10 +143,10 @@ class Musicnn(nn.Module):
             out = layer(out) + (out if i else 0)
             features.append(out)
         out = torch.cat(features, dim=1)
-        return self.head(torch.cat([out.amax(dim=2), out.mean(dim=2)], dim=1))
+        return torch.cat([out.amax(dim=2), out.mean(dim=2)], dim=1)
 
 
-class HarmonicCNN(nn.Module):
+class HarmonicCNN(Backbone):
     """Won et al. (ICASSP 2020): a harmonic filter bank (6 harmonics of 128 f0s, half a
     semitone apart from C1; only the bandwidth's Q is learnt), then a residual 2-D CNN."""
 
@@ -158,10 +166,10 @@ class HarmonicCNN(nn.Module):
             ResBlock(2 * c, 2 * c, pool=(2, 3)))
         self.head = DenseHead(2 * c, n_classes, dropout, hidden=2 * c)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
         with torch.autocast(x.device.type, enabled=False):
             x = self.frontend(x[:, 0].float())
-        return self.head(self.body(at_least(self.bn(x), 2 ** 5 * 3 * 3)))
+        return global_max(self.body(at_least(self.bn(x), 2 ** 5 * 3 * 3)))
 
 
 def build_reference(name: str, n_classes: int, in_bins: int, sample_rate: int, *, n_fft: int,

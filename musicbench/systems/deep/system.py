@@ -23,7 +23,6 @@ from musicbench.systems.deep.contrastive import (
 )
 from musicbench.systems.deep.inputs import DeepInput, FeatureBank, clip_inputs
 from musicbench.systems.deep.models import MODELS, SPECTRAL_FRONTENDS, WAVE_MODELS, build_model
-from musicbench.systems.deep.reference import REFERENCE_MODELS
 from musicbench.systems.deep.trainer import TrainConfig, Trainer, resolve_device
 from musicbench.systems.params import (
     COUNT,
@@ -51,7 +50,6 @@ class Widths(Rule):
         return "None or a non-empty list of integers >= 1"
 
 
-PRETRAINABLE = tuple(m for m in MODELS if m not in REFERENCE_MODELS)  # ChunkClassifier networks
 SSL = "ssl"  # ``init``: pretrain on the training audio inside ``fit``
 
 
@@ -212,9 +210,6 @@ class DeepSystem(System):
 
     def _param_problems(self) -> list[str]:
         problems = super()._param_problems()
-        if self.init is not None and self.model in REFERENCE_MODELS:
-            problems.append(f"init={self.init!r}: model={self.model!r} is a reference network; a "
-                            f"pretrained backbone starts one of {', '.join(PRETRAINABLE)}")
         if self.freeze and self.init is None:
             problems.append("freeze=true needs init (a pretrained backbone to freeze)")
         return problems
