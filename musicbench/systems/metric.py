@@ -33,7 +33,7 @@ from musicbench.systems.base import EpochCallback, System
 from musicbench.systems.deep.encoder import DeepEncoder
 from musicbench.systems.deep.inputs import DeepInput, FeatureBank
 from musicbench.systems.deep.system import DeepSystem
-from musicbench.systems.deep.trainer import TrainConfig, Trainer, eval_chunks, resolve_device
+from musicbench.systems.deep.trainer import TrainConfig, Trainer, eval_chunks, optimise, resolve_device
 from musicbench.systems.params import COUNT, POSITIVE, Either, OneOf, Rule
 from musicbench.systems.probe import EncoderNames
 from musicbench.tasks import ClipData
@@ -333,10 +333,7 @@ class MetricSystem(System):
                 if self.symmetric:  # tags as anchors, the batch's clips as candidates
                     loss = (loss + triplet_loss(sim.T, target[r].T, observed[r].T, self.margin,
                                                 self.mining)) / 2
-                opt.zero_grad(set_to_none=True)
-                trainer.scaler.scale(loss).backward()
-                trainer.scaler.step(opt)
-                trainer.scaler.update()
+                optimise(loss, opt, trainer.scaler)
                 sched.step()
                 losses.append(loss.item() * len(rows))
                 seen += len(rows)

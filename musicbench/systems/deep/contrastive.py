@@ -34,7 +34,7 @@ from musicbench.augment import TRANSFORMS, apply, seed_for
 from musicbench.errors import ConfigError
 from musicbench.runtime import atomic_write
 from musicbench.systems.deep.inputs import DeepInput, FeatureBank
-from musicbench.systems.deep.trainer import STRETCH_MARGIN, mixed_precision, warmup_cosine
+from musicbench.systems.deep.trainer import STRETCH_MARGIN, mixed_precision, optimise, warmup_cosine
 
 if TYPE_CHECKING:
     from musicbench.systems.deep.system import DeepSystem
@@ -226,10 +226,7 @@ class Pretrainer:
                 with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
                     z1, z2 = self.proj(self.net.embed(a)), self.proj(self.net.embed(b))
                 loss = nt_xent(z1, z2, cfg.temperature)
-                self.opt.zero_grad(set_to_none=True)
-                self.scaler.scale(loss).backward()
-                self.scaler.step(self.opt)
-                self.scaler.update()
+                optimise(loss, self.opt, self.scaler)
                 losses.append(loss.item() * len(rows))
                 seen += len(rows)
             seconds = time.perf_counter() - t0

@@ -80,6 +80,14 @@ def mixed_precision(device: torch.device, amp: bool) -> tuple[bool, torch.dtype,
     return use_amp, dtype, torch.amp.GradScaler("cuda", enabled=use_amp and dtype == torch.float16)
 
 
+def optimise(loss: torch.Tensor, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> None:
+    """One optimiser step on ``loss``, scaled where float16 autocast needs it."""
+    opt.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(opt)
+    scaler.update()
+
+
 @dataclass
 class TrainConfig:
     """How to train; the system fills it from its parameters."""
@@ -237,10 +245,7 @@ class Trainer:
                     logits = self.net(chunks)
                 index = torch.as_tensor(rows, device=self.device)
                 loss = self._loss(logits, target[index], None if weight is None else weight[index])
-                opt.zero_grad(set_to_none=True)
-                self.scaler.scale(loss).backward()
-                self.scaler.step(opt)
-                self.scaler.update()
+                optimise(loss, opt, self.scaler)
                 sched.step()
                 losses.append(loss.item() * len(rows))
                 seen += len(rows)
