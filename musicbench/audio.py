@@ -154,8 +154,6 @@ def probe_audio(path: str, policy: ClipPolicy, md5: str | None = None) -> str | 
     if not os.path.isfile(path):
         return "file is missing"
     if md5 is not None:
-        import hashlib
-
         with open(path, "rb") as f:
             digest = hashlib.file_digest(f, "md5").hexdigest()
         if digest != md5:
