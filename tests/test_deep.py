@@ -212,6 +212,17 @@ def test_same_seed_same_scores_on_cpu(synth_fold, fitted):
     assert not np.allclose(fitted.predict_scores(test), other.predict_scores(test))
 
 
+def test_bfloat16_autocast_on_cpu_is_reproducible_and_really_in_bfloat16(synth_fold, fitted):
+    """``amp = "bf16"`` trains under bfloat16 autocast on CPU (scores differ from the
+    float32 fit of the same seed), and the same seed still gives the same scores."""
+    train, valid, test = synth_fold
+    runs = [clone(fitted).set_params(amp="bf16").fit(train, valid) for _ in range(2)]
+    scores = [r.predict_scores(test) for r in runs]
+    np.testing.assert_array_equal(scores[0], scores[1])
+    assert np.allclose(scores[0].sum(axis=1), 1, atol=1e-5)
+    assert not np.allclose(scores[0], fitted.predict_scores(test))
+
+
 def test_cnn_learns_synth_genre_far_above_chance(synth_fold):
     train, valid, test = synth_fold
     system = build_system("cnn1d-small", max_epochs=12, patience=12).fit(train, valid)
@@ -322,7 +333,7 @@ def test_deformed_test_data_changes_scores(synth_fold, fitted):
 def test_bad_parameters_are_config_errors():
     for bad in ({"model": "resnet"}, {"frontend": "mfcc"}, {"eval_overlap": 1.0}, {"batch_size": 1},
                 {"augment_p": 1.5}, {"chunk_seconds": 0.0}, {"max_epochs": 0}, {"chunks_per_clip": 0},
-                {"channels": [32, 0]}, {"sample_rate": -1}, {"torch_compile": "yes"}):
+                {"channels": [32, 0]}, {"sample_rate": -1}, {"torch_compile": "yes"}, {"amp": "fp8"}):
         with pytest.raises(ConfigError, match=f"{next(iter(bad))}="):
             build_system("cnn2d-small", **bad)
 

@@ -196,7 +196,7 @@ class MetricSystem(System):
         max_epochs: int = 30,
         patience: int = 8,
         augment_p: float = 0.5,
-        amp: bool = True,
+        amp: bool | str = True,
         seed: int = 0,
         device: str = "cpu",
     ):

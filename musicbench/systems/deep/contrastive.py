@@ -119,7 +119,7 @@ class PretrainConfig:
     warmup_epochs: float = 1.0
     projection_dim: int = 128
     seed: int = 0
-    amp: bool = True
+    amp: bool | str = True  # see trainer.mixed_precision
     extra: dict[str, Any] = field(default_factory=dict)  # what else defines the run (backbone, data)
 
     def key(self) -> str:

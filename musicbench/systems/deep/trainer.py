@@ -72,11 +72,14 @@ def warmup_cosine(step: int, warm: int, total: int) -> float:
     return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm))))
 
 
-def mixed_precision(device: torch.device, amp: bool) -> tuple[bool, torch.dtype, torch.amp.GradScaler]:
-    """(autocast on, its dtype, the gradient scaler): bfloat16 where the GPU has it, float16
-    with loss scaling otherwise; off on CPU and MPS, where runs stay bitwise reproducible."""
-    use_amp = amp and device.type == "cuda"
-    dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
+def mixed_precision(device: torch.device, amp: bool | str) -> tuple[bool, torch.dtype, torch.amp.GradScaler]:
+    """(autocast on, its dtype, the gradient scaler). ``amp = True``: bfloat16 where the GPU
+    has it, float16 with loss scaling otherwise, and off on CPU and MPS, where runs stay
+    bitwise equal to float32 ones. ``amp = "bf16"``: bfloat16 autocast on any device; on a
+    CPU with bfloat16 instructions (AVX512-BF16, AMX) convolutions run about twice as fast."""
+    use_amp = amp == "bf16" or bool(amp and device.type == "cuda")
+    dtype = (torch.bfloat16 if amp == "bf16" or (use_amp and torch.cuda.is_bf16_supported())
+             else torch.float16)
     return use_amp, dtype, torch.amp.GradScaler("cuda", enabled=use_amp and dtype == torch.float16)
 
 
@@ -103,7 +106,7 @@ class TrainConfig:
     max_epochs: int = 30
     patience: int = 8
     warmup_epochs: float = 1.0
-    amp: bool = True
+    amp: bool | str = True  # see mixed_precision
     augment: str | None = None
     augment_p: float = 0.5
     sample_rate: int = 22050
