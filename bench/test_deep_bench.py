@@ -5,12 +5,14 @@ Run with ``pytest bench --benchmark-only``. The audio is every clip of the embed
 librosa and torch are warmed up (numba compilation, first kernel launches) before
 anything is timed. On CPU the torch front end is bound by the same FFT
 work as librosa and must not be more than 2x slower; on CUDA it must be at least 50x
-faster than librosa in one process.
+faster than librosa in one process. On a CPU with bfloat16 instructions, a reference-size
+preset's epoch in ``amp = "bf16"`` must take at most 0.8x its float32 epoch.
 """
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -36,10 +38,14 @@ def _sync(device: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def clips() -> ClipData:
+def clipset():
     from musicbench.tasks import get_task
 
-    clipset = get_task("synth_genre:mini").clips()
+    return get_task("synth_genre:mini").clips()
+
+
+@pytest.fixture(scope="module")
+def clips(clipset) -> ClipData:
     return clipset.part([c.track_id for c in clipset.clips])
 
 
@@ -126,6 +132,46 @@ def test_reference_training_throughput_on_gpu(benchmark, name, compiled, clips, 
     torch.manual_seed(0)
     _throughput(benchmark, *_trainer(name, clips, bench_device, torch_compile=compiled), clips,
                 bench_device)
+
+
+def _cpu_has_bfloat16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+@pytest.mark.parametrize("name", REFERENCE_PRESETS)
+def test_reference_training_bfloat16_vs_float32_on_cpu(benchmark, name, clipset, bench_device):
+    """An epoch of a reference-size preset on 24 clips in bfloat16 autocast against float32,
+    alternating in the same process (best of two each)."""
+    if bench_device != "cpu":
+        pytest.skip("bfloat16 autocast on CPU is benchmarked with MUSICBENCH_BENCH_DEVICE=cpu")
+    if not _cpu_has_bfloat16():
+        pytest.skip("this CPU has no bfloat16 instructions (AVX512-BF16 or AMX): amp = 'bf16' "
+                    "would be emulated there")
+    part = clipset.part([c.track_id for c in clipset.clips[:24]])
+    ids = [c.track_id for c in part.clips]
+    runs = {amp: _trainer(name, part, "cpu", amp=amp) for amp in (False, "bf16")}
+
+    def epoch(amp) -> float:
+        trainer, bank = runs[amp]
+        t0 = time.perf_counter()
+        trainer.fit(bank, part.y, ids)
+        return time.perf_counter() - t0
+
+    times: dict = {amp: [] for amp in runs}
+    for amp in runs:  # warm-up: allocator, oneDNN kernels
+        epoch(amp)
+    for _ in range(2):
+        for amp in runs:
+            times[amp].append(epoch(amp))
+    benchmark.pedantic(epoch, args=("bf16",), rounds=1)
+    ratio = min(times["bf16"]) / min(times[False])
+    benchmark.extra_info.update(float32_s=min(times[False]), bfloat16_s=min(times["bf16"]),
+                                bfloat16_vs_float32=ratio, clips=len(ids))
+    assert ratio <= 0.8, f"bfloat16 epoch {ratio:.2f}x the float32 one"
 
 
 @pytest.mark.parametrize("name", DEEP_PRESETS)
