@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -116,3 +118,34 @@ def test_cli_refuses_bad_executor_options(tmp_path):
         res = cli("run", "--task", "synth_genre:mini", "--system", "gmm", "--out", "o", *args, cwd=tmp_path)
         assert res.returncode == 2 and msg in res.stderr, res.stderr
         assert not (tmp_path / "o" / "cells").exists()
+
+
+AFTER_OPENMP = """
+import torch
+from musicbench.runner.executors import ProcessExecutor
+
+def parallel_op(_):
+    x = torch.randn(64, 1, 4000)
+    return float(torch.nn.functional.pad(x, (0, 100000)).sum())
+
+if __name__ == "__main__":
+    torch.set_num_threads(2)
+    parallel_op(0)  # this process's OpenMP threads now exist
+    with ProcessExecutor(1) as ex:
+        ex.threads = 2  # the worker runs parallel regions of two threads
+        for i in range(2):
+            ex.submit(str(i), parallel_op, i)
+        done = []
+        while len(done) < 2:
+            done += ex.wait()
+    print("done", len(done))
+"""
+
+
+def test_workers_start_clean_after_this_process_ran_openmp_threads(tmp_path):
+    """torch's OpenMP threads ran here (as extracting deep inputs before the cells does):
+    a worker forked from here would wait forever in its first multithreaded region."""
+    script = tmp_path / "after_openmp.py"
+    script.write_text(AFTER_OPENMP)
+    res = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and "done 2" in res.stdout, res.stderr

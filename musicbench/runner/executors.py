@@ -23,6 +23,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from multiprocessing.context import BaseContext
 from typing import Any
 
 from musicbench.errors import ConfigError, UnknownNameError
@@ -47,6 +48,20 @@ def limit_threads(threads: int) -> None:
     threadpool_limits(threads)
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(threads)
+
+
+def worker_context() -> BaseContext:
+    """How worker processes start: forked from a clean server process that has imported
+    the runner (``forkserver``; ``spawn`` where there is none), never from this process.
+    Once torch or scikit-learn has run an OpenMP parallel region here, a child forked from
+    here waits forever in its first parallel region of more than one thread."""
+    import multiprocessing
+
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["musicbench.runner.execute"])
+    return ctx
 
 
 def _limited(threads: int, fn: Callable, *args: Any) -> Any:
@@ -112,10 +127,7 @@ class ProcessExecutor(Executor):
 
     def _start(self) -> ProcessPoolExecutor:
         if self._pool is None:
-            import multiprocessing
-
-            # fork: workers start at once with the parent's imports and task data
-            self._pool = ProcessPoolExecutor(self.slots, mp_context=multiprocessing.get_context("fork"),
+            self._pool = ProcessPoolExecutor(self.slots, mp_context=worker_context(),
                                              initializer=limit_threads, initargs=(self.threads,))
         return self._pool
 
