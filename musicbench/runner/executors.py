@@ -59,8 +59,11 @@ def worker_context() -> BaseContext:
 
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
+    from multiprocessing import forkserver
+
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(["musicbench.runner.execute"])
+    forkserver.ensure_running()  # its imports overlap what this process does before the cells
     return ctx
 
 
@@ -124,10 +127,11 @@ class ProcessExecutor(Executor):
         self._running: dict[Future, str] = {}
         self._deaths: dict[str, int] = {}
         self._done: Done = []
+        self._context = worker_context()
 
     def _start(self) -> ProcessPoolExecutor:
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(self.slots, mp_context=worker_context(),
+            self._pool = ProcessPoolExecutor(self.slots, mp_context=self._context,
                                              initializer=limit_threads, initargs=(self.threads,))
         return self._pool
 
