@@ -198,7 +198,7 @@ def test_pretraining_on_a_fold_never_reads_its_test_part(tmp_path, capsys, monke
     (["--backbone", "no-such-net", "--folder", "{audio}"], "no-such-net"),
     (["--backbone", "mfcc-stats-svm", "--folder", "{audio}"], "has no backbone to pretrain"),
     (["--backbone", "cnn1d-small", "--folder", "{empty}"], "0 audio file"),
-    (["--backbone", "cnn1d-small", "--folder", "{audio}", "--views", "crop,reverb"], "reverb"),
+    (["--backbone", "cnn1d-small", "--folder", "{audio}", "--views", "crop,reverb"], "--views crop,reverb"),
     (["--backbone", "cnn1d-small", "--task", TASK, "--parts", "train,test"], "never its test part"),
     (["--backbone", "cnn1d-small", "--task", TASK, "--fold", "9"], "folds 0..3"),
     (["--backbone", "cnn1d-small", "--folder", "{audio}", "--temperature", "0"], "temperature"),

@@ -43,11 +43,17 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
 def run(args: argparse.Namespace) -> int:
     from musicbench.errors import ConfigError
     from musicbench.pretrain.run import PretrainRun, pretrain
+    from musicbench.systems.deep.contrastive import check_views
 
     if args.epochs < 0 or args.batch_size < 2 or args.temperature <= 0:
         raise ConfigError(f"--epochs {args.epochs} (>= 0), --batch-size {args.batch_size} (>= 2), "
                           f"--temperature {args.temperature} (> 0): out of range")
     views = tuple(v.strip() for v in args.views.split(",") if v.strip()) if args.views is not None else None
+    if views is not None:
+        try:
+            check_views(views)
+        except ConfigError as exc:
+            raise ConfigError(f"--views {args.views}: {exc}") from None
     pretrain(PretrainRun(
         backbone=args.backbone, out=args.out, task=args.task, protocol=args.protocol, fold=args.fold,
         parts=tuple(p.strip() for p in args.parts.split(",") if p.strip()), folder=args.folder,
