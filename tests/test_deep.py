@@ -135,6 +135,24 @@ def test_eval_chunks_cover_every_clip_to_its_end():
         assert np.all(np.diff(s) <= 30)
 
 
+def test_eval_chunks_at_most_some_evenly_spaced_per_clip():
+    rows, starts = eval_chunks(np.array([100, 10, 250]), length=40, hop=30, most=3)
+    assert starts[rows == 0].tolist() == [0, 30, 60]  # 3 chunks already: unchanged
+    assert starts[rows == 1].tolist() == [0]
+    assert starts[rows == 2].tolist() == [0, 105, 210]  # 8 hop-spaced chunks: 3 from start to end
+
+
+def test_valid_chunks_changes_validation_only(synth_fold):
+    """Scoring fewer validation chunks changes the validation loss, not the training nor
+    the test scores (one epoch: the kept weights are the same)."""
+    train, valid, test = synth_fold
+    runs = [build_system("cnn1d-small", **{**TINY, "max_epochs": 1, "valid_chunks": n}).fit(train, valid)
+            for n in (0, 1)]
+    every, one = (r.training_report()["history"][0] for r in runs)
+    assert every["train_loss"] == one["train_loss"] and every["valid_loss"] != one["valid_loss"]
+    np.testing.assert_array_equal(runs[0].predict_scores(test), runs[1].predict_scores(test))
+
+
 def test_feature_bank_cuts_silence_past_the_end():
     clips = [np.arange(1, 6, dtype=np.float32)[:, None] * [1, 10], np.ones((8, 2), np.float32)]
     bank = FeatureBank(clips, torch.device("cpu"), pad_value=-100.0)
@@ -333,7 +351,8 @@ def test_deformed_test_data_changes_scores(synth_fold, fitted):
 def test_bad_parameters_are_config_errors():
     for bad in ({"model": "resnet"}, {"frontend": "mfcc"}, {"eval_overlap": 1.0}, {"batch_size": 1},
                 {"augment_p": 1.5}, {"chunk_seconds": 0.0}, {"max_epochs": 0}, {"chunks_per_clip": 0},
-                {"channels": [32, 0]}, {"sample_rate": -1}, {"torch_compile": "yes"}, {"amp": "fp8"}):
+                {"channels": [32, 0]}, {"sample_rate": -1}, {"torch_compile": "yes"}, {"amp": "fp8"},
+                {"valid_chunks": -1}):
         with pytest.raises(ConfigError, match=f"{next(iter(bad))}="):
             build_system("cnn2d-small", **bad)
 

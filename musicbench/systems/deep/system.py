@@ -65,9 +65,9 @@ class Init(Rule):
 
 
 # parameters that only shape the supervised training, not a pretrained backbone
-SUPERVISED_ONLY = ("dropout", "eval_overlap", "chunks_per_clip", "batch_size", "lr", "weight_decay",
-                   "max_epochs", "patience", "warmup_epochs", "augment_p", "torch_compile", "init", "freeze",
-                   "device")
+SUPERVISED_ONLY = ("dropout", "eval_overlap", "valid_chunks", "chunks_per_clip", "batch_size", "lr",
+                   "weight_decay", "max_epochs", "patience", "warmup_epochs", "augment_p", "torch_compile",
+                   "init", "freeze", "device")
 
 
 class DeepSystem(System):
@@ -80,6 +80,9 @@ class DeepSystem(System):
     model does not use are ignored by it. Training uses ``train.augment`` on the fly for a
     random ``augment_p`` share of the chunks; a multilabel ``train.mask`` leaves the
     unobserved (clip, tag) pairs out of the loss (and ``valid.mask`` out of early stopping).
+    Early stopping scores each validation clip after every epoch over all its inference
+    chunks, or over ``valid_chunks`` evenly spaced ones: on long clips, all of them can
+    cost a quarter of an epoch's training.
     After ``fit``, ``history_`` holds one dict of metrics per epoch, ``best_epoch_`` the
     epoch whose weights were kept and ``n_parameters_`` the network's size; the same
     three make up ``training_report()``. ``save(path)`` writes the fitted network as a
@@ -113,6 +116,7 @@ class DeepSystem(System):
         "dropout": Number(0, 1, high_open=True),
         "chunk_seconds": POSITIVE,
         "eval_overlap": Number(0, 1, high_open=True),
+        "valid_chunks": Number(0, integer=True),
         "chunks_per_clip": COUNT,
         "batch_size": Number(2, integer=True),  # batch norm needs two items
         "lr": NON_NEGATIVE,
@@ -151,6 +155,7 @@ class DeepSystem(System):
         dropout: float = 0.3,
         chunk_seconds: float = 1.5,
         eval_overlap: float = 0.5,
+        valid_chunks: int = 0,
         chunks_per_clip: int = 1,
         batch_size: int = 16,
         lr: float = 3e-3,
@@ -188,6 +193,7 @@ class DeepSystem(System):
         self.dropout = dropout
         self.chunk_seconds = chunk_seconds
         self.eval_overlap = eval_overlap
+        self.valid_chunks = valid_chunks
         self.chunks_per_clip = chunks_per_clip
         self.batch_size = batch_size
         self.lr = lr
@@ -227,7 +233,7 @@ class DeepSystem(System):
         chunk = spec.frames(chunk_samples)
         return TrainConfig(
             chunk=chunk, eval_hop=max(1, int(round(chunk * (1 - self.eval_overlap)))), hop=spec.hop,
-            chunk_samples=chunk_samples, chunks_per_clip=self.chunks_per_clip,
+            chunk_samples=chunk_samples, chunks_per_clip=self.chunks_per_clip, valid_chunks=self.valid_chunks,
             batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
             max_epochs=self.max_epochs, patience=self.patience, warmup_epochs=self.warmup_epochs,
             amp=self.amp, augment=augment, augment_p=self.augment_p, sample_rate=spec.sample_rate,

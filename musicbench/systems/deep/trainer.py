@@ -51,14 +51,18 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def eval_chunks(lengths: np.ndarray, length: int, hop: int) -> tuple[np.ndarray, np.ndarray]:
-    """(clip index, start) of every inference chunk: hop-spaced, the last one ending at the clip's end."""
+def eval_chunks(lengths: np.ndarray, length: int, hop: int, most: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(clip index, start) of every inference chunk: hop-spaced, the last one ending at the
+    clip's end; with ``most``, a clip that would have more gets ``most`` evenly spaced from
+    its start to its end instead."""
     rows, starts = [], []
     for i, n in enumerate(lengths):
         last = max(int(n) - length, 0)
         s = list(range(0, last + 1, hop))
         if s[-1] != last:
             s.append(last)
+        if most and len(s) > most:
+            s = np.linspace(0, last, most).round().astype(int).tolist()
         rows += [i] * len(s)
         starts += s
     return np.array(rows, dtype=np.int64), np.array(starts, dtype=np.int64)
@@ -100,6 +104,7 @@ class TrainConfig:
     hop: int = 1  # audio samples per input frame (where augmented chunks are cut)
     chunk_samples: int = 0  # audio samples behind a chunk (0: chunk * hop)
     chunks_per_clip: int = 1
+    valid_chunks: int = 0  # chunks scored per validation clip, evenly spaced (0: all, as at test)
     batch_size: int = 16
     lr: float = 3e-3
     weight_decay: float = 1e-2
@@ -188,10 +193,11 @@ class Trainer:
             yield chunks, rows
 
     @torch.no_grad()
-    def predict(self, bank: FeatureBank) -> np.ndarray:
-        """``[clips, classes]`` clip scores: mean chunk probabilities (softmax or sigmoid)."""
+    def predict(self, bank: FeatureBank, most: int = 0) -> np.ndarray:
+        """``[clips, classes]`` clip scores: mean chunk probabilities (softmax or sigmoid) over
+        every inference chunk, or ``most`` evenly spaced ones per clip."""
         self.model.eval()
-        rows, starts = eval_chunks(bank.lengths, self.cfg.chunk, self.cfg.eval_hop)
+        rows, starts = eval_chunks(bank.lengths, self.cfg.chunk, self.cfg.eval_hop, most)
         sums = torch.zeros(len(bank), len(self.classes), dtype=torch.float64, device=self.device)
         step = 4 * self.cfg.batch_size
         for b in range(0, len(rows), step):
@@ -257,7 +263,7 @@ class Trainer:
                                    "lr": opt.param_groups[0]["lr"], "seconds": round(seconds, 3),
                                    "train_chunks": seen, "train_chunks_per_s": seen / seconds}
             if valid is not None and y_valid is not None:
-                scores = self.predict(valid)
+                scores = self.predict(valid, cfg.valid_chunks)
                 score = float(evaluate(self.kind, y_valid, scores, self.classes, mask_valid)[metric])
                 row.update({"valid_loss": self._clip_loss(scores, y_valid, mask_valid),
                             f"valid_{metric}": score})
