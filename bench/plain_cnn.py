@@ -83,6 +83,10 @@ def main(csv: str) -> None:
 
     t0 = time.perf_counter()
     clips = pd.read_csv(csv)
+    missing = {"path", "label", "fold"} - set(clips.columns)
+    if missing:
+        print(f"{csv}: missing column(s) {sorted(missing)}; needs path, label and fold", file=sys.stderr)
+        sys.exit(2)
     mels = [logmel(p) for p in clips.path]
     classes = sorted(clips.label.unique())
     y = clips.label.map(classes.index).to_numpy()

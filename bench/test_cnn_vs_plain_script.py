@@ -22,18 +22,24 @@ import time
 
 import numpy as np
 import plain_cnn
+import pytest
 
 from musicbench.protocol.experiment import TaskSource, fit, open_clips, resolve_split, score
 from musicbench.systems import build_system
 
 TASK = os.environ.get("MUSICBENCH_PLAIN_CNN_TASK", "synth_genre:bench")
-FOLDS = int(os.environ.get("MUSICBENCH_PLAIN_CNN_FOLDS", "5"))
+FOLDS = os.environ.get("MUSICBENCH_PLAIN_CNN_FOLDS", "5")
 
 
 def test_cnn2d_preset_against_the_plain_script(benchmark, bench_device, tmp_path, monkeypatch):
+    if FOLDS not in ("1", "2", "3", "4", "5"):
+        pytest.fail(f"MUSICBENCH_PLAIN_CNN_FOLDS={FOLDS!r}: must be 1 to 5 (the first N of 5 folds)")
     clipset = open_clips(TaskSource(TASK))  # a synthetic task is generated in the usual cache
+    if clipset.task.spec.kind != "multiclass":
+        pytest.fail(f"MUSICBENCH_PLAIN_CNN_TASK={TASK!r} is {clipset.task.spec.kind}; the script "
+                    "is a single-label classifier: name a multiclass task")
     monkeypatch.setenv("MUSICBENCH_CACHE", str(tmp_path))  # the features' cache starts empty
-    folds = resolve_split("kfold:5", clipset).folds[:FOLDS]
+    folds = resolve_split("kfold:5", clipset).folds[: int(FOLDS)]
     index = {c.track_id: i for i, c in enumerate(clipset.clips)}
     y = clipset.targets(clipset.clips)
 
