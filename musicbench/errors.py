@@ -39,6 +39,11 @@ class DataError(MusicbenchError):
     """Dataset index or audio files missing, partial or unreadable."""
 
 
+class DataAbsent(DataError):
+    """A task's data is not on this machine at all (no index, no track on disk, no folder):
+    a suite with ``skip_absent`` skips the task with this reason instead of refusing."""
+
+
 class AudioError(DataError):
     """One track's audio cannot be used; names the track and the file."""
 

@@ -42,11 +42,46 @@ def _save(store: ResultStore, rec: CellRecord, y: np.ndarray, scores: np.ndarray
     store.save(rec)
 
 
+TOY_SPEC = """
+dataset = "toy"
+version = "1"
+source = "synthetic"
+kind = "multiclass"
+
+[protocol_warnings]
+kfold = "toy folds repeat clips across parts"
+
+[[reference]]
+system = "Paper A"
+metric = "accuracy"
+value = 0.71
+protocol = "kfold:3"
+source = "A et al. 2020, Table 1"
+
+[[reference]]
+system = "Paper B"
+metric = "accuracy"
+value = 0.65
+protocol = "official"
+source = "B et al. 2021, Table 2"
+"""
+
+
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
     """Results that give every table rows: two systems with augmentation x deformation
     variants, a second task they also ran on, a multilabel task, a split mismatch, a failed
-    cell and a stale one."""
+    cell and a stale one. The toy task's spec (in a workspace) has published figures, one
+    under the table's protocol and one under another, and a known fault of ``kfold``."""
+    workspace = tmp_path_factory.mktemp("toy-workspace")
+    (workspace / "datasets").mkdir()
+    (workspace / "datasets" / "toy.toml").write_text(TOY_SPEC)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MUSICBENCH_WORKSPACE", str(workspace))
+        yield _results(tmp_path_factory)
+
+
+def _results(tmp_path_factory):
     root = tmp_path_factory.mktemp("tables")
     store, rng = ResultStore(root), np.random.default_rng(0)
     n = 30
@@ -119,7 +154,27 @@ def test_the_printed_leaderboard_holds_the_brief_tables_only(results):
 
     brief = build(results, "brief", brief=True)
     assert set(brief.tables) == {n for n, t in TABLES.items() if t.brief} == {
-        "leaderboard", "split_mismatches", "failed", "stale"}
+        "leaderboard", "published", "protocol_faults", "split_mismatches", "failed", "stale"}
     text = to_markdown(results)
     assert "Failed cells" in text and "Split mismatches" in text and "Per class" not in text
     assert "1 earlier failed record(s) ignored" in text
+    assert "Paper A (published)" in text and "Known fault of kfold:3 on toy" in text
+
+
+def test_published_figures_are_rows_of_their_protocol_only_and_never_tested(report):
+    from musicbench.report.display import PUBLISHED, leaderboard_section
+
+    blocks = {b.title: b for b in leaderboard_section(report).blocks}
+    toy = blocks["toy:1 — kfold:3 (split h1)"]
+    ref = [r for r in toy.rows if r[0] == PUBLISHED]
+    assert [r[1] for r in ref] == ["Paper A (published)"]  # Paper B was measured under official
+    (row,) = ref
+    assert "0.7100" in row and row[-1] == "not tested" and len(row) == len(toy.headers)
+    assert any("Paper B" not in n and "under other protocols" in n for n in toy.notes)
+    assert any(n.startswith("⚠ Known fault of kfold:3 on toy") for n in toy.notes)
+    # the figure is not a variant: nothing was tested against it and it holds no rank
+    lb = report["leaderboard"]
+    toy_rows = lb[lb.split_hash == "h1"]
+    assert "Paper A" not in set(lb["system"]) and len(toy_rows) == toy_rows["rank"].max()
+    other = blocks["toy2:1 — kfold:3 (split t2)"]
+    assert not any(r[0] == PUBLISHED for r in other.rows) and not any("Known fault" in n for n in other.notes)

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from musicbench.errors import UnknownNameError
+from musicbench.tasks.keys import is_key_set, key_relation_score
 
 
 def _skm():
@@ -43,7 +44,8 @@ class Metric:
     ``leaderboard`` says whether the leaderboard shows it; ``bounds`` clip confidence
     intervals (None: unbounded, e.g. counts). ``chance(n_classes)`` is what guessing at
     random scores in expectation, the floor of scores normalised across tasks (None: it
-    depends on more than the class count).
+    depends on more than the class count). ``applies(classes)`` narrows a metric to the
+    tasks whose classes it can read (the key score: the 24 keys); None: every task of its kinds.
     """
 
     name: str
@@ -56,6 +58,10 @@ class Metric:
     bounds: tuple[float, float] | None = (0.0, 1.0)
     chance: Callable[[int], float] | None = None
     description: str = ""
+    applies: Callable[[list[str]], bool] | None = None
+
+    def applies_to(self, classes: list[str]) -> bool:
+        return self.applies is None or bool(self.applies(classes))
 
     def aggregate(self, values: Any) -> float:
         arr = np.asarray(values, dtype=float)
@@ -253,6 +259,20 @@ def all_metric_names() -> tuple[str, ...]:
     return tuple(seen)
 
 
+def _key_chance(n_classes: int) -> float:
+    """A uniform guess among the 24 keys: the same key, its fifth, relative and parallel
+    each once, (1 + 0.5 + 0.3 + 0.2) / 24."""
+    return 2.0 / n_classes
+
+
+@metric(("multiclass",), chance=_key_chance, applies=is_key_set,
+        description="MIREX weighted key score: 1 same key, 0.5 a fifth above, 0.3 relative, "
+                    "0.2 parallel, averaged over clips (key tasks: the 24 keys as classes)")
+def mirex_key_score(s: Scored) -> float:
+    weights = np.array([[key_relation_score(r, e) for e in s.classes] for r in s.classes])
+    return float(weights[s.y, s.y_pred].mean())
+
+
 def _details(s: Scored) -> dict[str, Any]:
     if s.kind == "multiclass":
         return {"per_class_recall": {c: (None if np.isnan(r) else float(r))
@@ -266,7 +286,8 @@ def evaluate(kind: str, y_true: np.ndarray, scores: np.ndarray, classes: list[st
     """Every metric of ``kind`` (floats) and the per-class / per-tag details (dicts, lists).
 
     A multilabel tag that is all-positive or all-negative in the test part has no defined
-    AUC; it is left out of the macro averages and counted in ``n_tags_dropped``. Where
+    AUC; it is left out of the macro averages and counted in ``n_tags_dropped``. A metric
+    that does not apply to ``classes`` (``Metric.applies``) is left out. Where
     ``mask`` is 0 a clip's tag was not observed: that pair is left out of every metric.
     """
     if scores.shape != (len(y_true), len(classes)):
@@ -276,5 +297,6 @@ def evaluate(kind: str, y_true: np.ndarray, scores: np.ndarray, classes: list[st
     if not np.all(np.isfinite(scores)):
         raise ValueError("system returned NaN or infinite scores")
     scored = Scored(kind, y_true, scores, classes, mask)
-    out: dict[str, Any] = {name: METRICS[name].fn(scored) for name in metrics_for(kind)}
+    out: dict[str, Any] = {name: METRICS[name].fn(scored) for name in metrics_for(kind)
+                           if METRICS[name].applies_to(classes)}
     return {**out, **_details(scored)}

@@ -11,7 +11,9 @@ Grammar (the ``--protocol`` option):
   stratified hold-out that shares groups with training (results stored before group-disjoint
   validation existed read back under that name);
 - ``manifest:PATH``: a folder with ``*train*``, ``*valid*`` and ``*test*`` lists of track
-  ids or file paths (one per line), e.g. the fault-filtered GTZAN split.
+  ids or file paths (one per line), a user's own split;
+- ``NAME``: split lists the task spec declares under ``[protocols.NAME]`` and the package
+  ships, e.g. ``fault-filtered`` on GTZAN (``musicbench.tasks.literature``).
 
 Where any other protocol gives no valid part, a stratified ``VALID_FRACTION`` of the
 training part is held out with the same seed. A multilabel task with ``top_k_tags`` or
@@ -24,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import warnings
 from collections import defaultdict
 from dataclasses import dataclass, replace
@@ -31,17 +34,33 @@ from pathlib import Path
 
 import numpy as np
 
-from musicbench.errors import ConfigError, DataError
+from musicbench.errors import ConfigError, DataError, UnknownNameError
+from musicbench.tasks.literature import read_list
 from musicbench.tasks.loader import ClipSet
 from musicbench.tasks.parts import Vocabulary
 
 VALID_FRACTION = 0.1
-PROTOCOL_HELP = "official, kfold:K[:SEED], group-kfold:FIELD[:K[:SEED]][:valid=stratified], manifest:PATH"
+PROTOCOL_HELP = ("official, kfold:K[:SEED], group-kfold:FIELD[:K[:SEED]][:valid=stratified], manifest:PATH, "
+                 "NAME (split lists the task spec declares)")
+RESERVED = ("official", "kfold", "group-kfold", "manifest")
+_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
 VALIDATIONS = ("group", "stratified")  # of group-kfold; the first is the default
 
 
 class LeakageWarning(UserWarning):
     """Test tracks share a group (artist, tonic, performer...) with training tracks."""
+
+
+class ProtocolWarning(UserWarning):
+    """The literature has shown this protocol to mislead on this task (the task spec's
+    ``protocol_warnings``)."""
+
+
+def known_fault(spec, protocol: str | ProtocolSpec) -> str | None:
+    """What the task spec says is wrong with ``protocol`` on it: by the protocol's exact
+    name, else by its kind (``kfold``, ``group-kfold``, ``official``)."""
+    p = parse_protocol(protocol) if isinstance(protocol, str) else protocol
+    return spec.protocol_warnings.get(str(p)) or spec.protocol_warnings.get(p.kind)
 
 
 @dataclass(frozen=True)
@@ -76,6 +95,8 @@ class ProtocolSpec:
             return "official"
         if self.kind == "manifest":
             return f"manifest:{self.path}"
+        if self.kind == "named":
+            return str(self.path)
         if self.kind == "kfold":
             return f"kfold:{self.k}" + (f":{self.seed}" if self.seed else "")
         tail = "" if self.k is None else f":{self.k}" + (f":{self.seed}" if self.seed else "")
@@ -115,6 +136,8 @@ def parse_protocol(spec: str) -> ProtocolSpec:
         return ProtocolSpec("group-kfold", field=parts[0], k=k, seed=seed, valid=valid)
     if head == "manifest" and rest:
         return ProtocolSpec("manifest", path=rest)
+    if not parts and head not in RESERVED and _NAME.match(head):
+        return ProtocolSpec("named", path=head)
     raise ConfigError(f"malformed protocol {spec!r}; valid forms: {PROTOCOL_HELP}")
 
 
@@ -293,25 +316,48 @@ def _manifest(clipset: ClipSet, ids: list[str], p: ProtocolSpec, group_of) -> li
                 f"{[h.name for h in hits]}"
             )
         files[part] = hits[0]
-    # a line may be a track id or a path to its audio; match on the file stem
+    return _from_lists(clipset, ids, p, files, group_of, strict=True)
+
+
+def _named(clipset: ClipSet, ids: list[str], p: ProtocolSpec, group_of) -> list[Fold]:
+    task = clipset.task
+    named = task.spec.protocols.get(p.path)
+    if named is None:
+        raise UnknownNameError(f"protocol of {task.name}", p.path,
+                               [*task.spec.protocols, "official", "kfold:K", "group-kfold:FIELD",
+                                "manifest:PATH"])
+    for part, f in named.files().items():
+        if not f.is_file():
+            raise ConfigError(f"protocol {p} of {task.name}: its {part} list {f} is missing; the folder "
+                              f"{named.lists} must hold train.txt, valid.txt and test.txt (one track id "
+                              "or audio path per line)")
+    strict = named.version is None or named.version == task.version
+    return _from_lists(clipset, ids, p, named.files(), group_of, strict)
+
+
+def _from_lists(clipset: ClipSet, ids: list[str], p: ProtocolSpec, files: dict[str, Path], group_of,
+                strict: bool) -> list[Fold]:
+    """One fold from train/valid/test lists of track ids or audio paths. ``strict``: every
+    entry must name a track of the task's index (lists of another version are cut to the
+    tracks this one has); tracks of the index that are not on disk are left out as partial."""
     known = {t: t for t in clipset.task.track_ids()}
-    known.update({Path(t).stem: t for t in list(known)})
+    for t in list(known):  # a line may be a path to the audio: match on it without suffix, or its stem
+        known.setdefault(Path(t).stem, t)
     present = set(ids)
     parts, unknown = {}, []
     for part, f in files.items():
-        lines = [x.strip() for x in f.read_text().splitlines() if x.strip()]
         resolved = []
-        for line in lines:
-            tid = known.get(line) or known.get(Path(line).stem)
+        for line in read_list(f):
+            tid = known.get(line) or known.get(str(Path(line).with_suffix(""))) or known.get(Path(line).stem)
             if tid is None:
-                unknown.append(f"{f.name}: {line}")
+                unknown.append(f"{f}: {line}")
             elif tid in present:
                 resolved.append(tid)
         parts[part] = resolved
-    if unknown:
+    if unknown and strict:
         raise DataError(
-            f"protocol {p}: {len(unknown)} manifest entries match no track of {clipset.task.ref} "
-            f"(first: {unknown[0]}); check that the manifest belongs to this task and version"
+            f"protocol {p}: {len(unknown)} list entries match no track of {clipset.task.ref} "
+            f"(first: {unknown[0]}); check that the lists belong to this task and version"
         )
     seen: dict[str, str] = {}
     for part, tids in parts.items():
@@ -353,6 +399,8 @@ def resolve(protocol: str | ProtocolSpec, clipset: ClipSet) -> Split:
         folds = _group_kfold(clipset, ids, p)
     elif p.kind == "official":
         folds = _official(clipset, ids, group_of)
+    elif p.kind == "named":
+        folds = _named(clipset, ids, p, group_of)
     else:
         folds = _manifest(clipset, ids, p, group_of)
     for f in folds:
@@ -364,6 +412,9 @@ def resolve(protocol: str | ProtocolSpec, clipset: ClipSet) -> Split:
     spec = clipset.task.spec
     if spec.kind == "multilabel" and (spec.top_k_tags or spec.min_tag_count):
         folds = [replace(f, vocabulary=vocabulary(clipset, f.train)) for f in folds]
+    fault = known_fault(spec, p)
+    if fault:
+        warnings.warn(f"KNOWN FAULT of {p} on {clipset.task.ref}: {fault}", ProtocolWarning, stacklevel=2)
     leaky = [f for f in folds if f.leakage > 0]
     if leaky:
         worst = max(f.leakage for f in leaky)

@@ -11,13 +11,14 @@ from typing import Any
 
 import pandas as pd
 
-from musicbench.protocol.metrics import RETRIEVAL, metrics_for
+from musicbench.protocol.metrics import RETRIEVAL, get_metric, metrics_for
 from musicbench.report.stats import CORRECTIONS
 from musicbench.report.tables import TABLE, variant_label
 
 Report = Any  # musicbench.report.build.Report, which is built from this module's sections
 
 MARKS = {"best": "★", "tied": "≈"}
+PUBLISHED = "†"  # marks a published figure's row
 
 
 @dataclass
@@ -113,7 +114,8 @@ def leaderboard_section(report: Report, figures: bool = False) -> Section:
     for key, g in _by_table(report["leaderboard"]):
         g = g.sort_values("rank")
         kind = g["kind"].iloc[0]
-        metrics = metrics_for(kind, leaderboard_only=True)
+        metrics = [m for m in metrics_for(kind, leaderboard_only=True)  # a narrowed metric where it applies
+                   if get_metric(m).applies is None or g.get(f"{m}_mean", pd.Series()).notna().any()]
         variants = _has_variants(g)
         headers = ["", "system", *(["augment", "deform"] if variants else []), "tuned",
                    f"{metrics[0]}", "95% CI", *metrics[1:], "cells", "failed", "vs best"]
@@ -127,7 +129,9 @@ def leaderboard_section(report: Report, figures: bool = False) -> Section:
                          *(_pm(r[f"{m}_mean"], r[f"{m}_std"]) for m in metrics[1:]),
                          f"{r['cells']} ({r['folds']}×{r['seeds']})", str(r["failed"]), vs])
             marked.append(r["vs_best"] in MARKS)
-        notes = []
+        notes = _fault_notes(report, key)
+        published = _published_rows(report, key, metrics, len(headers), 2 + 2 * variants, notes)
+        rows, marked = rows + published, marked + [False] * len(published)
         used, index = g["tracks_used"].max(), g["tracks_index"].max()
         if pd.notna(used) and pd.notna(index) and used < index:
             notes.append(f"Partial data: {int(used)} of {int(index)} tracks of the index were present.")
@@ -141,6 +145,45 @@ def leaderboard_section(report: Report, figures: bool = False) -> Section:
                          f"{CORRECTIONS[report.correction]}.")
         blocks.append(Block(_table_title(key), headers, rows, notes, marked))
     return Section("Leaderboard", intro, blocks)
+
+
+def _in_table(df: pd.DataFrame, key: dict) -> pd.DataFrame:
+    if df.empty:
+        return df
+    return df[(df[TABLE] == pd.Series(key)[TABLE]).all(axis=1)]
+
+
+def _fault_notes(report: Report, key: dict) -> list[str]:
+    return [f"⚠ Known fault of {key['protocol']} on {key['task']}: {w}"
+            for w in _in_table(report["protocol_faults"], key)["warning"]]
+
+
+def _published_rows(report: Report, key: dict, metrics: list[str], width: int, tuned_at: int,
+                    notes: list[str]) -> list[list[str]]:
+    """The table's comparable published figures as † rows (one per system, its metrics in
+    their columns); the figures of other protocols are counted in ``notes``."""
+    pub = _in_table(report["published"], key)
+    if pub.empty:
+        return []
+    same = pub[pub["comparable"].astype(bool)]
+    rows = []
+    for system, figs in same.groupby("system", sort=False):
+        value = dict(zip(figs["metric"], figs["value"], strict=True))
+        cells = [_num(value.get(m)) for m in metrics]
+        row = [PUBLISHED, f"{system} (published)"] + [""] * (tuned_at - 2) + ["—", cells[0], "—", *cells[1:]]
+        rows.append(row + [""] * (width - len(row) - 1) + ["not tested"])
+    if len(same):
+        sources = "; ".join(dict.fromkeys(f"{s}: {src}" for s, src in zip(same["system"], same["source"],
+                                                                          strict=True)))
+        notes.append(f"{PUBLISHED} Published figures under {key['protocol']} on this version of the task, "
+                     "printed "
+                     f"for comparison and left out of every significance test ({sources}).")
+    other = pub[~pub["comparable"].astype(bool)]
+    if len(other):
+        notes.append(f"{len(other)} published figure(s) of {key['task']} under other protocols or versions "
+                     f"({', '.join(sorted(set(other['figure_protocol'])))}) are not comparable with this "
+                     "table and not shown.")
+    return rows
 
 
 def across_tasks_section(report: Report, figures: bool = False) -> Section | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 from html import escape
 
-from musicbench.report.display import Block, Section
+from musicbench.report.display import PUBLISHED, Block, Section
 
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:2rem auto;max-width:1200px;
@@ -18,6 +18,7 @@ table{border-collapse:collapse;margin:.6rem 0;font-size:.85rem}
 th,td{border:1px solid #ccc;padding:.25rem .5rem;text-align:left;vertical-align:top}
 th{background:#f0f0f0}td{white-space:nowrap}.scroll{overflow-x:auto}
 tr.marked td{background:#eaf6ea;font-weight:600}
+tr.published td{background:#f3f0fa;font-style:italic}
 .note{background:#fff8e1;border-left:4px solid #f0b400;padding:.3rem .6rem;margin:.4rem 0}
 figure{display:inline-block;margin:.5rem 1rem .5rem 0}figcaption{font-size:.8rem;color:#555}
 figure img{max-width:100%;height:auto;border:1px solid #ddd}
@@ -32,7 +33,7 @@ def _block(block: Block) -> str:
     out.append(f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>')
     marked = block.marked or [False] * len(block.rows)
     for row, mark in zip(block.rows, marked, strict=True):
-        cls = ' class="marked"' if mark else ""
+        cls = ' class="marked"' if mark else ' class="published"' if row and row[0] == PUBLISHED else ""
         out.append(f"<tr{cls}>" + "".join(f"<td>{escape(str(c))}</td>" for c in row) + "</tr>")
     out.append("</tbody></table></div>")
     for fig in block.figures:

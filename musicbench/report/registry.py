@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from musicbench.report import across, display, tables
+from musicbench.report import across, display, published, tables
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,8 @@ class ReportTable:
 TABLES: dict[str, ReportTable] = {t.name: t for t in (
     ReportTable("leaderboard", lambda r, o: tables.leaderboard(r, o.alpha, o.correction),
                 display.leaderboard_section, brief=True),
+    ReportTable("published", lambda r, o: published.published(r), None, brief=True),
+    ReportTable("protocol_faults", lambda r, o: published.protocol_faults(r), None, brief=True),
     ReportTable("across_tasks", lambda r, o: across.across_tasks(r), display.across_tasks_section),
     ReportTable("critical_difference", lambda r, o: across.critical_difference(r, o.alpha), None),
     ReportTable("split_mismatches", lambda r, o: tables.split_mismatches(r), display.mismatch_section,

@@ -148,10 +148,12 @@ def leaderboard(results: pd.DataFrame, alpha: float = 0.05, correction: str = "h
         kind = table_kind(cells)
         primary = get_metric(primary_metric(kind))
         variants = list(iter_variants(cells))
+        metrics = [m for m in metrics_for(kind, leaderboard_only=True)  # narrowed ones where they apply
+                   if get_metric(m).applies is None or cells[m].notna().any()]
         table_rows = []
         for vkey, g in variants:
             row = {**tkey, **vkey, "kind": kind, "metric": primary.name}
-            for m in metrics_for(kind, leaderboard_only=True):
+            for m in metrics:
                 bounds = get_metric(m).bounds or (-np.inf, np.inf)
                 mean, lo, hi = mean_ci(g[m].to_numpy(dtype=float), bounds=bounds)
                 std = float(g[m].astype(float).std(ddof=1)) if g[m].notna().sum() > 1 else 0.0

@@ -154,20 +154,21 @@ class Runner:
                            self.opts.on_bad_track or self.suite.on_bad_track, self.opts.verify)
                 for ref in self.suite.tasks]
 
-    def validate(self) -> None:
+    def validate(self) -> list[TaskSource]:
         """Bad input fails before any work, and before anything is written (the tracking
-        store is checked in ``run``, once it is known that something will be logged)."""
-        validate_run(self.suite, self.sources(), self.opts.device)
+        store is checked in ``run``, once it is known that something will be logged).
+        Returns the sources to run (a ``skip_absent`` suite's tasks whose data is here)."""
+        return validate_run(self.suite, self.sources(), self.opts.device, self.log)
 
     def run(self) -> ResultStore:
-        self.validate()
-        items = [item for source in self.sources()
+        sources = self.validate()
+        items = [item for source in sources
                  for item in plan_task(self.suite, source, self.opts.device, self.log)]
         tracker = None
         if self.opts.track and self._logs_anything(items):  # still before anything is written
             tracker = open_tracking(self.suite.name, self.opts.tracking_uri)
         sweep_orphaned_writes(self.opts.out)  # a killed run's half-written files
-        self.store.begin_run([get_task(s.ref).ref for s in self.sources()], self.suite.systems,
+        self.store.begin_run([get_task(s.ref).ref for s in sources], self.suite.systems,
                              self.suite.protocols, self.suite.seeds)
         opts = self.opts
         executor = make_executor(opts.executor, opts.jobs, opts.scheduler,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -141,7 +141,7 @@ def plan_task(suite: Suite, source: TaskSource, device: str, log: Log) -> Iterat
     if clipset.bad:
         log(f"{task.ref}: left out {len(clipset.bad)} damaged track(s) (--on-bad-track skip):\n  "
             + "\n  ".join(f"{t}: {why}" for t, why in sorted(clipset.bad.items())))
-    spec = {k: v for k, v in asdict(task.spec).items() if k != "path"}
+    spec = task.spec.identity()
     for protocol in protocols:
         try:
             split = resolve_split(protocol, clipset, log)

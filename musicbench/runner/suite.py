@@ -25,6 +25,7 @@ class Suite:
     reference: str | None = None  # the row ablation deltas are measured against
     tuned: dict = field(default_factory=dict)  # system name -> {"study": .., "trials": ..}
     on_bad_track: str | None = None  # "error" or "skip"; None: each task's own setting
+    skip_absent: bool = False  # a task whose data is not on this machine is skipped, with the reason
 
     def resolve_system(self, name: str) -> tuple[str, dict]:
         """A suite system name -> (preset name, parameter overrides)."""

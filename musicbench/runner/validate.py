@@ -6,10 +6,10 @@ message naming the value or file and what is valid, and nothing is written."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from musicbench.augment import validate_spec
-from musicbench.errors import ConfigError
+from musicbench.errors import ConfigError, DataAbsent
 from musicbench.protocol.experiment import TaskSource, open_clips, resolve_split
 from musicbench.protocol.splits import parse_protocol
 from musicbench.results.tracking import Tracker
@@ -71,9 +71,12 @@ def check_task(source: TaskSource, protocols: tuple[str, ...], systems: dict[str
                           "handle; run them on other tasks, in a suite of their own")
 
 
-def validate_run(suite: Suite, sources: list[TaskSource], device: str) -> None:
+def validate_run(suite: Suite, sources: list[TaskSource], device: str,
+                 log: Callable[[str], None] = print) -> list[TaskSource]:
     """Raise on the first thing that would make a cell fail for a reason known up front
-    (the tracking URI is opened by the runner, where it is used)."""
+    (the tracking URI is opened by the runner, where it is used). Returns the sources to
+    run: all of them, less those whose data is absent where the suite says ``skip_absent``
+    (each logged with the reason)."""
     check_seeds(suite.seeds)
     check_device(device)
     for spec in suite.protocols:
@@ -86,5 +89,17 @@ def validate_run(suite: Suite, sources: list[TaskSource], device: str) -> None:
         preset, overrides = suite.resolve_system(name)
         systems[name] = build_system(preset, device=device, **overrides)
     check_tuned(suite)
+    present = []
     for source in sources:
-        check_task(source, suite.protocols, systems)
+        try:
+            check_task(source, suite.protocols, systems)
+        except DataAbsent as exc:
+            if not suite.skip_absent:
+                raise
+            log(f"SKIPPED {source.ref}: its data is absent here ({exc})")
+            continue
+        present.append(source)
+    if not present:
+        raise DataAbsent(f"suite {suite.name}: the data of none of its tasks ({', '.join(suite.tasks)}) is "
+                         "here; see the reasons above")
+    return present

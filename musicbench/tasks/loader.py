@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from musicbench.audio import check_audio, load_audio
-from musicbench.errors import ConfigError, DataError, UnknownNameError
+from musicbench.errors import ConfigError, DataAbsent, DataError, UnknownNameError
 from musicbench.tasks.parts import ClipData, Vocabulary
 from musicbench.tasks.spec import TaskSpec, get_spec
 
@@ -130,6 +130,15 @@ def resolve_data_home(root: str | None, dataset: str) -> str | None:
     return str(nested if nested.is_dir() else Path(root))
 
 
+class UnusableLabel(DataError):
+    """A track whose annotation gives no label the task can use; left out like a damaged
+    track with ``--on-bad-track skip``."""
+
+    def __init__(self, track_id: str, why: str):
+        self.track_id, self.why = track_id, why
+        super().__init__(f"track {track_id!r}: {why}")
+
+
 class Task:
     """A task spec bound to a version, a data home and an index folder."""
 
@@ -184,26 +193,39 @@ class Task:
             from musicbench.tasks.sources import PlainDataset, spec_path
 
             return PlainDataset(spec.source, spec_path(spec.path, spec.root or spec.manifest), spec.kind)
-        module = importlib.import_module(f"mirdata.datasets.{spec.dataset}")
-        versions = task_versions(spec)
+        if spec.source == "mtat":
+            from musicbench.tasks.mtat import open_mtat
+
+            return open_mtat(self)
+        ds = self._mirdata(spec.dataset, self.version, require_index, own_index=True)
+        if not spec.join:
+            return ds
+        from musicbench.tasks.joined import JoinedDataset
+
+        return JoinedDataset({spec.dataset: ds, **{name: self._mirdata(name, version, require_index)
+                                                   for name, version in spec.join.items()}})
+
+    def _mirdata(self, dataset: str, version: str, require_index: bool, own_index: bool = False) -> Any:
+        """A mirdata dataset at ``version``, its index from the index folder (or the task's
+        own ``index`` file, for the task's main dataset)."""
+        module = importlib.import_module(f"mirdata.datasets.{dataset}")
         try:
-            ds = module.Dataset(
-                data_home=resolve_data_home(self.data_home_root, spec.dataset),
-                version=self.version,
-            )
+            ds = module.Dataset(data_home=resolve_data_home(self.data_home_root, dataset), version=version)
         except ValueError:
-            raise UnknownNameError(f"version of {self.name}", self.version, versions) from None
+            valid = task_versions(self.spec) if own_index else [v for v in module.INDEXES if v != "test"]
+            what = f"version of {self.name if own_index else dataset}"
+            raise UnknownNameError(what, version, valid) from None
         filename = ds._index_data.filename
-        if spec.index:  # the task's own index file
+        if self.spec.index and own_index:  # the task's own index file
             from musicbench.tasks.sources import spec_path
 
-            ds.index_path = str(spec_path(spec.path, spec.index))
+            ds.index_path = str(spec_path(self.spec.path, self.spec.index))
             filename = ds.index_path
         elif self.index_dir:
             ds.index_path = os.path.join(self.index_dir, filename)
         if require_index and not os.path.exists(ds.index_path):
             where = f"index folder {self.index_dir}" if self.index_dir else "mirdata's package"
-            raise DataError(
+            raise DataAbsent(
                 f"task {self.ref}: index file {filename} not found in {where}. Online: "
                 f"`musicbench data fetch {self.ref}`. Offline: pass --index-dir (or set "
                 f"{INDEX_DIR_ENV}) to a folder holding {filename}."
@@ -239,6 +261,8 @@ class Task:
                 f"task {self.ref}: the label of track {track.track_id!r} needs a metadata file "
                 f"that is missing ({exc}). Fetch the annotations (musicbench data fetch {self.ref})."
             ) from None
+        if self.spec.label_format == "key":
+            return self._key(track.track_id, value)
         if self.spec.kind == "multiclass":
             if value is None or value == "":
                 raise DataError(f"task {self.ref}: track {track.track_id!r} has no {self.spec.label}")
@@ -250,6 +274,19 @@ class Task:
         elif isinstance(value, str):
             value = [value]
         return tuple(sorted({str(v) for v in value}))
+
+    def _key(self, track_id: str, value: Any) -> str:
+        """One of the 24 keys; an annotation naming none, or several (a modulation), makes
+        the track unusable for a one-key task (``UnusableLabel``)."""
+        from musicbench.tasks.keys import key_name
+
+        given = [value] if isinstance(value, str) else list(value or [])
+        keys = {key_name(v) for v in given}
+        if len(keys) != 1 or None in keys:
+            raise UnusableLabel(track_id, f"key annotation {given!r} names "
+                                f"{'no' if not given or None in keys else 'more than one'} single major "
+                                "or minor key")
+        return keys.pop()
 
     def _observed(self, track: Any) -> tuple[str, ...] | None:
         """With ``label_mask``, the tags a track's annotation covers (the keys of a tag ->
@@ -276,7 +313,7 @@ class Task:
         on_bad_track = on_bad_track or self.spec.on_bad_track
         if on_bad_track not in ON_BAD_TRACK:
             raise ConfigError(f"on_bad_track {on_bad_track!r}: must be one of {', '.join(ON_BAD_TRACK)}")
-        clips, missing = [], []
+        clips, missing, unusable = [], [], {}
         ds = self.dataset
         for track_id in ds.track_ids:
             track = ds.track(track_id)
@@ -290,8 +327,18 @@ class Task:
             split = None
             if self.spec.official and self.spec.official.attribute:
                 split = self.track_attribute(track_id, self.spec.official.attribute)
-            clips.append(Clip(track_id, path, self._label(track), group, split, self._observed(track)))
-        n_index = len(clips) + len(missing)
+            try:
+                label = self._label(track)
+            except UnusableLabel as exc:
+                unusable[track_id] = exc.why
+                continue
+            clips.append(Clip(track_id, path, label, group, split, self._observed(track)))
+        n_index = len(clips) + len(missing) + len(unusable)
+        if not clips and not unusable:
+            raise DataAbsent(
+                f"task {self.ref}: none of the {n_index} indexed tracks is on disk under "
+                f"{ds.data_home}. Point --data-home (or {DATA_HOME_ENV}) at the data."
+            )
         if missing and not allow_partial:
             raise DataError(
                 f"task {self.ref}: {len(missing)} of {n_index} tracks in the index are not on disk "
@@ -299,12 +346,7 @@ class Task:
                 f"(musicbench data fetch {self.ref}), point --data-home at the data, or pass "
                 f"--allow-partial to run on the {len(clips)} tracks present (the count is recorded)."
             )
-        if not clips:
-            raise DataError(
-                f"task {self.ref}: none of the {n_index} indexed tracks is on disk under "
-                f"{ds.data_home}. Point --data-home (or {DATA_HOME_ENV}) at the data."
-            )
-        bad = self.damaged(clips, verify)
+        bad = {**unusable, **self.damaged(clips, verify)}
         if bad and on_bad_track == "error":
             raise DataError(
                 f"task {self.ref}: {len(bad)} track(s) cannot be used:\n  "
@@ -391,6 +433,8 @@ def task_versions(spec: TaskSpec) -> list[str]:
     """The versions a task can be run at (``TASK:VERSION``), its default first."""
     if spec.source == "synthetic":
         found = list(spec.synth.get("versions", {}))
+    elif spec.source != "mirdata":  # a user's own files: one version
+        found = []
     else:
         found = [v for v in importlib.import_module(f"mirdata.datasets.{spec.dataset}").INDEXES
                  if v not in ("default", "test")]

@@ -4,7 +4,8 @@
 id: ``class/file`` without the extension). ``source = "csv"``: ``manifest`` is a CSV or
 TSV file with a header naming ``path`` and ``label`` and optionally ``group``, ``split``
 and ``md5`` columns; paths are relative to the manifest, several labels of a multilabel
-clip are separated by ``|`` (track id: the path without the extension).
+clip are separated by ``|`` (track id: the path without the extension). ``source =
+"mtat"``: a MagnaTagATune copy in its own layout (``musicbench.tasks.mtat``).
 
 Both build a mirdata index in memory and go through the same loader as mirdata tasks:
 the same clip policy, partial-data rules, split hashing and, where ``md5`` is given,
@@ -23,7 +24,7 @@ from mirdata import core
 from musicbench.errors import ConfigError, DataError
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".au", ".aiff", ".aif", ".m4a")
-PLAIN = ("folder", "csv")
+PLAIN = ("folder", "csv", "mtat")
 COLUMNS = ("path", "label", "group", "split", "md5")
 TAG_SEPARATOR = "|"
 
@@ -66,17 +67,21 @@ class PlainTrack(core.Track):
 class PlainDataset(core.Dataset):
     """A folder of class subfolders, or a manifest, read as a mirdata dataset."""
 
-    def __init__(self, source: str, location: Path, kind: str):
+    def __init__(self, source: str, location: Path, kind: str, classes: tuple[str, ...] | None = None):
         if source not in PLAIN:
             raise ConfigError(f"plain source {source!r}: choose from {', '.join(PLAIN)}")
-        self.source, self.location, self.kind = source, location, kind
-        home = location if source == "folder" else location.parent
+        self.source, self.location, self.kind, self.classes = source, location, kind, classes
+        home = location if source in ("folder", "mtat") else location.parent
         super().__init__(str(home), "local", name=location.name, track_class=PlainTrack,
                          indexes={"default": "local", "local": core.Index(filename=location.name)})
         self.index_path = str(location)
 
     @cached_property
     def _rows(self) -> dict[str, dict[str, Any]]:
+        if self.source == "mtat":
+            from musicbench.tasks.mtat import mtat_rows
+
+            return mtat_rows(self.location, self.classes)
         return self._folder_rows() if self.source == "folder" else self._manifest_rows()
 
     @cached_property

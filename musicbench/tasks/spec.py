@@ -7,12 +7,14 @@ four-genre set in the GTZAN layout without a copied spec.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from musicbench.audio import ClipPolicy
 from musicbench.errors import ConfigError
 from musicbench.presets import check_keys, load_preset, preset_files
+from musicbench.tasks.literature import NamedProtocol, ReferenceFigure, parse_protocols, parse_references
 
 KINDS = ("multiclass", "multilabel")
 
@@ -37,8 +39,18 @@ class OfficialSplit:
     parts: dict[str, str] = field(default_factory=dict)  # method part name -> our part
 
 
-SOURCES = ("mirdata", "synthetic", "folder", "csv")
+SOURCES = ("mirdata", "synthetic", "folder", "csv", "mtat")
+LABEL_FORMATS = ("key",)  # label_format: how annotations are read into class names
 FROM_DATA = "from-data"  # classes: whatever labels the data holds, sorted
+
+
+_NOT_IDENTITY = ("path", "protocols", "protocol_warnings", "reference")
+_ADDED = ("label_format", "join")
+
+
+def _default(name: str) -> Any:
+    f = TaskSpec.__dataclass_fields__[name]
+    return f.default_factory() if f.default_factory is not MISSING else f.default
 
 
 @dataclass(frozen=True)
@@ -69,7 +81,19 @@ class TaskSpec:
     manifest: str | None = None  # source = "csv"
     index: str | None = None  # an own mirdata index file
     on_bad_track: str = "error"  # or "skip": damaged tracks are left out like missing ones
+    label_format: str | None = None  # "key": annotations read into the 24 keys (tasks.keys)
+    join: dict[str, str] = field(default_factory=dict)  # more mirdata datasets, name -> version
+    protocols: dict[str, NamedProtocol] = field(default_factory=dict)  # split lists by name
+    protocol_warnings: dict[str, str] = field(default_factory=dict)  # protocol kind or name -> fault
+    reference: tuple[ReferenceFigure, ...] = ()  # published figures (tasks.literature)
     path: str = ""
+
+    def identity(self) -> dict[str, Any]:
+        """The settings that define what a cell computes, for its key: not where the spec
+        lives, nor what only reports show (figures, warnings; a named protocol's lists are
+        in the split hash); settings added since keys were first made count only where set."""
+        return {k: v for k, v in asdict(self).items()
+                if k not in _NOT_IDENTITY and not (k in _ADDED and v == _default(k))}
 
     @classmethod
     def from_preset(cls, data: dict[str, Any]) -> TaskSpec:
@@ -83,6 +107,8 @@ class TaskSpec:
                     **{k: tuple(v) if isinstance(v, list) else v for k, v in official.items()}
                 )
             clip = ClipPolicy.from_dict(data.pop("clip", {}))
+            data["protocols"] = parse_protocols(data.pop("protocols", {}), where, Path(where).parent)
+            data["reference"] = parse_references(data.pop("reference", []), where)
             if data.get("classes") == FROM_DATA:
                 data["classes"] = None
             elif "classes" in data:
@@ -106,6 +132,13 @@ class TaskSpec:
             if value is not None and (spec.kind != "multilabel" or not isinstance(value, int) or value < 1):
                 raise ConfigError(f"task spec {where}: {key} = {value!r}: a positive integer, for "
                                   "multilabel tasks only")
+        if spec.label_format is not None and (spec.label_format not in LABEL_FORMATS
+                                              or spec.kind != "multiclass"):
+            raise ConfigError(f"task spec {where}: label_format {spec.label_format!r}: one of "
+                              f"{LABEL_FORMATS}, for multiclass tasks")
+        if spec.join and spec.source != "mirdata":
+            raise ConfigError(f"task spec {where}: join = {{...}} joins mirdata datasets; source must be "
+                              "'mirdata'")
         if spec.source == "folder" and spec.kind != "multiclass":
             raise ConfigError(f"task spec {where}: a folder source gives one class per clip (its "
                               "subfolder): kind must be 'multiclass'; use source = \"csv\" for tags")
