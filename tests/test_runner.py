@@ -191,7 +191,7 @@ def test_cli_errors_are_actionable(tmp_path):
         (["run", "--task", "synth_genre:mini", "--system", "gmm", "--protocol", "kfold:x"],
          "malformed|not an integer"),
         (["run", "--task", "synth_genre:mini", "--system", "gmm", "--protocol", "nonsense"],
-         "valid forms: official, kfold"),
+         "valid protocols of synth_genre: .*kfold:K, manifest:PATH, official"),
         (["run", "--device", "cuda:0", "--task", "synth_genre:mini", "--system", "gmm"],
          "not available"),
         (["data", "status", "gtzan_genre", "--index-dir", str(tmp_path)], "index file .* not found"),

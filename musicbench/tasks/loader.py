@@ -23,6 +23,7 @@ from musicbench.tasks.spec import TaskSpec, get_spec
 INDEX_DIR_ENV = "MUSICBENCH_INDEX_DIR"
 DATA_HOME_ENV = "MUSICBENCH_DATA_HOME"
 ON_BAD_TRACK = ("error", "skip")
+SAMPLE_VERSION = "sample"  # the version of mirdata's sample indexes (``TASK:sample``)
 
 
 @dataclass(frozen=True)
@@ -202,8 +203,11 @@ class Task:
             return ds
         from musicbench.tasks.joined import JoinedDataset
 
+        # mirdata's sample of a joined task is the samples of all its datasets
+        versions = {name: SAMPLE_VERSION if self.version == SAMPLE_VERSION else version
+                    for name, version in spec.join.items()}
         return JoinedDataset({spec.dataset: ds, **{name: self._mirdata(name, version, require_index)
-                                                   for name, version in spec.join.items()}})
+                                                   for name, version in versions.items()}})
 
     def _mirdata(self, dataset: str, version: str, require_index: bool, own_index: bool = False) -> Any:
         """A mirdata dataset at ``version``, its index from the index folder (or the task's
