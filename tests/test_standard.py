@@ -169,8 +169,7 @@ def test_key_tasks_read_mirdatas_sample(tmp_path):
 @needs_shared
 def test_giantsteps_protocol_trains_on_one_dataset_and_tests_on_the_other():
     samples = SHARED / "mirdata_sample"
-    task = get_task('giantsteps_key_mtg:sample+join={beatport_key="sample"}', str(samples / "resources"),
-                    str(samples / "indexes"))
+    task = get_task("giantsteps_key_mtg:sample", str(samples / "resources"), str(samples / "indexes"))
     clipset = task.clips()
     (fold,) = resolve("official", clipset).folds
     assert fold.train == ("beatport_key/1",) and fold.test == ("giantsteps_key/3",)
@@ -178,5 +177,5 @@ def test_giantsteps_protocol_trains_on_one_dataset_and_tests_on_the_other():
                                                             "giantsteps_key/3": "D major"}
     assert task.status(checksums=False)["on_disk"] == 2
     with pytest.raises(UnknownNameError, match="version of beatport_key"):
-        get_task('giantsteps_key_mtg:sample+join={beatport_key="2.0"}', str(samples / "resources"),
-                 str(samples / "indexes")).clips()
+        get_task('giantsteps_key_mtg+join={beatport_key="2.0"}', str(samples / "resources"),
+                 str(SHARED / "indexes")).clips()
