@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", action="append", metavar="TASK[:VERSION]", help="repeatable")
     p.add_argument("--system", action="append", metavar="NAME", help="repeatable")
     p.add_argument("--protocol", action="append", metavar="SPEC",
-                   help="official | kfold:K[:SEED] | group-kfold:FIELD[:K[:SEED]] | "
+                   help="official[:N] | kfold:K[:SEED] | group-kfold:FIELD[:K[:SEED]] | "
                         "manifest:PATH (repeatable)")
     p.add_argument("--seeds", type=flags.seeds, help="comma-separated seeds, e.g. 0,1,2")
     flags.add_data(p, partial="run")

@@ -157,7 +157,7 @@ def test_mridangam_leave_one_tonic_out():
 
 
 @pytest.mark.parametrize("bad", ["", "kfold", "kfold:1", "kfold:x", "kfold:5:1:2", "group-kfold",
-                                 "group-kfold:tonic:1", "manifest:", "official:1", "Leave One Out",
+                                 "group-kfold:tonic:1", "manifest:", "official:1:2", "Leave One Out",
                                  "fault-filtered:1"])
 def test_malformed_protocols_list_the_grammar(bad):
     with pytest.raises(ConfigError, match="kfold"):

@@ -179,3 +179,16 @@ def test_giantsteps_protocol_trains_on_one_dataset_and_tests_on_the_other():
     with pytest.raises(UnknownNameError, match="version of beatport_key"):
         get_task('giantsteps_key_mtg+join={beatport_key="2.0"}', str(samples / "resources"),
                  str(SHARED / "indexes")).clips()
+
+
+def test_official_n_runs_one_of_the_datasets_splits_and_refuses_others():
+    samples = SHARED / "mirdata_sample"
+    clipset = get_task("giantsteps_key_mtg:sample", str(samples / "resources"), str(samples / "indexes")).clips()
+    every, first = resolve("official", clipset), resolve("official:0", clipset)
+    assert str(parse_protocol("official:0")) == "official:0" and first.protocol == "official:0"
+    assert first.folds == every.folds  # one official split: split 0 is all of it
+    with pytest.raises(ConfigError, match=r"defines 1 official split\(s\); valid: official, official:0"):
+        resolve("official:1", clipset)
+    with pytest.raises(ConfigError, match="not an integer"):
+        parse_protocol("official:x")
+    assert get_task("mtg_jamendo_autotagging_moodtheme").spec.default_protocol == "official:0"

@@ -2,7 +2,8 @@
 
 Grammar (the ``--protocol`` option):
 
-- ``official``: the dataset's own split (from the task spec's ``[official]`` table);
+- ``official[:N]``: the dataset's own split (from the task spec's ``[official]`` table);
+  where the dataset defines several (MTG-Jamendo's five), every one as a fold, or split N only;
 - ``kfold:K[:SEED]``: stratified K folds, shuffled with SEED (default 0);
 - ``group-kfold:FIELD[:K[:SEED]][:valid=stratified]``: folds disjoint in FIELD; without K,
   leave one group out. The validation part is group-disjoint too (whole FIELD groups of
@@ -40,7 +41,7 @@ from musicbench.tasks.loader import ClipSet
 from musicbench.tasks.parts import Vocabulary
 
 VALID_FRACTION = 0.1
-PROTOCOL_HELP = ("official, kfold:K[:SEED], group-kfold:FIELD[:K[:SEED]][:valid=stratified], manifest:PATH, "
+PROTOCOL_HELP = ("official[:N], kfold:K[:SEED], group-kfold:FIELD[:K[:SEED]][:valid=stratified], manifest:PATH, "
                  "NAME (split lists the task spec declares)")
 RESERVED = ("official", "kfold", "group-kfold", "manifest")
 _NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
@@ -92,7 +93,7 @@ class ProtocolSpec:
 
     def __str__(self) -> str:
         if self.kind == "official":
-            return "official"
+            return "official" if self.k is None else f"official:{self.k}"
         if self.kind == "manifest":
             return f"manifest:{self.path}"
         if self.kind == "named":
@@ -118,8 +119,8 @@ def parse_protocol(spec: str) -> ProtocolSpec:
     """Parse a protocol string; malformed ones get a message listing the grammar."""
     head, _, rest = spec.strip().partition(":")
     parts = rest.split(":") if rest else []
-    if head == "official" and not parts:
-        return ProtocolSpec("official")
+    if head == "official" and len(parts) <= 1:
+        return ProtocolSpec("official", k=_int(parts[0], "N", spec, 0) if parts else None)
     if head == "kfold" and 1 <= len(parts) <= 2:
         seed = _int(parts[1], "SEED", spec, 0) if len(parts) == 2 else 0
         return ProtocolSpec("kfold", k=_int(parts[0], "K", spec, 2), seed=seed)
@@ -263,7 +264,7 @@ def _group_kfold(clipset: ClipSet, ids: list[str], p: ProtocolSpec) -> list[Fold
     return folds
 
 
-def _official(clipset: ClipSet, ids: list[str], group_of) -> list[Fold]:
+def _official(clipset: ClipSet, ids: list[str], only: int | None, group_of) -> list[Fold]:
     task = clipset.task
     off = task.spec.official
     if off is None:
@@ -271,10 +272,14 @@ def _official(clipset: ClipSet, ids: list[str], group_of) -> list[Fold]:
             f"task {task.ref} has no official split; use one of kfold:K, group-kfold:FIELD, "
             "manifest:PATH"
         )
+    n_splits = off.n if off.method else 1
+    if only is not None and only >= n_splits:
+        raise ConfigError(f"protocol official:{only}: {task.ref} defines {n_splits} official split(s); "
+                          f"valid: official, {', '.join(f'official:{n}' for n in range(n_splits))}")
     present = set(ids)
     if off.method:
         folds = []
-        for n in range(off.n):
+        for n in range(off.n) if only is None else [only]:
             raw = getattr(task.dataset, off.method)(n)
             parts = {ours: [] for ours in ("train", "valid", "test")}
             for theirs, ours in off.parts.items():
@@ -398,7 +403,7 @@ def resolve(protocol: str | ProtocolSpec, clipset: ClipSet) -> Split:
     elif p.kind == "group-kfold":
         folds = _group_kfold(clipset, ids, p)
     elif p.kind == "official":
-        folds = _official(clipset, ids, group_of)
+        folds = _official(clipset, ids, p.k, group_of)
     elif p.kind == "named":
         folds = _named(clipset, ids, p, group_of)
     else:

@@ -173,8 +173,10 @@ def _published_rows(report: Report, key: dict, metrics: list[str], width: int, t
         row = [PUBLISHED, f"{system} (published)"] + [""] * (tuned_at - 2) + ["—", cells[0], "—", *cells[1:]]
         rows.append(row + [""] * (width - len(row) - 1) + ["not tested"])
     if len(same):
-        sources = "; ".join(dict.fromkeys(f"{s}: {src}" for s, src in zip(same["system"], same["source"],
-                                                                          strict=True)))
+        by_source: dict[str, dict[str, None]] = {}  # one paper often gives every figure of a table
+        for system, src in zip(same["system"], same["source"], strict=True):
+            by_source.setdefault(src, {})[system] = None
+        sources = "; ".join(f"{', '.join(systems)}: {src}" for src, systems in by_source.items())
         notes.append(f"{PUBLISHED} Published figures under {key['protocol']} on this version of the task, "
                      "printed "
                      f"for comparison and left out of every significance test ({sources}).")

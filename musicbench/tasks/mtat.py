@@ -36,6 +36,10 @@ def check_layout(root: Path) -> Path:
     return annotations
 
 
+def _looks_like_mtat(root: Path) -> bool:
+    return (root / ANNOTATIONS).exists() or any((root / f).is_dir() for f in FOLDERS)
+
+
 def mtat_rows(root: Path, classes: tuple[str, ...] | None) -> dict[str, dict[str, Any]]:
     """Track id -> ``path`` (relative to ``root``), ``label`` (its tags among ``classes``,
     every tag where None) and ``group`` (None: MTAT's annotations name no artist)."""
@@ -77,7 +81,9 @@ def open_mtat(task: Any) -> Any:
     spec = task.spec
     root = (spec_path(spec.path, spec.root) if spec.root
             else resolve_data_home(task.data_home_root, spec.dataset))
-    if root is None or not Path(root).exists():
+    # a data home with neither MTAT's file nor its folders holds no copy (a wrong layout
+    # that the user pointed at is refused by ``check_layout``)
+    if root is None or not Path(root).exists() or not (spec.root or _looks_like_mtat(Path(root))):
         raise DataAbsent(f"task {task.ref} reads your copy of MagnaTagATune: pass --data-home (or set "
                          f"{DATA_HOME_ENV}) to the folder holding {ANNOTATIONS} and the mp3 folders "
                          f"0/ … f/, or to its parent holding {spec.dataset}/")

@@ -115,6 +115,8 @@ class TaskSpec:
                 data["classes"] = tuple(data["classes"])
             if data.get("source") in ("folder", "csv"):
                 data, official = _plain_defaults(data, official, where)
+            elif data.get("source") == "mtat":  # a user's copy: one version, as for own files
+                data = {"dataset": "magnatagatune", "version": "local", **data}
             spec = cls(official=official, clip=clip, path=where, **data)
         except TypeError as exc:
             raise ConfigError(f"task spec {where}: {exc}") from None

@@ -27,7 +27,7 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
                        "in --storage, so rerunning resumes it and several workers can share it.")
     p.add_argument("--task", required=True, metavar="TASK[:VERSION]")
     p.add_argument("--system", required=True, metavar="NAME", help="system preset (systems/)")
-    p.add_argument("--protocol", metavar="SPEC", help="official | kfold:K[:SEED] | "
+    p.add_argument("--protocol", metavar="SPEC", help="official[:N] | kfold:K[:SEED] | "
                    "group-kfold:FIELD[:K[:SEED]] | manifest:PATH (default: the task's)")
     p.add_argument("--trials", type=int, metavar="N", help="finished trials the study should hold "
                    "(default 20, or unlimited with --timeout); a rerun adds only the missing ones")
