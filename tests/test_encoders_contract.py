@@ -359,6 +359,30 @@ def test_hear_module_that_does_not_import(tmp_path):
         HearEncoder("no_such_hear_module")
 
 
+def test_hear_preset_licence_and_version_reach_the_card(tmp_path, monkeypatch):
+    """The preset's licence, not the module's ``__license__`` (MIT) nor "unknown"; the source
+    names the module's version."""
+    (tmp_path / "encoders").mkdir()
+    (tmp_path / "encoders" / "toy-apache.toml").write_text(
+        HEAR_TOY_PRESET.replace('"MIT"', '"Apache-2.0"'))
+    monkeypatch.setenv("MUSICBENCH_WORKSPACE", str(tmp_path))
+    card = build_encoder("toy-apache").card()
+    assert card.licence == "Apache-2.0" and card.name == "toy-apache"
+    assert card.source == "HEAR module hear_toy, hear_toy 0.0.1"
+
+
+def test_module_version_names_the_installing_distribution():
+    import importlib.metadata
+
+    import hear_toy
+    import torch.nn.functional
+
+    from musicbench.encoders.hear import module_version
+
+    assert module_version(torch.nn.functional) == f"torch=={importlib.metadata.version('torch')}"
+    assert module_version(hear_toy) == "hear_toy 0.0.1"  # a bare file: its __version__
+
+
 def test_hear_timestamps_in_seconds_are_refused(tmp_path, monkeypatch):
     """A module that passes seconds where HEAR says milliseconds would give heareval empty
     event labels; here it is an error naming the module."""
@@ -448,4 +472,4 @@ def test_musicbench_hear_plugs_into_the_hear_adapter():
     ours, back = wrapped.timestamps(audio)
     torch.testing.assert_close(ours, emb, atol=0, rtol=0)
     torch.testing.assert_close(back, times)
-    assert wrapped.card().source.startswith("HEAR module musicbench.hear")
+    assert wrapped.card().source.startswith("HEAR module musicbench.hear, musicbench")

@@ -166,3 +166,16 @@ def test_encoder_cards_reach_the_cell_json_and_mlflow(tmp_path):
     assert params["encoder.aisfx.weights_digest"] == digest
     assert params["encoder.aisfx.licence"] == "CC-BY-4.0" and "aisfx" in params["encoder.aisfx.source"]
 
+
+def test_hear_preset_licence_and_version_reach_the_probe_cards(synth_fold, tmp_path, monkeypatch):
+    """A ``hear`` preset's licence (not "unknown") and the module's version are what a
+    probe on it records for its results."""
+    train, valid, _ = synth_fold
+    (tmp_path / "encoders").mkdir()
+    (tmp_path / "encoders" / "toy-apache.toml").write_text(
+        'description = "toy"\nfamily = "hear"\nlicence = "Apache-2.0"\n[params]\nmodule = "hear_toy"\n')
+    monkeypatch.setenv("MUSICBENCH_WORKSPACE", str(tmp_path))
+    probe = build_system("aisfx-probe", encoders=["toy-apache"], C=1.0).fit(train, valid)
+    card = probe.training_report()["encoders"][0]
+    assert (card["name"], card["licence"]) == ("toy-apache", "Apache-2.0")
+    assert card["source"] == "HEAR module hear_toy, hear_toy 0.0.1"

@@ -56,15 +56,21 @@ def encoder_params(cls: type[Encoder]) -> list[str]:
 def build_encoder(name: str, device: str = "cpu", **overrides: Any) -> Encoder:
     """A frozen encoder from its preset, in eval mode on ``device``, with parameter overrides."""
     preset = get_encoder_preset(name)
-    return build_family_encoder(preset["family"], {**preset["params"], **overrides}, name, device)
+    return build_family_encoder(preset["family"], {**preset["params"], **overrides}, name, device,
+                                licence=preset["licence"])
 
 
-def build_family_encoder(family: str, params: dict[str, Any], name: str, device: str = "cpu") -> Encoder:
+def build_family_encoder(family: str, params: dict[str, Any], name: str, device: str = "cpu",
+                         licence: str | None = None) -> Encoder:
     """A frozen encoder of ``family`` built from ``params`` and called ``name``: what a preset
-    and a checkpoint loaded without one (``musicbench.hear``) share."""
+    and a checkpoint loaded without one (``musicbench.hear``) share. A family that cannot
+    know its own licence (``hear``) takes ``licence``, the preset's."""
     check_device(device)
     cls = encoder_family_class(family)
-    check_param_names(params, encoder_params(cls), name, family)
+    valid = encoder_params(cls)
+    check_param_names(params, valid, name, family)
+    if licence is not None and "licence" in valid:
+        params = {"licence": licence, **params}
     try:
         encoder = cls(device=device, **params)
     except (TypeError, ValueError) as exc:

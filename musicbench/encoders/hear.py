@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import importlib.metadata
+import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -47,6 +49,17 @@ def import_hear_module(module: str) -> ModuleType:
     return mod
 
 
+def module_version(mod: ModuleType) -> str:
+    """``dist==version`` of the distribution that installed ``mod``'s top-level package
+    (``hearbaseline==2021.1.1`` for ``hearbaseline.vqt``), else that package's
+    ``__version__``: a card must say which code computed the embeddings."""
+    top = mod.__name__.partition(".")[0]
+    for dist in importlib.metadata.packages_distributions().get(top, []):
+        return f"{dist}=={importlib.metadata.version(dist)}"
+    version = getattr(mod, "__version__", None) or getattr(sys.modules[top], "__version__", None)
+    return f"{top} {version}" if version else f"{top} (no version: not installed from a distribution)"
+
+
 def check_milliseconds(ms: torch.Tensor, duration_ms: float, module: str) -> None:
     """Refuse timestamps that cannot be milliseconds: after the clip's end (samples, microseconds),
     or several frames all within its first 1% (seconds passed through, which HEAR's kit
@@ -71,7 +84,9 @@ class HearEncoder(Encoder):
     """Wraps a HEAR 2021 module; the model it loads is a submodule when it is an ``nn.Module``.
 
     ``model_file`` goes to ``load_model`` as it is (a weights file, or whatever the module
-    takes there, such as a ``musicbench.hear`` encoder name).
+    takes there, such as a ``musicbench.hear`` encoder name). ``licence`` is the preset's
+    (``build_encoder`` passes it: a module rarely declares one); ``source`` defaults to the
+    module, the version of the distribution that installed it and the model file.
     """
 
     def __init__(self, module: str, model_file: str | None = None, device: str = "cpu",
@@ -95,8 +110,7 @@ class HearEncoder(Encoder):
         self.scene_embedding_size = int(model.scene_embedding_size)
         self.timestamp_embedding_size = int(model.timestamp_embedding_size)
         self.licence = licence or getattr(self._mod, "__license__", None) or "unknown (see the module)"
-        version = getattr(self._mod, "__version__", None)
-        default_source = f"HEAR module {module}" + (f" {version}" if version else "")
+        default_source = f"HEAR module {module}, {module_version(self._mod)}"
         if model_file:
             default_source += f", model {model_file}"
         self.source = source or default_source
