@@ -1,5 +1,9 @@
 """Contract: every registered encoder preset builds from its real weights and keeps the
-encoder API (shapes, finite values, increasing times, determinism, a filled card).
+encoder API (shapes, finite values, times evenly spaced at the declared hop and inside the
+clip, determinism, a filled card, clear refusals of bad input), and, through
+``musicbench.hear``, passes the checks of HEAR's validator (``hearvalidator`` 2021.0.6:
+shapes, float32, milliseconds, regular timestamps) without TensorFlow;
+``bench/hear_validator.sh`` runs the validator itself.
 
 Adding a preset to ``encoders/`` is enough to be covered here. The HEAR adapter is covered
 too, through a workspace preset around ``tests/hear_toy.py``.
@@ -15,12 +19,14 @@ import numpy as np
 import pytest
 import torch
 
+from musicbench import hear
 from musicbench.encoders import FAMILIES, build_encoder, encoder_names, get_encoder_preset
 from musicbench.encoders.base import Encoder, file_digest
 from musicbench.errors import ConfigError, UnknownNameError
 
 HEAR_TOY = "hear-toy"
 HEAR_TOY_PRESET = 'description = "toy"\nfamily = "hear"\nlicence = "MIT"\n[params]\nmodule = "hear_toy"\n'
+HEAR_RATES = (16000, 22050, 32000, 44100, 48000)  # hearvalidator's ACCEPTABLE_SAMPLE_RATE
 
 
 def tone(sr: int, seconds: float, f0: float = 220.0, seed: int = 0) -> torch.Tensor:
@@ -74,15 +80,19 @@ def test_builds_frozen_with_declared_sizes(encoder):
 
 
 def test_timestamps_on_a_padded_batch(encoder, outputs):
-    _, enc = encoder
+    name, enc = encoder
     audio, (emb, times) = outputs
     n, T, D = emb.shape
     assert (n, D) == (2, enc.timestamp_embedding_size) and T > 1
-    assert times.shape == (2, T)
+    assert times.shape == (2, T) and emb.dtype == times.dtype == torch.float32
     assert torch.isfinite(emb).all() and torch.isfinite(times).all()
-    assert (times[:, 1:] > times[:, :-1]).all(), "times must increase"
     duration = audio.shape[1] / enc.sample_rate
     assert times.min() >= 0 and times.max() <= duration
+    if name != HEAR_TOY:  # a wrapped HEAR module declares no hop; every registered encoder does
+        assert enc.hop_seconds and enc.hop_seconds > 0
+        torch.testing.assert_close(times.diff(dim=1), torch.full((2, T - 1), enc.hop_seconds),
+                                   atol=1e-5, rtol=0, msg="frames must be evenly spaced at hop_seconds")
+    assert (times[:, 1:] > times[:, :-1]).all(), "times must increase"
 
 
 def test_batch_does_not_change_a_clip(encoder, outputs):
@@ -123,6 +133,57 @@ def test_card(encoder):
     assert (card.sample_rate, card.scene_embedding_size, card.timestamp_embedding_size) == (
         enc.sample_rate, enc.scene_embedding_size, enc.timestamp_embedding_size)
     assert card.sample_rate > 0
+
+
+def white_noise(n: int, seconds: float, sr: int, seed: int = 0) -> torch.Tensor:
+    """What hearvalidator feeds a model: uniform noise in [-1, 1], ``int(seconds * sr)`` samples."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand((n, int(seconds * sr)), generator=g) * 2 - 1
+
+
+def test_hear_module_passes_the_validator_checks(encoder):
+    """hearvalidator 2021.0.6's checks, on the lengths it uses, through ``musicbench.hear``;
+    plus what it cannot see: the milliseconds are the encoder's seconds and hop, all clips
+    of a batch share their times, and a clip's scene vector does not depend on its batch."""
+    name, enc = encoder
+    assert enc.sample_rate in HEAR_RATES
+    for size in (enc.sample_rate, enc.scene_embedding_size, enc.timestamp_embedding_size):
+        assert type(size) is int
+    for seconds in (1.07, 1.98, 4.0):
+        emb, ms = hear.get_timestamp_embeddings(white_noise(2, seconds, enc.sample_rate), enc)
+        assert emb.dtype == torch.float32 and emb.ndim == 3 and ms.ndim == 2
+        assert emb.shape[0] == 2 and emb.shape[:2] == ms.shape
+        assert emb.shape[2] == enc.timestamp_embedding_size
+        ms = ms.double().cpu().numpy()
+        assert (ms[1] == ms[0]).all()
+        assert 0 <= ms.min() and ms.max() <= 1000 * seconds
+        if ms.shape[1] > 1:
+            gaps = np.diff(ms, axis=1)
+            assert np.abs(gaps - gaps.mean()).max() <= 1, "Timestamps should occur at regular intervals"
+            if name != HEAR_TOY:
+                np.testing.assert_allclose(gaps, 1000 * enc.hop_seconds, atol=0.01)
+    audio = white_noise(2, 2.74, enc.sample_rate, seed=1)
+    scene = hear.get_scene_embeddings(audio, enc)
+    assert scene.dtype == torch.float32 and scene.shape == (2, enc.scene_embedding_size)
+    torch.testing.assert_close(hear.get_scene_embeddings(audio[1:], enc), scene[1:], atol=1e-4, rtol=1e-4)
+
+
+def test_bad_input_is_refused_naming_the_encoder_shape_and_rate(encoder):
+    name, enc = encoder
+    sr = enc.sample_rate
+    takes = rf"encoder {re.escape(name)} takes float audio \[n_clips, n_samples\] at {sr} Hz"
+    clip = tone(sr, 0.25)
+    with pytest.raises(ConfigError, match=takes + r", got shape \[\d+\] \(one clip: audio\[None\]\)"):
+        enc.timestamps(clip)
+    with pytest.raises(ConfigError, match=takes):
+        hear.get_scene_embeddings(clip, enc)
+    with pytest.raises(ConfigError, match=takes + ", got 8000 Hz: resample it first"):
+        enc.scene(clip[None], sample_rate=8000)
+    with pytest.raises(ConfigError, match=takes + ", got an empty batch"):
+        enc.timestamps(clip[None, :0])
+    with pytest.raises(ConfigError, match=takes + ", got torch.int16 samples"):
+        enc.timestamps((clip[None] * 1000).to(torch.int16))
+    assert enc.timestamps(clip[None], sample_rate=sr)[0].shape[0] == 1
 
 
 # --- registry ---------------------------------------------------------------------------
@@ -229,10 +290,15 @@ def test_crepe_posterior_peaks_at_the_pitch(f0):
 
 
 def test_crepe_penultimate_layer_and_pooling():
+    """Groups of five 10 ms frames, timestamped at their middle frame; of the 101 frames of
+    1 s, the lone 101st would be centred after the clip's end, so it is not a group."""
     enc = build_encoder("crepe-tiny", layer="penultimate", hop_seconds=0.01, pool=5)
-    emb, times = enc.timestamps(tone(16000, 1.0)[None])
-    assert enc.timestamp_embedding_size == 256 and emb.shape == (1, 21, 256)
-    assert math.isclose(float(times[0, 1] - times[0, 0]), 0.05, rel_tol=1e-5)
+    audio = tone(16000, 1.0)[None]
+    emb, times = enc.timestamps(audio)
+    assert enc.timestamp_embedding_size == 256 and emb.shape == (1, 20, 256)
+    torch.testing.assert_close(times[0], 0.02 + 0.05 * torch.arange(20), atol=1e-6, rtol=0)
+    frames, _ = build_encoder("crepe-tiny", layer="penultimate", hop_seconds=0.01).timestamps(audio)
+    torch.testing.assert_close(emb[0, 3], frames[0, 15:20].mean(dim=0), atol=1e-5, rtol=1e-5)
 
 
 # --- HEAR adapter -----------------------------------------------------------------------
@@ -291,3 +357,119 @@ def test_hear_module_that_does_not_import(tmp_path):
 
     with pytest.raises(ConfigError, match="'no_such_hear_module' cannot be imported"):
         HearEncoder("no_such_hear_module")
+
+
+def test_hear_preset_licence_and_version_reach_the_card(tmp_path, monkeypatch):
+    """The preset's licence, not the module's ``__license__`` (MIT) nor "unknown"; the source
+    names the module's version."""
+    (tmp_path / "encoders").mkdir()
+    (tmp_path / "encoders" / "toy-apache.toml").write_text(
+        HEAR_TOY_PRESET.replace('"MIT"', '"Apache-2.0"'))
+    monkeypatch.setenv("MUSICBENCH_WORKSPACE", str(tmp_path))
+    card = build_encoder("toy-apache").card()
+    assert card.licence == "Apache-2.0" and card.name == "toy-apache"
+    assert card.source == "HEAR module hear_toy, hear_toy 0.0.1"
+
+
+def test_module_version_names_the_installing_distribution():
+    import importlib.metadata
+
+    import hear_toy
+    import torch.nn.functional
+
+    from musicbench.encoders.hear import module_version
+
+    assert module_version(torch.nn.functional) == f"torch=={importlib.metadata.version('torch')}"
+    assert module_version(hear_toy) == "hear_toy 0.0.1"  # a bare file: its __version__
+
+
+def test_hear_timestamps_in_seconds_are_refused(tmp_path, monkeypatch):
+    """A module that passes seconds where HEAR says milliseconds would give heareval empty
+    event labels; here it is an error naming the module."""
+    from musicbench.encoders.hear import HearEncoder
+
+    (tmp_path / "hear_seconds.py").write_text(
+        "from hear_toy import get_scene_embeddings, load_model\n"
+        "from hear_toy import get_timestamp_embeddings as in_ms\n\n"
+        "def get_timestamp_embeddings(audio, model):\n"
+        "    emb, ms = in_ms(audio, model)\n    return emb, ms / 1000\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    enc = HearEncoder("hear_seconds")
+    with pytest.raises(ConfigError, match="'hear_seconds': timestamps up to .* for a clip of 2000 ms; "
+                                          "HEAR timestamps are frame centres in milliseconds"):
+        enc.timestamps(tone(16000, 2.0)[None])
+
+
+# --- own checkpoints ----------------------------------------------------------------------
+
+OWN = [n for n in encoder_names() if get_encoder_preset(n)["family"] in ("deep", "ssl", "metric")]
+
+
+@pytest.mark.parametrize("name", OWN)
+def test_own_checkpoint_chunks_stay_on_the_grid_and_cover_the_tail(name):
+    """4 s of audio: chunks every ``hop_seconds`` from the start, as many as are centred
+    inside the clip, the last one padded past its end (no extra chunk aligned to the end)."""
+    enc = build_encoder(name)
+    chunk_seconds = enc.chunk_samples / enc.sample_rate
+    emb, times = enc.timestamps(tone(enc.sample_rate, 4.0)[None])
+    count = 1 + math.floor((4.0 - chunk_seconds / 2) / enc.hop_seconds)
+    assert emb.shape[1] == count > 2
+    torch.testing.assert_close(times[0], chunk_seconds / 2 + enc.hop_seconds * torch.arange(count),
+                               atol=1e-5, rtol=0)
+    assert float(times[0, -1]) + chunk_seconds / 2 >= 4.0, "the tail must be covered"
+
+
+# --- musicbench as a HEAR module ----------------------------------------------------------
+
+
+def test_hear_load_model_takes_a_name_or_the_default():
+    model = hear.load_model("crepe-tiny")
+    assert isinstance(model, torch.nn.Module) and model.name == "crepe-tiny"
+    sizes = (model.sample_rate, model.scene_embedding_size, model.timestamp_embedding_size)
+    assert sizes == (16000, 360, 360)
+    assert hear.load_model(encoder="crepe-tiny", hop_seconds=0.02).hop_seconds == 0.02
+    default = hear.load_model()
+    assert default.name == hear.DEFAULT_ENCODER and hear.load_model("").name == hear.DEFAULT_ENCODER
+    audio = tone(16000, 2.0)[None]
+    emb, ms = hear.get_timestamp_embeddings(audio, model)
+    ours, seconds = build_encoder("crepe-tiny").timestamps(audio)
+    torch.testing.assert_close(emb, ours, atol=0, rtol=0)
+    torch.testing.assert_close(ms, 1000 * seconds)
+
+
+@pytest.mark.parametrize("name", OWN)
+def test_hear_load_model_takes_a_saved_checkpoint(name):
+    """A checkpoint alone (a deep system's, a metric system's, a pretrain backbone's)
+    becomes the encoder its preset builds, with the same embeddings."""
+    enc = build_encoder(name)
+    model = hear.load_model(str(enc.checkpoint))
+    assert type(model) is type(enc) and model.name == str(enc.checkpoint)
+    audio = tone(enc.sample_rate, 2.5)[None]
+    torch.testing.assert_close(hear.get_scene_embeddings(audio, model), enc.scene(audio), atol=0, rtol=0)
+
+
+def test_hear_load_model_refusals(tmp_path):
+    neither = r"'no-such' is neither a registered encoder \(.*aisfx.*\) nor a checkpoint"
+    with pytest.raises(ConfigError, match=neither):
+        hear.load_model("no-such")
+    with pytest.raises(ConfigError, match="not both"):
+        hear.load_model("aisfx", encoder="crepe-tiny")
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ConfigError, match="not a musicbench deep-system checkpoint"):
+        hear.load_model(str(tmp_path / "bad.pt"))
+    with pytest.raises(ConfigError, match="needs a model from musicbench.hear.load_model, got Linear"):
+        hear.get_scene_embeddings(tone(16000, 1.0)[None], torch.nn.Linear(2, 2))
+
+
+def test_musicbench_hear_plugs_into_the_hear_adapter():
+    """Both ways: ``musicbench.hear`` wrapped as any HEAR module gives back the encoder's
+    own embeddings and times (milliseconds out, seconds back in)."""
+    from musicbench.encoders.hear import HearEncoder
+
+    wrapped = HearEncoder("musicbench.hear", model_file="crepe-tiny", licence="MIT")
+    audio = batch(16000)
+    emb, times = build_encoder("crepe-tiny").timestamps(audio)
+    ours, back = wrapped.timestamps(audio)
+    torch.testing.assert_close(ours, emb, atol=0, rtol=0)
+    torch.testing.assert_close(back, times)
+    assert wrapped.card().source.startswith("HEAR module musicbench.hear, musicbench")

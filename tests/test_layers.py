@@ -19,7 +19,7 @@ LAYERS = [
     {"runner", "tuning", "throughput", "pretrain"},
     {"report"},
     {"gate"},
-    {"cli", "__main__"},
+    {"cli", "__main__", "hear"},
 ]
 ROOT = Path(musicbench.__file__).resolve().parent
 

@@ -72,9 +72,14 @@ def test_metric_system_learns_to_rank_tags_of_unseen_performers(fitted, tags_fol
     assert fitted.best_epoch_ == 1 + int(np.argmax([r["valid_map_audio_to_tag"] for r in fitted.history_]))
 
 
-def test_saved_audio_branch_is_an_encoder_giving_the_system_embeddings(fitted, tags_fold, tmp_path):
+def test_saved_audio_branch_is_an_encoder_giving_the_system_embeddings(fitted, tags_fold, tmp_path,
+                                                                      monkeypatch):
     """The ``metric`` encoder family loads the checkpoint; pooled over a clip's chunks, its
-    vectors are the ones the system scores tags with."""
+    vectors are the ones the system scores tags with. Both cut non-overlapping chunks here,
+    so a 3 s clip is two whole 1.5 s chunks for both (elsewhere the system aligns its last
+    chunk to the clip's end, the encoder keeps it on the grid and pads it)."""
+    import dataclasses
+
     from musicbench.encoders import build_encoder
     from musicbench.tasks import ClipData
 
@@ -82,14 +87,17 @@ def test_saved_audio_branch_is_an_encoder_giving_the_system_embeddings(fitted, t
     path = fitted.save(tmp_path / "metric.pt")
     (tmp_path / "encoders").mkdir()
     (tmp_path / "encoders" / "mine.toml").write_text(
-        f'family = "metric"\nlicence = "own"\n[params]\ncheckpoint = "{path}"\n')
+        f'family = "metric"\nlicence = "own"\n[params]\ncheckpoint = "{path}"\nhop_seconds = 1.5\n')
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MUSICBENCH_WORKSPACE", str(tmp_path))
         encoder = build_encoder("mine")
     audio = torch.from_numpy(np.stack([test.audio(i) for i in range(4)]))
     emb, times = encoder.timestamps(audio)
+    assert audio.shape[1] == 3 * encoder.sample_rate and emb.shape[1] == 2
     pooled = torch.nn.functional.normalize(emb.double().mean(dim=1), dim=1)
     first = ClipData(test.task, test.clips[:4], test.classes, test.kind)
+    cfg = fitted.trainer_.cfg
+    monkeypatch.setattr(fitted.trainer_, "cfg", dataclasses.replace(cfg, eval_hop=cfg.chunk))
     expected = fitted.embed_clips(fitted.bank(first, torch.device("cpu")))
     np.testing.assert_allclose(pooled.numpy(), expected.numpy(), atol=1e-5)
     assert emb.shape[2] == fitted.dim and times.shape == emb.shape[:2]

@@ -107,9 +107,12 @@ def test_bad_probe_parameters_are_refused_before_work(synth_fold):
 
 def test_deep_checkpoint_round_trip_and_penultimate_encoder(synth_fold, tmp_path):
     """The saved network loads with weights_only=True and, as an encoder, gives the exact
-    input of the fitted head: the head applied to it reproduces the system's scores."""
+    input of the fitted head: the head applied to it reproduces the system's scores. With
+    non-overlapping chunks, a 3 s clip is two whole 1.5 s chunks, so the system's chunks
+    (the last one aligned to the clip's end) are the encoder's (on the grid, the last one
+    padded)."""
     train, valid, test = synth_fold
-    system = DeepSystem(model="cnn1d", max_epochs=2, width=8, n_blocks=2).fit(train, valid)
+    system = DeepSystem(model="cnn1d", max_epochs=2, width=8, n_blocks=2, eval_overlap=0.0).fit(train, valid)
     path = system.save(tmp_path / "cnn1d.pt")
     blob = torch.load(path, map_location="cpu", weights_only=True)
     assert json.loads(blob["meta"])["classes"] == list(train.classes)
@@ -126,6 +129,7 @@ def test_deep_checkpoint_round_trip_and_penultimate_encoder(synth_fold, tmp_path
     wave = torch.from_numpy(np.asarray(one.audio(0), dtype=np.float32))[None]
     emb, times = enc.timestamps(wave)
     assert emb.shape[2] == enc.timestamp_embedding_size == net.embedding_size and times.shape == emb.shape[:2]
+    assert wave.shape[1] == 3 * enc.sample_rate and emb.shape[1] == 2
     probs = torch.softmax(enc.net.head.linear(emb[0]), dim=1).mean(dim=0).double().numpy()
     expected = system.predict_scores(one)[0]
     np.testing.assert_allclose(probs, expected, rtol=1e-4, atol=1e-6)
@@ -161,3 +165,17 @@ def test_encoder_cards_reach_the_cell_json_and_mlflow(tmp_path):
     params = MlflowClient(uri).get_run(rec.mlflow_run_id).data.params
     assert params["encoder.aisfx.weights_digest"] == digest
     assert params["encoder.aisfx.licence"] == "CC-BY-4.0" and "aisfx" in params["encoder.aisfx.source"]
+
+
+def test_hear_preset_licence_and_version_reach_the_probe_cards(synth_fold, tmp_path, monkeypatch):
+    """A ``hear`` preset's licence (not "unknown") and the module's version are what a
+    probe on it records for its results."""
+    train, valid, _ = synth_fold
+    (tmp_path / "encoders").mkdir()
+    (tmp_path / "encoders" / "toy-apache.toml").write_text(
+        'description = "toy"\nfamily = "hear"\nlicence = "Apache-2.0"\n[params]\nmodule = "hear_toy"\n')
+    monkeypatch.setenv("MUSICBENCH_WORKSPACE", str(tmp_path))
+    probe = build_system("aisfx-probe", encoders=["toy-apache"], C=1.0).fit(train, valid)
+    card = probe.training_report()["encoders"][0]
+    assert (card["name"], card["licence"]) == ("toy-apache", "Apache-2.0")
+    assert card["source"] == "HEAR module hear_toy, hear_toy 0.0.1"

@@ -55,11 +55,22 @@ def encoder_params(cls: type[Encoder]) -> list[str]:
 
 def build_encoder(name: str, device: str = "cpu", **overrides: Any) -> Encoder:
     """A frozen encoder from its preset, in eval mode on ``device``, with parameter overrides."""
-    check_device(device)
     preset = get_encoder_preset(name)
-    cls = encoder_family_class(preset["family"])
-    params = {**preset["params"], **overrides}
-    check_param_names(params, encoder_params(cls), name, preset["family"])
+    return build_family_encoder(preset["family"], {**preset["params"], **overrides}, name, device,
+                                licence=preset["licence"])
+
+
+def build_family_encoder(family: str, params: dict[str, Any], name: str, device: str = "cpu",
+                         licence: str | None = None) -> Encoder:
+    """A frozen encoder of ``family`` built from ``params`` and called ``name``: what a preset
+    and a checkpoint loaded without one (``musicbench.hear``) share. A family that cannot
+    know its own licence (``hear``) takes ``licence``, the preset's."""
+    check_device(device)
+    cls = encoder_family_class(family)
+    valid = encoder_params(cls)
+    check_param_names(params, valid, name, family)
+    if licence is not None and "licence" in valid:
+        params = {"licence": licence, **params}
     try:
         encoder = cls(device=device, **params)
     except (TypeError, ValueError) as exc:
@@ -94,5 +105,5 @@ def describe_encoder(name: str) -> dict[str, Any]:
     return row
 
 
-__all__ = ["FAMILIES", "Encoder", "EncoderCard", "build_encoder", "describe_encoder",
-           "encoder_names", "get_encoder_preset"]
+__all__ = ["FAMILIES", "Encoder", "EncoderCard", "build_encoder", "build_family_encoder",
+           "describe_encoder", "encoder_names", "get_encoder_preset"]

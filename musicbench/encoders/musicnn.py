@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from musicbench.encoders.base import Encoder, EncoderCard, file_digest
+from musicbench.encoders.base import Encoder, EncoderCard, file_digest, window_times
 from musicbench.encoders.tfcheckpoint import CheckpointError, read_checkpoint
 from musicbench.errors import ConfigError, MusicbenchError, UnknownNameError
 
@@ -243,7 +243,8 @@ class MusicnnEncoder(Encoder):
     every ``hop_seconds`` (``floor(hop_seconds * 16000 / 256)`` frames; the default 3.0
     gives musicnn's non-overlapping step of 187); a partial patch at the end is dropped
     as musicnn does, and a clip shorter than one patch is repeat-padded to one patch.
-    Timestamps are the centres of the patches' real (unpadded) frames.
+    Timestamps are the patches' centres, ``hop_seconds`` (the whole frames of the hop asked
+    for) apart; a repeat-padded short clip's one patch is centred on the clip.
     """
 
     sample_rate = SAMPLE_RATE
@@ -263,8 +264,9 @@ class MusicnnEncoder(Encoder):
         folder = checkpoint_dir(model)
         index, data = _checkpoint_files(folder)
         labels = _labels(folder)
-        self.model_name, self.layer, self.hop_seconds = model, layer, float(hop_seconds)
+        self.model_name, self.layer = model, layer
         self.hop_frames = max(1, int(hop_seconds * SAMPLE_RATE / HOP_LENGTH))
+        self.hop_seconds = self.hop_frames * HOP_LENGTH / SAMPLE_RATE  # 2.992 s for the default 3.0
         self.labels = labels
         self.name = f"musicnn-{model.split('_')[0].lower()}"
         self.scene_embedding_size = self.timestamp_embedding_size = LAYERS[layer]
@@ -274,30 +276,25 @@ class MusicnnEncoder(Encoder):
         self.batch_size = 32
         self.eval().requires_grad_(False).to(device)
 
-    @torch.no_grad()
-    def timestamps(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if audio.ndim != 2:
-            raise ConfigError(f"musicnn expects audio [n_clips, n_samples], got shape {tuple(audio.shape)}")
-        if audio.shape[1] == 0:
-            raise ConfigError("musicnn cannot embed empty audio (0 samples)")
-        mel = log_mel(audio.detach().to("cpu", torch.float32).numpy())  # [n, T, 96]
+    def _timestamps(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mel = log_mel(audio.cpu().numpy())  # [n, T, 96]
         n, n_frames = mel.shape[0], mel.shape[1]
         starts = patch_starts(n_frames, self.hop_frames)
         if n_frames < PATCH_FRAMES:
             reps = -(-PATCH_FRAMES // n_frames)
             patches = np.tile(mel, (1, reps, 1))[:, None, :PATCH_FRAMES]
-            centres = np.array([(n_frames - 1) / 2])
         else:
             patches = np.stack([mel[:, s : s + PATCH_FRAMES] for s in starts], axis=1)
-            centres = np.array(starts) + (PATCH_FRAMES - 1) / 2
         flat = torch.from_numpy(np.ascontiguousarray(patches.reshape(-1, PATCH_FRAMES, N_MELS)))
         out = [
             self.net(flat[i : i + self.batch_size].to(self.device))[self.layer]
             for i in range(0, flat.shape[0], self.batch_size)
         ]
-        emb = torch.cat(out).reshape(n, len(centres), -1)
-        times = torch.as_tensor(centres * HOP_LENGTH / SAMPLE_RATE, dtype=torch.float32, device=self.device)
-        return emb, times.expand(n, -1).clone()
+        emb = torch.cat(out).reshape(n, len(starts), -1)
+        # mel frame i is centred on sample i * HOP_LENGTH; a patch spans PATCH_FRAMES - 1 hops
+        times = window_times(len(starts), (PATCH_FRAMES - 1) * HOP_LENGTH, self.hop_frames * HOP_LENGTH,
+                             audio.shape[1], SAMPLE_RATE)
+        return emb, times.to(self.device).expand(n, -1)
 
     def card(self) -> EncoderCard:
         try:

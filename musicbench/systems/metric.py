@@ -410,6 +410,6 @@ class MetricEncoder(DeepEncoder):
         meta = self.meta
         licence = f"own checkpoint, trained on {meta['task']} (the data's licence applies)"
         return EncoderCard(self.name, licence,
-                           f"metric ({meta['params']['backbone']}) checkpoint {self._path}",
-                           file_digest(self._path), self.sample_rate, self.scene_embedding_size,
+                           f"metric ({meta['params']['backbone']}) checkpoint {self.checkpoint}",
+                           file_digest(self.checkpoint), self.sample_rate, self.scene_embedding_size,
                            self.timestamp_embedding_size)

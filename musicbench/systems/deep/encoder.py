@@ -22,11 +22,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from musicbench.encoders.base import Encoder, EncoderCard, file_digest
+from musicbench.encoders.base import Encoder, EncoderCard, file_digest, window_count, window_times
 from musicbench.errors import ConfigError
 from musicbench.systems.deep.checkpoint import load_checkpoint, trained_checkpoint
 from musicbench.systems.deep.inputs import FeatureBank
-from musicbench.systems.deep.trainer import eval_chunks
 
 
 class DeepEncoder(Encoder):
@@ -34,9 +33,15 @@ class DeepEncoder(Encoder):
 
     ``checkpoint`` names a saved checkpoint; without one, ``system`` is fitted on every
     clip of ``task`` with ``seed`` and ``train_params`` (parameter overrides) on first use.
-    Chunks are the system's own (``chunk_seconds``), every ``hop_seconds`` (default: the
-    system's own inference hop); a clip shorter than a chunk is padded with silence.
+    Chunks are the system's own (``chunk_seconds``), every ``hop_seconds`` rounded to whole
+    input frames (default: the system's own inference hop, ``1 - eval_overlap`` of a chunk:
+    0.743 s for 1.5 s chunks of 512-sample frames at 22.05 kHz); the attribute
+    ``hop_seconds`` is the hop used. Every chunk centred inside the clip is embedded, the
+    last one padded with silence, so the frames stay on the regular grid HEAR requires
+    (the system itself scores an end-aligned last chunk instead).
     """
+
+    output_version = 2  # regular chunks with a padded tail (1: an extra chunk aligned to the clip's end)
 
     def __init__(self, checkpoint: str | None = None, system: str | None = None, task: str | None = None,
                  seed: int = 0, train_params: dict[str, Any] | None = None,
@@ -46,8 +51,8 @@ class DeepEncoder(Encoder):
             if system is None or task is None:
                 raise ConfigError("a deep encoder needs a checkpoint, or a system and a task to train it on")
             checkpoint = str(trained_checkpoint(system, task, seed, **(train_params or {})))
-        self._path = Path(checkpoint)
-        self.net, trained, self.meta = load_checkpoint(self._path)
+        self.checkpoint = Path(checkpoint)  # the weights' file, also what musicbench.hear.load_model takes
+        self.net, trained, self.meta = load_checkpoint(self.checkpoint)
         self.sample_rate = trained.sample_rate
         # the network's input computed from audio already at its rate (no resampling here)
         self.input = dataclasses.replace(trained, source_rate=trained.sample_rate)
@@ -59,31 +64,38 @@ class DeepEncoder(Encoder):
             raise ConfigError(f"hop_seconds={hop_seconds}: must be at least one input frame")
         else:
             self.hop = int(round(hop_seconds * self.sample_rate / self.input.hop))  # in input frames
+        self.hop_seconds = self.hop * self.input.hop / self.sample_rate
         self.batch_chunks = batch_chunks
         self.scene_embedding_size = self.timestamp_embedding_size = self.net.embedding_size
         self.to(device).eval()
 
-    @torch.no_grad()
-    def timestamps(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if audio.ndim != 2 or audio.shape[1] == 0:
-            raise ConfigError(f"a deep encoder expects audio [n_clips, n_samples > 0], "
-                              f"got {tuple(audio.shape)}")
+    def _timestamps(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         n, length = audio.shape
-        inputs = [self.input(a) for a in audio.detach().cpu().numpy()]  # [frames, bins] each
+        inputs = [self.input(a) for a in audio.cpu().numpy()]  # [frames, bins] each
         bank = FeatureBank(inputs, self.device, self.input.pad_value)
-        frames = max(int(bank.lengths.max()), self.chunk)
-        _, starts = eval_chunks(np.array([frames]), self.chunk, self.hop)
-        rows = np.repeat(np.arange(n), len(starts))
-        chunks = bank.cut(rows, np.tile(starts, n), self.chunk)  # clip-major
+        hop_samples = self.hop * self.input.hop
+        count = window_count(length, self.chunk_samples, hop_samples)
+        starts = np.arange(count) * self.hop
+        chunks = bank.cut(np.repeat(np.arange(n), count), np.tile(starts, n), self.chunk)  # clip-major
         emb = torch.cat([self.net.embed(chunks[i:i + self.batch_chunks])
                          for i in range(0, len(chunks), self.batch_chunks)])
-        centres = (torch.as_tensor(starts, dtype=torch.float32) * self.input.hop
-                   + min(self.chunk_samples, length) / 2) / self.sample_rate
-        return emb.reshape(n, len(starts), -1), centres.to(self.device).expand(n, -1)
+        times = window_times(count, self.chunk_samples, hop_samples, length, self.sample_rate)
+        return emb.reshape(n, count, -1), times.to(self.device).expand(n, -1)
 
     def card(self) -> EncoderCard:
         meta = self.meta
         licence = f"own checkpoint, trained on {meta['task']} (the data's licence applies)"
         return EncoderCard(self.name, licence,
-                           f"{meta['params']['model']} checkpoint {self._path}", file_digest(self._path),
+                           f"{meta['params']['model']} checkpoint {self.checkpoint}",
+                           file_digest(self.checkpoint),
                            self.sample_rate, self.scene_embedding_size, self.timestamp_embedding_size)
+
+
+def checkpoint_encoder_family(path: str | Path) -> str:
+    """The encoder family that reads checkpoint ``path``: ``metric`` for a metric system's,
+    ``ssl`` for a ``musicbench pretrain`` backbone, ``deep`` for a fitted deep system's (so a
+    checkpoint alone, without a preset, becomes the right encoder)."""
+    _, _, meta = load_checkpoint(path)
+    if meta.get("family") == "metric":
+        return "metric"
+    return "ssl" if meta.get("kind") == "self-supervised" else "deep"
