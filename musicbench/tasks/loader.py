@@ -194,6 +194,11 @@ class Task:
             from musicbench.tasks.sources import PlainDataset, spec_path
 
             return PlainDataset(spec.source, spec_path(spec.path, spec.root or spec.manifest), spec.kind)
+        if spec.source == "hear":
+            from musicbench.tasks.sources import PlainDataset, spec_path
+
+            return PlainDataset("hear", spec_path(spec.path, spec.root), spec.kind, spec.classes,
+                                spec.clip.sample_rate)
         if spec.source == "mtat":
             from musicbench.tasks.mtat import open_mtat
 

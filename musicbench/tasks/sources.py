@@ -5,7 +5,8 @@ id: ``class/file`` without the extension). ``source = "csv"``: ``manifest`` is a
 TSV file with a header naming ``path`` and ``label`` and optionally ``group``, ``split``
 and ``md5`` columns; paths are relative to the manifest, several labels of a multilabel
 clip are separated by ``|`` (track id: the path without the extension). ``source =
-"mtat"``: a MagnaTagATune copy in its own layout (``musicbench.tasks.mtat``).
+"mtat"``: a MagnaTagATune copy in its own layout (``musicbench.tasks.mtat``); ``source =
+"hear"``: a HEAR 2021 task folder (``musicbench.tasks.hear``).
 
 Both build a mirdata index in memory and go through the same loader as mirdata tasks:
 the same clip policy, partial-data rules, split hashing and, where ``md5`` is given,
@@ -24,7 +25,7 @@ from mirdata import core
 from musicbench.errors import ConfigError, DataError
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".au", ".aiff", ".aif", ".m4a")
-PLAIN = ("folder", "csv", "mtat")
+PLAIN = ("folder", "csv", "mtat", "hear")
 COLUMNS = ("path", "label", "group", "split", "md5")
 TAG_SEPARATOR = "|"
 
@@ -67,11 +68,13 @@ class PlainTrack(core.Track):
 class PlainDataset(core.Dataset):
     """A folder of class subfolders, or a manifest, read as a mirdata dataset."""
 
-    def __init__(self, source: str, location: Path, kind: str, classes: tuple[str, ...] | None = None):
+    def __init__(self, source: str, location: Path, kind: str, classes: tuple[str, ...] | None = None,
+                 sample_rate: int | None = None):
         if source not in PLAIN:
             raise ConfigError(f"plain source {source!r}: choose from {', '.join(PLAIN)}")
         self.source, self.location, self.kind, self.classes = source, location, kind, classes
-        home = location if source in ("folder", "mtat") else location.parent
+        self.sample_rate = sample_rate  # hear: the audio folder to prefer
+        home = location if source in ("folder", "mtat", "hear") else location.parent
         super().__init__(str(home), "local", name=location.name, track_class=PlainTrack,
                          indexes={"default": "local", "local": core.Index(filename=location.name)})
         self.index_path = str(location)
@@ -82,6 +85,10 @@ class PlainDataset(core.Dataset):
             from musicbench.tasks.mtat import mtat_rows
 
             return mtat_rows(self.location, self.classes)
+        if self.source == "hear":
+            from musicbench.tasks.hear import hear_rows
+
+            return hear_rows(self.location, self.sample_rate or 0)
         return self._folder_rows() if self.source == "folder" else self._manifest_rows()
 
     @cached_property

@@ -39,7 +39,7 @@ class OfficialSplit:
     parts: dict[str, str] = field(default_factory=dict)  # method part name -> our part
 
 
-SOURCES = ("mirdata", "synthetic", "folder", "csv", "mtat")
+SOURCES = ("mirdata", "synthetic", "folder", "csv", "mtat", "hear")
 LABEL_FORMATS = ("key",)  # label_format: how annotations are read into class names
 FROM_DATA = "from-data"  # classes: whatever labels the data holds, sorted
 
@@ -117,6 +117,8 @@ class TaskSpec:
                 data, official = _plain_defaults(data, official, where)
             elif data.get("source") == "mtat":  # a user's copy: one version, as for own files
                 data = {"dataset": "magnatagatune", "version": "local", **data}
+            elif data.get("source") == "hear":
+                data, official = _hear_defaults(data, official, where)
             spec = cls(official=official, clip=clip, path=where, **data)
         except TypeError as exc:
             raise ConfigError(f"task spec {where}: {exc}") from None
@@ -145,6 +147,27 @@ class TaskSpec:
             raise ConfigError(f"task spec {where}: a folder source gives one class per clip (its "
                               "subfolder): kind must be 'multiclass'; use source = \"csv\" for tags")
         return spec
+
+
+def _hear_defaults(data: dict[str, Any], official: OfficialSplit | None,
+                   where: str) -> tuple[dict[str, Any], OfficialSplit | None]:
+    """A HEAR task folder declares its kind, classes and splits; the spec may restate the
+    kind but not contradict it, and the folder's splits are the official protocol."""
+    from musicbench.tasks.hear import read_metadata
+    from musicbench.tasks.sources import spec_path
+
+    if not data.get("root"):
+        raise ConfigError(f"task spec {where}: source = \"hear\" needs root = PATH (a HEAR task folder "
+                          "holding task_metadata.json)")
+    task = read_metadata(spec_path(where, data["root"]))
+    if data.get("kind", task.kind) != task.kind:
+        raise ConfigError(f"task spec {where}: kind {data['kind']!r}, but the HEAR task is {task.kind!r}")
+    if official is None:
+        official = (OfficialSplit(attribute="split", folds="rotate") if task.split_mode != "trainvaltest"
+                    else OfficialSplit(attribute="split", train=("train",), valid=("valid",), test=("test",)))
+    data = {"dataset": task.name, "version": "local", "kind": task.kind, "classes": task.classes,
+            "default_protocol": "official", **data}
+    return data, official
 
 
 def _plain_defaults(data: dict[str, Any], official: OfficialSplit | None,
