@@ -132,6 +132,10 @@ def test_bad_hear_folders_are_refused_before_any_work(workspace, clips, capsys):
         assert main(["run", "--task", "bad", "--system", "mfcc-stats-logreg", "--no-mlflow", "--quiet",
                      "--out", str(workspace / "never")]) == 2
         assert message in capsys.readouterr().err
+    (workspace / "ok" / "test.json").write_text("{not json")
+    _spec(workspace, "bad", "../ok")
+    with pytest.raises(DataError, match=r"test\.json: not valid JSON"):
+        get_task("bad").clips()
     (workspace / "ok" / "test.json").write_text(json.dumps({"x.wav": ["rock", "jazz"]}))
     _spec(workspace, "bad", "../ok")
     with pytest.raises(DataError, match=r"test\.json: 'x\.wav' has 2 labels; a multiclass task gives each file one"):

@@ -45,10 +45,7 @@ def read_metadata(root: Path) -> HearTask:
     if not meta_file.is_file():
         raise DataError(f"HEAR task folder {root}: no {METADATA}; expected a folder as hear-preprocess "
                         f"writes it ({METADATA}, {VOCABULARY}, SPLIT.json, RATE/SPLIT/audio)")
-    try:
-        meta = json.loads(meta_file.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{meta_file}: not valid JSON ({exc})") from None
+    meta = _json(meta_file)
     missing = [k for k in ("embedding_type", "prediction_type", "split_mode") if k not in meta]
     if missing:
         raise DataError(f"{meta_file}: missing {', '.join(missing)}")
@@ -66,6 +63,13 @@ def read_metadata(root: Path) -> HearTask:
                         f"found {list(splits)}")
     return HearTask(str(meta.get("task_name", root.name)), meta["prediction_type"], meta["split_mode"],
                     splits, _vocabulary(root / VOCABULARY))
+
+
+def _json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}: not valid JSON ({exc})") from None
 
 
 def _vocabulary(path: Path) -> tuple[str, ...]:
@@ -97,7 +101,9 @@ def hear_rows(root: Path, sample_rate: int) -> dict[str, dict[str, Any]]:
         labels_file = root / f"{split}.json"
         if not labels_file.is_file():
             raise DataError(f"HEAR task folder {root}: split {split!r} of {METADATA} has no {labels_file.name}")
-        labels = json.loads(labels_file.read_text(encoding="utf-8"))
+        labels = _json(labels_file)
+        if not isinstance(labels, dict):
+            raise DataError(f"{labels_file}: expected an object mapping file names to label lists")
         for filename, clip_labels in labels.items():
             if not isinstance(clip_labels, list) or not all(isinstance(x, str) for x in clip_labels):
                 raise DataError(f"{labels_file}: {filename!r} has {clip_labels!r}; a scene task gives each "
