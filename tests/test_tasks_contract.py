@@ -27,6 +27,11 @@ def check_clipset(clipset) -> None:
     for clip in clipset.clips:
         if spec.kind == "multiclass":
             assert isinstance(clip.label, str) and clip.label in clipset.classes
+        elif spec.kind == "regression":  # one value per target, within its declared range
+            assert clipset.classes == list(spec.targets) and len(clip.label) == len(spec.targets)
+            for target, value in zip(spec.targets, clip.label, strict=True):
+                low, high = spec.ranges[target]
+                assert isinstance(value, float) and low <= value <= high
         else:
             assert isinstance(clip.label, tuple)
             assert set(clip.label) <= set(clipset.classes)
@@ -79,8 +84,12 @@ def small_synthetic(name: str, data_home: str | None = None):
 def test_synthetic_task_contract(name):
     clipset = small_synthetic(name).clips()
     check_clipset(clipset)
-    assert len(clipset.classes) >= 5
     assert clipset.missing == []
+    if clipset.task.spec.kind == "regression":  # targets spread, not a few constants
+        y = clipset.targets(clipset.clips)
+        assert (np.unique(y, axis=0).shape[0] > len(clipset) // 2) and (y.std(axis=0) > 0).all()
+    else:
+        assert len(clipset.classes) >= 5
     if clipset.task.spec.kind == "multilabel":  # every tag occurs, no clip carries them all
         y = clipset.targets(clipset.clips)
         assert y.sum(axis=0).min() > 0 and y.sum(axis=1).max() < len(clipset.classes)
@@ -89,7 +98,7 @@ def test_synthetic_task_contract(name):
 @pytest.mark.parametrize("name", SYNTHETIC_TASKS)
 def test_synthetic_data_is_deterministic(tmp_path, name):
     """Generated twice in two places, the files are byte-identical (same md5 in the index)."""
-    (tmp_path / name).mkdir()  # asked for: a folder made for it in the data home
+    (tmp_path / get_spec(name).dataset).mkdir()  # asked for: a folder made for it in the data home
     here, other = small_synthetic(name), small_synthetic(name, str(tmp_path))
     assert here.dataset._index["tracks"] == other.dataset._index["tracks"]
     assert [c.label for c in here.clips().clips] == [c.label for c in other.clips().clips]

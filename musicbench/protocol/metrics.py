@@ -28,7 +28,7 @@ def _skm():
     return metrics
 
 
-KINDS = ("multiclass", "multilabel")
+KINDS = ("multiclass", "multilabel", "regression")
 AGGREGATIONS = {"mean": np.nanmean, "median": np.nanmedian, "sum": np.nansum}
 RECALL_AT = (1, 5, 10)  # the k of the audio -> tag recall@k metrics
 #: the retrieval view of a multilabel task: tag -> audio mAP, audio -> tag mAP, recall@k
@@ -93,7 +93,8 @@ def metric(kinds: tuple[str, ...], name: str | None = None, **declaration: Any) 
 class Scored:
     """A fold part's targets and a system's scores, with what metrics share: the multiclass
     confusion matrix, the multilabel tags that are scorable (both classes present among the
-    clips that observed the tag: ``mask`` 1, or every clip without a mask)."""
+    clips that observed the tag: ``mask`` 1, or every clip without a mask), the regression
+    scores per target (``classes`` are the target names, ``scores`` the predicted values)."""
 
     kind: str
     y: np.ndarray
@@ -102,7 +103,10 @@ class Scored:
     mask: np.ndarray | None = None
 
     def __post_init__(self):
-        if self.kind == "multiclass":
+        if self.kind == "regression":
+            self.per_target = {t: regression_scores(self.y[:, j], self.scores[:, j])
+                               for j, t in enumerate(self.classes)}
+        elif self.kind == "multiclass":
             labels = np.arange(len(self.classes))
             self.y_pred = self.scores.argmax(axis=1)
             self.confusion = _skm().confusion_matrix(self.y, self.y_pred, labels=labels)
@@ -129,6 +133,11 @@ class Scored:
     def tag_mean(self, key: str) -> float:
         vals = [v[key] for v in self.per_tag.values()]
         return float(np.mean(vals)) if vals else float("nan")
+
+    def target_mean(self, key: str) -> float:
+        """A regression score averaged over the targets (NaN where undefined for all)."""
+        vals = np.array([v[key] for v in self.per_target.values()], dtype=float)
+        return float(np.nanmean(vals)) if np.isfinite(vals).any() else float("nan")
 
     @cached_property
     def tag_rankings(self) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -232,6 +241,43 @@ for _k in RECALL_AT:
            )(partial(_recall_at, _k))
 
 
+def regression_scores(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    """R² (1 - residual / total sum of squares about the part's mean: a constant prediction
+    of that mean scores 0, worse ones below 0), Pearson's r and the mean absolute error of
+    one target; R² and r are NaN where the targets (or, for r, the predictions) are constant."""
+    y, pred = np.asarray(y, dtype=float), np.asarray(pred, dtype=float)
+    total = float(((y - y.mean()) ** 2).sum())
+    residual = float(((y - pred) ** 2).sum())
+    spread = float(y.std() * pred.std())
+    r = float(np.mean((y - y.mean()) * (pred - pred.mean())) / spread) if spread > 0 else float("nan")
+    return {"r2": 1.0 - residual / total if total > 0 else float("nan"), "pearson_r": r,
+            "mae": float(np.abs(y - pred).mean())}
+
+
+def _no_skill(n_targets: int) -> float:
+    """Predicting the mean of the targets: R² 0 and no correlation."""
+    return 0.0
+
+
+@metric(("regression",), primary=True, chance=_no_skill, bounds=(-np.inf, 1.0),
+        description="coefficient of determination R² per target, averaged over the targets "
+                    "(0: the test part's mean; unbounded below)")
+def r2(s: Scored) -> float:
+    return s.target_mean("r2")
+
+
+@metric(("regression",), chance=_no_skill, bounds=(-1.0, 1.0),
+        description="Pearson correlation of predictions and targets, averaged over the targets")
+def pearson_r(s: Scored) -> float:
+    return s.target_mean("pearson_r")
+
+
+@metric(("regression",), higher_is_better=False, bounds=(0.0, np.inf),
+        description="mean absolute error in the targets' units, averaged over the targets")
+def mae(s: Scored) -> float:
+    return s.target_mean("mae")
+
+
 def get_metric(name: str) -> Metric:
     if name not in METRICS:
         raise UnknownNameError("metric", name, METRICS)
@@ -274,6 +320,9 @@ def mirex_key_score(s: Scored) -> float:
 
 
 def _details(s: Scored) -> dict[str, Any]:
+    if s.kind == "regression":
+        return {"per_target": {t: {k: (None if np.isnan(v) else v) for k, v in d.items()}
+                               for t, d in s.per_target.items()}}
     if s.kind == "multiclass":
         return {"per_class_recall": {c: (None if np.isnan(r) else float(r))
                                      for c, r in zip(s.classes, s.recall, strict=True)},

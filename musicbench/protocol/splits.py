@@ -4,7 +4,8 @@ Grammar (the ``--protocol`` option):
 
 - ``official[:N]``: the dataset's own split (from the task spec's ``[official]`` table);
   where the dataset defines several (MTG-Jamendo's five), every one as a fold, or split N only;
-- ``kfold:K[:SEED]``: stratified K folds, shuffled with SEED (default 0);
+- ``kfold:K[:SEED]``: stratified K folds, shuffled with SEED (default 0); a regression
+  task is stratified on quantile bins of its targets (``target_bins``);
 - ``group-kfold:FIELD[:K[:SEED]][:valid=stratified]``: folds disjoint in FIELD; without K,
   leave one group out. The validation part is group-disjoint too (whole FIELD groups of
   the training part, about ``VALID_FRACTION`` of it), so early stopping, checkpoint choice
@@ -41,6 +42,7 @@ from musicbench.tasks.loader import ClipSet
 from musicbench.tasks.parts import Vocabulary
 
 VALID_FRACTION = 0.1
+TARGET_BINS = 5  # regression tasks stratify on quantile bins of their targets
 PROTOCOL_HELP = ("official[:N], kfold:K[:SEED], group-kfold:FIELD[:K[:SEED]][:valid=stratified], manifest:PATH, "
                  "NAME (split lists the task spec declares)")
 RESERVED = ("official", "kfold", "group-kfold", "manifest")
@@ -151,9 +153,24 @@ def split_hash(folds: list[Fold] | tuple[Fold, ...]) -> str:
 
 
 def _strata(clipset: ClipSet, ids: list[str]) -> list[str]:
-    if clipset.task.spec.kind == "multiclass":
+    kind = clipset.task.spec.kind
+    if kind == "multiclass":
         return [clipset.by_id[t].label for t in ids]
+    if kind == "regression":
+        return target_bins(np.array([clipset.by_id[t].label for t in ids], dtype=float).reshape(len(ids), -1))
     return ["|".join(clipset.by_id[t].label[:1]) for t in ids]  # first tag, coarse
+
+
+def target_bins(y: np.ndarray) -> list[str]:
+    """Strata of regression targets (clips x targets): each target cut at its quantiles
+    into ``TARGET_BINS`` bins (fewer per target when there are several, so the joint
+    strata stay about as many), the bin numbers joined."""
+    per_target = max(2, int(round(TARGET_BINS ** (1 / y.shape[1]))))
+    codes = []
+    for column in y.T:
+        edges = np.quantile(column, np.linspace(0, 1, per_target + 1)[1:-1])
+        codes.append(np.searchsorted(edges, column, side="right"))
+    return ["-".join(str(int(c)) for c in row) for row in np.array(codes).T]
 
 
 def holdout(clipset: ClipSet, ids: list[str], fraction: float, seed: int) -> tuple[list, list]:
@@ -225,9 +242,9 @@ def _kfold(clipset: ClipSet, ids: list[str], p: ProtocolSpec, group_of) -> list[
     counts = defaultdict(int)
     for s in strata:
         counts[s] += 1
-    if clipset.task.spec.kind == "multiclass" and min(counts.values()) >= p.k:
+    if clipset.task.spec.kind in ("multiclass", "regression") and min(counts.values()) >= p.k:
         splitter = StratifiedKFold(p.k, shuffle=True, random_state=p.seed)
-    else:  # some class is too rare to stratify (or multilabel): plain shuffled folds
+    else:  # some class (target bin) is too rare to stratify (or multilabel): plain shuffled folds
         splitter = KFold(p.k, shuffle=True, random_state=p.seed)
     tests = [[ids[j] for j in te] for _, te in splitter.split(ids, strata)]
     return _folds_from_test_sets(clipset, ids, tests, p.seed, group_of)

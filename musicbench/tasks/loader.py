@@ -28,11 +28,12 @@ SAMPLE_VERSION = "sample"  # the version of mirdata's sample indexes (``TASK:sam
 
 @dataclass(frozen=True)
 class Clip:
-    """One track as a system sees it. ``label`` is a class name, or a tuple of tags."""
+    """One track as a system sees it. ``label`` is a class name, a tuple of tags, or (a
+    regression task) a tuple of target values in the order of the spec's ``targets``."""
 
     track_id: str
     path: str
-    label: str | tuple[str, ...]
+    label: str | tuple[str, ...] | tuple[float, ...]
     group: str | None = None
     split: str | None = None
     observed: tuple[str, ...] | None = None  # tags annotated either way (None: every tag)
@@ -60,7 +61,8 @@ class ClipSet:
         return [self.by_id[t] for t in track_ids]
 
     def targets(self, clips: list[Clip]) -> np.ndarray:
-        """Class indices (multiclass) or a 0/1 indicator matrix (multilabel)."""
+        """Class indices (multiclass), a 0/1 indicator matrix (multilabel) or target values
+        (regression, one column per target)."""
         return encode_labels(clips, self.classes, self.task.spec.kind)
 
     def part(self, ids: list[str] | tuple[str, ...], augment: str | None = None,
@@ -84,6 +86,8 @@ class ClipSet:
 
 
 def encode_labels(clips: list[Clip], classes: list[str], kind: str) -> np.ndarray:
+    if kind == "regression":
+        return np.array([c.label for c in clips], dtype=np.float64).reshape(len(clips), len(classes))
     index = {c: i for i, c in enumerate(classes)}
     if kind == "multiclass":
         return np.array([index[c.label] for c in clips], dtype=np.int64)
@@ -193,7 +197,8 @@ class Task:
         if spec.source in ("folder", "csv"):
             from musicbench.tasks.sources import PlainDataset, spec_path
 
-            return PlainDataset(spec.source, spec_path(spec.path, spec.root or spec.manifest), spec.kind)
+            return PlainDataset(spec.source, spec_path(spec.path, spec.root or spec.manifest), spec.kind,
+                                ranges=spec.ranges)
         if spec.source == "hear":
             from musicbench.tasks.sources import PlainDataset, spec_path
 
@@ -262,7 +267,11 @@ class Task:
             ) from None
         return None if value is None else str(value)
 
-    def _label(self, track: Any) -> str | tuple[str, ...]:
+    def _label(self, track: Any) -> str | tuple[str, ...] | tuple[float, ...]:
+        if self.spec.kind == "regression":
+            from musicbench.tasks.targets import read_targets
+
+            return read_targets(self, track)
         try:
             value = getattr(track, self.spec.label)
         except FileNotFoundError as exc:
@@ -389,6 +398,8 @@ class Task:
         return out
 
     def _classes(self, clips: list[Clip]) -> list[str]:
+        if self.spec.kind == "regression":  # the targets stand where classes would
+            return list(self.spec.targets)
         if self.spec.kind == "multiclass":
             seen = {c.label for c in clips}
         else:

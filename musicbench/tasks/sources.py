@@ -4,7 +4,9 @@
 id: ``class/file`` without the extension). ``source = "csv"``: ``manifest`` is a CSV or
 TSV file with a header naming ``path`` and ``label`` and optionally ``group``, ``split``
 and ``md5`` columns; paths are relative to the manifest, several labels of a multilabel
-clip are separated by ``|`` (track id: the path without the extension). ``source =
+clip are separated by ``|`` (track id: the path without the extension). A regression
+task's manifest has one numeric column per target, named as in ``targets``, in place of
+``label``. ``source =
 "mtat"``: a MagnaTagATune copy in its own layout (``musicbench.tasks.mtat``); ``source =
 "hear"``: a HEAR 2021 task folder (``musicbench.tasks.hear``).
 
@@ -36,15 +38,22 @@ def spec_path(spec_file: str, value: str) -> Path:
     return path if path.is_absolute() else Path(spec_file).parent / path
 
 
-def manifest_columns(manifest: Path) -> list[str]:
-    """The header of a manifest; a missing file or a header without path and label is an
-    error naming what is expected."""
+def manifest_columns(manifest: Path, targets: tuple[str, ...] = ()) -> list[str]:
+    """The header of a manifest; a missing file or a header without path and label (a
+    regression task: path and a column per target) is an error naming what is expected."""
     try:
         with open(manifest, newline="", encoding="utf-8") as f:
             header = next(csv.reader(f, delimiter=_delimiter(manifest)), [])
     except OSError as exc:
         raise ConfigError(f"manifest {manifest}: cannot be read ({exc.strerror})") from None
     header = [h.strip() for h in header]
+    if targets:
+        absent = [c for c in ("path", *targets) if c not in header]
+        if absent:
+            raise ConfigError(f"manifest {manifest}: no column {', '.join(map(repr, absent))}; a regression "
+                              f"task needs 'path' and one numeric column per target {list(targets)} "
+                              f"(optional: group, split, md5); found {header}")
+        return header
     if "path" not in header or "label" not in header:
         raise ConfigError(f"manifest {manifest}: the first line must name the columns, with 'path' and "
                           f"'label' (optional: group, split, md5); found {header}")
@@ -62,17 +71,20 @@ class PlainTrack(core.Track):
         super().__init__(track_id, data_home, dataset_name, index, metadata)
         self.audio_path = self.get_path("audio")
         meta = self._track_metadata
-        self.label, self.group, self.split = meta["label"], meta.get("group"), meta.get("split")
+        self.label, self.group, self.split = meta.get("label"), meta.get("group"), meta.get("split")
+        for name, value in meta.get("targets", {}).items():  # regression targets, by column name
+            setattr(self, name, value)
 
 
 class PlainDataset(core.Dataset):
     """A folder of class subfolders, or a manifest, read as a mirdata dataset."""
 
     def __init__(self, source: str, location: Path, kind: str, classes: tuple[str, ...] | None = None,
-                 sample_rate: int | None = None):
+                 sample_rate: int | None = None, ranges: dict[str, tuple[float, float]] | None = None):
         if source not in PLAIN:
             raise ConfigError(f"plain source {source!r}: choose from {', '.join(PLAIN)}")
         self.source, self.location, self.kind, self.classes = source, location, kind, classes
+        self.ranges = ranges or {}  # regression: target column -> declared [low, high]
         self.sample_rate = sample_rate  # hear: the audio folder to prefer
         home = location if source in ("folder", "mtat", "hear") else location.parent
         super().__init__(str(home), "local", name=location.name, track_class=PlainTrack,
@@ -123,18 +135,21 @@ class PlainDataset(core.Dataset):
 
     def _manifest_rows(self) -> dict[str, dict[str, Any]]:
         manifest = self.location
-        manifest_columns(manifest)
+        manifest_columns(manifest, tuple(self.ranges))
         rows: dict[str, dict[str, Any]] = {}
         with open(manifest, newline="", encoding="utf-8") as f:
             for line, raw in enumerate(csv.DictReader(f, delimiter=_delimiter(manifest)), start=2):
-                row = {k.strip(): (v or "").strip() for k, v in raw.items() if k and k.strip() in COLUMNS}
+                raw = {k.strip(): (v or "").strip() for k, v in raw.items() if k}
+                row = {k: v for k, v in raw.items() if k in COLUMNS}
                 if not row.get("path"):
                     raise DataError(f"manifest {manifest}, line {line}: empty path")
                 tid = str(Path(row["path"]).with_suffix(""))
                 if tid in rows:
                     raise DataError(f"manifest {manifest}, line {line}: {row['path']!r} is listed twice")
                 label = row.get("label", "")
-                if self.kind == "multilabel":
+                if self.kind == "regression":
+                    row["targets"] = self._targets(raw, f"manifest {manifest}, line {line} ({row['path']!r})")
+                elif self.kind == "multilabel":
                     row["label"] = [t.strip() for t in label.split(TAG_SEPARATOR) if t.strip()]
                 elif not label:
                     raise DataError(f"manifest {manifest}, line {line}: {row['path']!r} has no label")
@@ -144,3 +159,12 @@ class PlainDataset(core.Dataset):
         if not rows:
             raise DataError(f"manifest {manifest}: no rows after the header")
         return rows
+
+    def _targets(self, raw: dict[str, str], where: str) -> dict[str, float]:
+        """A row's regression targets, each a number within its declared range."""
+        from musicbench.tasks.targets import target_value
+
+        try:
+            return {name: target_value(raw.get(name), name, bounds) for name, bounds in self.ranges.items()}
+        except ValueError as exc:
+            raise DataError(f"{where}: {exc}") from None

@@ -16,7 +16,7 @@ from musicbench.errors import ConfigError
 from musicbench.presets import check_keys, load_preset, preset_files
 from musicbench.tasks.literature import NamedProtocol, ReferenceFigure, parse_protocols, parse_references
 
-KINDS = ("multiclass", "multilabel")
+KINDS = ("multiclass", "multilabel", "regression")
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ FROM_DATA = "from-data"  # classes: whatever labels the data holds, sorted
 
 
 _NOT_IDENTITY = ("path", "protocols", "protocol_warnings", "reference")
-_ADDED = ("label_format", "join")
+_ADDED = ("label_format", "join", "targets", "ranges")
 
 
 def _default(name: str) -> Any:
@@ -83,6 +83,8 @@ class TaskSpec:
     on_bad_track: str = "error"  # or "skip": damaged tracks are left out like missing ones
     label_format: str | None = None  # "key": annotations read into the 24 keys (tasks.keys)
     join: dict[str, str] = field(default_factory=dict)  # more mirdata datasets, name -> version
+    targets: tuple[str, ...] = ()  # regression: the continuous targets (track attributes / CSV columns)
+    ranges: dict[str, tuple[float, float]] = field(default_factory=dict)  # regression: target -> [low, high]
     protocols: dict[str, NamedProtocol] = field(default_factory=dict)  # split lists by name
     protocol_warnings: dict[str, str] = field(default_factory=dict)  # protocol kind or name -> fault
     reference: tuple[ReferenceFigure, ...] = ()  # published figures (tasks.literature)
@@ -109,6 +111,10 @@ class TaskSpec:
             clip = ClipPolicy.from_dict(data.pop("clip", {}))
             data["protocols"] = parse_protocols(data.pop("protocols", {}), where, Path(where).parent)
             data["reference"] = parse_references(data.pop("reference", []), where)
+            if "targets" in data:
+                data["targets"] = tuple(data["targets"])
+            if "ranges" in data:
+                data["ranges"] = _ranges(data["ranges"], where)
             if data.get("classes") == FROM_DATA:
                 data["classes"] = None
             elif "classes" in data:
@@ -140,6 +146,7 @@ class TaskSpec:
                                               or spec.kind != "multiclass"):
             raise ConfigError(f"task spec {where}: label_format {spec.label_format!r}: one of "
                               f"{LABEL_FORMATS}, for multiclass tasks")
+        _check_targets(spec, where)
         if spec.join and spec.source != "mirdata":
             raise ConfigError(f"task spec {where}: join = {{...}} joins mirdata datasets; source must be "
                               "'mirdata'")
@@ -147,6 +154,38 @@ class TaskSpec:
             raise ConfigError(f"task spec {where}: a folder source gives one class per clip (its "
                               "subfolder): kind must be 'multiclass'; use source = \"csv\" for tags")
         return spec
+
+
+def _ranges(value: Any, where: str) -> dict[str, tuple[float, float]]:
+    """``{target = [low, high]}`` with numbers, low below high."""
+    if not isinstance(value, dict):
+        raise ConfigError(f"task spec {where}: ranges must be a table, target = [low, high]")
+    out = {}
+    for name, bounds in value.items():
+        ok = (isinstance(bounds, (list, tuple)) and len(bounds) == 2
+              and all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in bounds))
+        if not ok or not bounds[0] < bounds[1]:
+            raise ConfigError(f"task spec {where}: ranges.{name} = {bounds!r}: expected [low, high], two "
+                              "numbers with low < high")
+        out[str(name)] = (float(bounds[0]), float(bounds[1]))
+    return out
+
+
+def _check_targets(spec: TaskSpec, where: str) -> None:
+    """A regression task names its targets, each once and each with a range; other kinds
+    have classes instead."""
+    if spec.kind != "regression":
+        if spec.targets or spec.ranges:
+            raise ConfigError(f"task spec {where}: targets and ranges are for kind = \"regression\" tasks")
+        return
+    if not spec.targets or len(set(spec.targets)) != len(spec.targets):
+        raise ConfigError(f"task spec {where}: a regression task needs targets = [NAME, ...], each named "
+                          f"once (found {list(spec.targets)})")
+    if spec.classes is not None:
+        raise ConfigError(f"task spec {where}: a regression task has targets, not classes")
+    if set(spec.ranges) != set(spec.targets):
+        raise ConfigError(f"task spec {where}: ranges must give [low, high] for every target and no other: "
+                          f"targets {list(spec.targets)}, ranges for {sorted(spec.ranges)}")
 
 
 def _hear_defaults(data: dict[str, Any], official: OfficialSplit | None,
@@ -181,7 +220,8 @@ def _plain_defaults(data: dict[str, Any], official: OfficialSplit | None,
     if not data.get(key):
         raise ConfigError(f"task spec {where}: source = {data['source']!r} needs {key} = PATH")
     data = {"dataset": data["source"], "version": "local", **data}
-    columns = manifest_columns(spec_path(where, data[key])) if key == "manifest" else []
+    targets = tuple(data.get("targets", ())) if data.get("kind") == "regression" else ()
+    columns = manifest_columns(spec_path(where, data[key]), targets) if key == "manifest" else []
     if "group" in columns:
         data.setdefault("group", "group")
     if "split" in columns and official is None:

@@ -80,10 +80,9 @@ def _drums(sr: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
     return {"kick": kick, "snare": snare, "hat": hat}
 
 
-def render_track(genre: str, performer: int, take: int, duration: float, sr: int,
-                 seed: int) -> np.ndarray:
-    """One clip; depends only on its arguments, so the dataset is reproducible."""
-    g = GENRES[genre]
+def _draws(genre: str, performer: int, take: int, seed: int) -> tuple:
+    """The random choices a clip makes before its notes, in the order ``render_track``
+    has always drawn them, so its tempo can be read back without rendering it."""
     g_idx = list(GENRES).index(genre)
     perf_rng = np.random.default_rng([seed, g_idx, performer])
     tilt = perf_rng.uniform(0.5, 1.6)  # performer's brightness
@@ -93,9 +92,22 @@ def render_track(genre: str, performer: int, take: int, duration: float, sr: int
     borrowed = GENRES[list(GENRES)[rng.integers(len(GENRES))]]
     blend = rng.uniform(0.3, 1.0) if rng.random() < 0.6 else 0.0
     levels = perf_rng.uniform(0.4, 1.0, size=3) * rng.uniform(0.15, 1.0, size=3)  # drums, chords, bass
+    tempo = GENRES[genre].tempo * rng.uniform(0.88, 1.12)  # varies within a genre: +-12 %
+    return rng, tilt, borrowed, blend, levels, tempo
+
+
+def clip_tempo(genre: str, performer: int, take: int, seed: int) -> float:
+    """The tempo in BPM ``render_track`` plays a clip at (the tempo regression target)."""
+    return float(_draws(genre, performer, take, seed)[-1])
+
+
+def render_track(genre: str, performer: int, take: int, duration: float, sr: int,
+                 seed: int) -> np.ndarray:
+    """One clip; depends only on its arguments, so the dataset is reproducible."""
+    g = GENRES[genre]
+    rng, tilt, borrowed, blend, levels, tempo = _draws(genre, performer, take, seed)
     n = int(duration * sr)
     out = np.zeros(n + sr)
-    tempo = g.tempo * rng.uniform(0.88, 1.12)
     step = 60.0 / tempo / 4
     root = int(rng.integers(45, 57))
     degrees = rng.choice([0, 2, 4, 5, 7, 9], size=4)
@@ -151,13 +163,19 @@ def render_track(genre: str, performer: int, take: int, duration: float, sr: int
 
 
 class Track(core.Track):
-    """A synthetic track: ``genre`` (the label) and ``performer`` (the group: each performer
-    plays every genre with a sound of its own, so group folds test unseen performers)."""
+    """A synthetic track: ``genre`` (the label), ``performer`` (the group: each performer
+    plays every genre with a sound of its own, so group folds test unseen performers) and
+    ``tempo`` (BPM, read back from the generator's draws with the index's seed)."""
 
     def __init__(self, track_id, data_home, dataset_name, index, metadata):
         super().__init__(track_id, data_home, dataset_name, index, metadata)
         self.audio_path = self.get_path("audio")
-        self.genre, self.performer, _ = track_id.split(".")
+        self.genre, self.performer, take = track_id.split(".")
+        self._seed, self._take = int(index.get("params", {}).get("seed", 0)), int(take)
+
+    @property
+    def tempo(self) -> float:
+        return clip_tempo(self.genre, int(self.performer.removeprefix("p")), self._take, self._seed)
 
 
 def write_genres(folder: Path, p: dict[str, Any]) -> tuple[dict[str, Any], None]:
