@@ -79,6 +79,14 @@ def multilabel(data):
     return ClipData(data.task, data.clips, classes, "multilabel", y)
 
 
+def regression(data):
+    """The synthetic clips as a regression task: their tempo (BPM), as ``synth_tempo`` has it."""
+    from musicbench.tasks import ClipData
+
+    tempo = np.array([[data.task.dataset.track(c.track_id).tempo] for c in data.clips])
+    return ClipData(data.task, data.clips, ["tempo"], "regression", tempo)
+
+
 def with_unobserved(data, flip: bool = False):
     """A multilabel part with unobserved pairs, as OpenMIC-2018 marks them: the first tag
     on its positives (it is observed on negatives only), the last tag on every other clip.

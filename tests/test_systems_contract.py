@@ -25,7 +25,7 @@ from musicbench.systems import (
     valid_params,
 )
 from musicbench.tasks import ClipData
-from tests.conftest import multilabel, with_unobserved
+from tests.conftest import multilabel, regression, with_unobserved
 
 QUICK = {"max_epochs": 2, "chunks_per_clip": 1}  # applied where a family has the parameter
 
@@ -57,9 +57,12 @@ def contract_fold(synth_fold):
 
 def parts_for(name: str, contract_fold) -> tuple[ClipData, ...]:
     """The contract fold as a task kind the system handles (multiclass where it can)."""
-    if "multiclass" in family_class(get_preset(name)["family"]).kinds:
-        return contract_fold
-    return tuple(multilabel(part) for part in contract_fold)
+    return as_kind(fitted_kind(build(name)), contract_fold)
+
+
+def as_kind(kind: str, contract_fold) -> tuple[ClipData, ...]:
+    convert = {"multiclass": lambda d: d, "multilabel": multilabel, "regression": regression}[kind]
+    return tuple(convert(part) for part in contract_fold)
 
 
 @pytest.fixture(scope="module", params=system_names())
@@ -124,9 +127,8 @@ def test_both_kinds_supported_or_refused_clearly(fitted, contract_fold):
     fits leave unobserved (clip, tag) pairs out: whatever their labels, the scores are the
     same (the first tag is observed on negatives only)."""
     name, system, _ = fitted
-    for kind, parts in (("multilabel", tuple(multilabel(d) for d in contract_fold)),
-                        ("multiclass", contract_fold)):
-        train, valid, test = parts
+    for kind in ("multilabel", "multiclass", "regression"):
+        train, valid, test = as_kind(kind, contract_fold)
         fresh = build(name)
         if kind not in system.kinds:
             with pytest.raises(ConfigError, match=f"handles {' and '.join(system.kinds)} tasks, not {kind}"):
@@ -145,7 +147,7 @@ def test_both_kinds_supported_or_refused_clearly(fitted, contract_fold):
 
 
 def fitted_kind(system) -> str:
-    return "multiclass" if "multiclass" in system.kinds else "multilabel"
+    return next(k for k in ("multiclass", "multilabel", "regression") if k in system.kinds)
 
 
 def test_training_report_is_json(fitted):

@@ -41,8 +41,8 @@ class PairedTest:
     method: str
     p_value: float
     n: int  # tracks (or cell pairs, for the bootstrap) the test saw
-    a_better: int = 0  # tracks A got right and B wrong (McNemar's b)
-    b_better: int = 0  # tracks B got right and A wrong (McNemar's c)
+    a_better: int = 0  # tracks A got right and B wrong (McNemar's b; regression: A's error smaller)
+    b_better: int = 0  # tracks B got right and A wrong (McNemar's c; regression: B's error smaller)
 
 
 def _sign_flip_null(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -79,6 +79,21 @@ def paired_correctness_test(diff: np.ndarray, seeds: int = 1) -> PairedTest:
     values, pmf = _sign_flip_null(w)
     p = float(pmf[np.abs(values) >= observed].sum())
     return PairedTest(method, min(1.0, p), len(d), b, c)
+
+
+def paired_error_test(diff: np.ndarray) -> PairedTest:
+    """Wilcoxon's signed-rank test of per-track differences of squared error (A minus B,
+    regression tasks), two-sided; tracks with equal errors are left out, as in Wilcoxon's
+    own treatment of zeros. Ranks make it robust to the few tracks with huge errors that
+    an outlying annotation gives, which a t test on squared errors is not."""
+    d = np.asarray(diff, dtype=float)
+    nz = d[d != 0]
+    method = "wilcoxon signed-rank (squared errors)"
+    a, b = int((nz < 0).sum()), int((nz > 0).sum())
+    if len(nz) == 0:
+        return PairedTest(method, 1.0, len(d), 0, 0)
+    p = float(stats.wilcoxon(nz, zero_method="wilcox", alternative="two-sided").pvalue)
+    return PairedTest(method, p, len(d), a, b)
 
 
 def _macro_auc(y: np.ndarray, s: np.ndarray) -> float:

@@ -25,6 +25,7 @@ from musicbench.report.stats import (
     mean_ci,
     paired_auc_bootstrap,
     paired_correctness_test,
+    paired_error_test,
     pareto_front,
 )
 
@@ -92,6 +93,20 @@ def _multilabel_arrays(p: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return y, p[score_cols].to_numpy(dtype=float)
 
 
+def _squared_errors(p: pd.DataFrame, scale: np.ndarray) -> np.ndarray:
+    """Per track, each target's squared error over ``scale`` (the targets' variance in the
+    part), averaged over the targets: the errors the mean R² adds up."""
+    targets = [c.removeprefix("target:") for c in p.columns if c.startswith("target:")]
+    y = p[[f"target:{t}" for t in targets]].to_numpy(dtype=float)
+    pred = p[[f"prediction:{t}" for t in targets]].to_numpy(dtype=float)
+    return ((y - pred) ** 2 / scale).mean(axis=1)
+
+
+def _target_variance(p: pd.DataFrame) -> np.ndarray:
+    v = p[[c for c in p.columns if c.startswith("target:")]].to_numpy(dtype=float).var(axis=0)
+    return np.where(v > 0, v, 1.0)
+
+
 def paired_test(a: pd.DataFrame, b: pd.DataFrame, kind: str) -> PairedTest | None:
     """Paired test of variant ``a`` against ``b`` over cells matched on fold and seed.
 
@@ -110,14 +125,20 @@ def paired_test(a: pd.DataFrame, b: pd.DataFrame, kind: str) -> PairedTest | Non
         pa, pb = pa.loc[shared], pb.loc[shared]
         if kind == "multiclass":
             diffs.append(pd.DataFrame({"fold": fold, "track_id": shared, "d": _correct(pa) - _correct(pb)}))
+        elif kind == "regression":
+            scale = _target_variance(pa)
+            diffs.append(pd.DataFrame({"fold": fold, "track_id": shared,
+                                       "d": _squared_errors(pa, scale) - _squared_errors(pb, scale)}))
         else:
             ya, sa = _multilabel_arrays(pa)
             _, sb = _multilabel_arrays(pb)
             pairs.append((ya, sa, sb))
-    if kind == "multiclass":
+    if kind in ("multiclass", "regression"):
         if not diffs:
             return None
         per_track = pd.concat(diffs).groupby(["fold", "track_id"])["d"].mean()  # mean over seeds
+        if kind == "regression":
+            return paired_error_test(per_track.to_numpy())
         return paired_correctness_test(per_track.to_numpy(), seeds=matched["seed"].nunique())
     return paired_auc_bootstrap(pairs) if pairs else None
 
@@ -178,7 +199,7 @@ def leaderboard(results: pd.DataFrame, alpha: float = 0.05, correction: str = "h
             t = paired_test(best_cells, g, kind)
             if t is not None and not np.isnan(t.p_value):
                 row.update(p_value=t.p_value, test=t.method,
-                           discordant=f"{t.a_better}/{t.b_better}" if kind == "multiclass" else None)
+                           discordant=f"{t.a_better}/{t.b_better}" if kind != "multilabel" else None)
         raw = np.array([np.nan if r["p_value"] is None else r["p_value"] for r, _ in table_rows])
         adjusted = adjust_p_values(raw, correction)
         for (row, _), p in zip(table_rows, adjusted, strict=True):

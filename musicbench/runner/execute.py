@@ -68,6 +68,11 @@ class CellOutcome:
 
 def predictions_csv(data: ClipData, scores) -> str:
     df = pd.DataFrame({"track_id": [c.track_id for c in data.clips]})
+    if data.kind == "regression":  # each target's annotated and predicted value
+        for j, target in enumerate(data.classes):
+            df[f"target:{target}"] = [c.label[j] for c in data.clips]
+            df[f"prediction:{target}"] = scores[:, j]
+        return df.to_csv(index=False, float_format="%.6g")
     if data.kind == "multiclass":
         df["label"] = [c.label for c in data.clips]
         df["prediction"] = [data.classes[i] for i in scores.argmax(axis=1)]

@@ -14,7 +14,9 @@ from musicbench.systems.params import COUNT, NON_NEGATIVE, POSITIVE, Either, Num
 from musicbench.systems.tagwise import TagwiseClassifier
 from musicbench.tasks import ClipData
 
-CLASSIFIERS = ("svm", "knn", "logreg", "mlp")
+CLASSIFIERS = ("svm", "knn", "logreg", "mlp", "ridge", "svr")
+CLASSIFICATION_ONLY = ("svm", "logreg")  # heads meaningless for regression targets
+REGRESSION_ONLY = ("ridge", "svr")  # regressors, meaningless for classes
 KERNELS = ("linear", "poly", "rbf", "sigmoid")
 
 
@@ -26,7 +28,9 @@ class ClassicalSystem(FrameFeatureSystem):
     training frames). ``pca_components`` (int, or a variance fraction < 1) reduces the
     summary. ``class_weight="balanced"`` reweights rare classes (not for ``mlp``).
     Multilabel tasks fit one classifier per tag, each on the clips that observed the tag
-    (``train.mask``).
+    (``train.mask``). Regression tasks take ``ridge`` (``alpha = 1 / C``), ``svr`` (one
+    per target), ``mlp`` or ``knn`` regressors on standardised targets; the task kinds a
+    system handles (``kinds``) follow from its ``classifier``.
     """
 
     param_rules: ClassVar[dict[str, Rule]] = {
@@ -91,6 +95,15 @@ class ClassicalSystem(FrameFeatureSystem):
         self.seed = seed
         self.device = device
 
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """The task kinds ``classifier`` is meaningful for: the runner refuses the others up front."""
+        if self.classifier in REGRESSION_ONLY:
+            return ("regression",)
+        if self.classifier in CLASSIFICATION_ONLY:
+            return ("multiclass", "multilabel")
+        return ("multiclass", "multilabel", "regression")
+
     def _summarise(self, frames: list[np.ndarray]) -> np.ndarray:
         return summarise(frames, self.summary, self.dct_coefficients, getattr(self, "codebook_", None))
 
@@ -98,9 +111,38 @@ class ClassicalSystem(FrameFeatureSystem):
     #: fitted tag by tag on the clips that observed the tag (``TagwiseClassifier``)
     native_multilabel: ClassVar[tuple[str, ...]] = ()
 
-    def _classifier(self, C: float | None = None):
-        """The unfitted classifier; ``C`` overrides the parameter (a probe's grid)."""
+    def _regressor(self, C: float, n_targets: int):
+        """The unfitted regressor of ``classifier``, on standardised targets."""
+        from sklearn.compose import TransformedTargetRegressor
+        from sklearn.preprocessing import StandardScaler
+
+        if self.classifier == "ridge":
+            from sklearn.linear_model import Ridge
+
+            reg = Ridge(alpha=1.0 / C)
+        elif self.classifier == "svr":
+            from sklearn.multioutput import MultiOutputRegressor
+            from sklearn.svm import SVR
+
+            reg = SVR(C=C, kernel=self.kernel, gamma=self.gamma)
+            reg = reg if n_targets == 1 else MultiOutputRegressor(reg)  # one SVR per target
+        elif self.classifier == "knn":
+            from sklearn.neighbors import KNeighborsRegressor
+
+            reg = KNeighborsRegressor(n_neighbors=self.n_neighbors)
+        else:
+            from sklearn.neural_network import MLPRegressor
+
+            reg = MLPRegressor(hidden_layer_sizes=(self.mlp_hidden,), alpha=self.mlp_alpha, max_iter=500,
+                               random_state=self.seed)
+        return TransformedTargetRegressor(reg, transformer=StandardScaler())
+
+    def _classifier(self, C: float | None = None, n_targets: int = 0):
+        """The unfitted classifier (a regressor of ``n_targets`` > 0 targets); ``C`` overrides
+        the parameter (a probe's grid)."""
         C = self.C if C is None else C
+        if n_targets:
+            return self._regressor(C, n_targets)
         cw = self.class_weight
         if self.classifier == "svm":
             from sklearn.svm import SVC
@@ -118,14 +160,15 @@ class ClassicalSystem(FrameFeatureSystem):
 
         return MLPClassifier((self.mlp_hidden,), alpha=self.mlp_alpha, max_iter=500, random_state=self.seed)
 
-    def _estimator(self, multilabel: bool, **hyper):
-        """Standardisation -> (PCA) -> the classifier built with ``hyper``."""
+    def _estimator(self, data: ClipData, **hyper):
+        """Standardisation -> (PCA) -> the classifier (regressor) for ``data``'s kind, built
+        with ``hyper``."""
         from sklearn.decomposition import PCA
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
 
-        clf = self._classifier(**hyper)
-        if multilabel and self.classifier not in self.native_multilabel:
+        clf = self._classifier(**hyper, n_targets=len(data.classes) if data.kind == "regression" else 0)
+        if data.kind == "multilabel" and self.classifier not in self.native_multilabel:
             clf = TagwiseClassifier(clf)
         steps = [StandardScaler()]
         if self.pca_components:
@@ -134,14 +177,17 @@ class ClassicalSystem(FrameFeatureSystem):
 
     @staticmethod
     def _fit_estimator(model, x: np.ndarray, y: np.ndarray, mask: np.ndarray | None):
-        """Fit a pipeline of ``_estimator``, handing a multilabel ``mask`` to its classifier."""
+        """Fit a pipeline of ``_estimator``, handing a multilabel ``mask`` to its classifier;
+        a single regression target goes in 1-D, as scikit-learn's regressors expect."""
+        if y.dtype.kind == "f" and y.shape[1:] == (1,):
+            y = y.ravel()
         if mask is None:
             return model.fit(x, y)
         return model.fit(x, y, **{f"{model.steps[-1][0]}__mask": mask})
 
     def _seen_classes(self, y: np.ndarray, train: ClipData) -> None:
         """Remember the classes present in training (multiclass), refusing a single one."""
-        if train.kind == "multilabel":
+        if train.kind != "multiclass":
             return
         self.seen_ = np.unique(y)
         if len(self.seen_) < 2:
@@ -154,14 +200,17 @@ class ClassicalSystem(FrameFeatureSystem):
             self.codebook_ = Codebook(self.codebook_size, self.seed).fit(frames)
         x = self._summarise(frames)
         self._seen_classes(y, train)
-        self.model_ = self._fit_estimator(self._estimator(train.kind == "multilabel"), x, y, mask)
+        self.model_ = self._fit_estimator(self._estimator(train), x, y, mask)
         self.n_classes_ = len(train.classes)
 
     def _predict_scores(self, data: ClipData) -> np.ndarray:
         return self._scores(self.model_, self._summarise(self.frames(data)), data.kind)
 
     def _scores(self, model, x: np.ndarray, kind: str) -> np.ndarray:
-        """A fitted pipeline's scores over every task class (SVM margins or probabilities)."""
+        """A fitted pipeline's scores over every task class (SVM margins or probabilities),
+        or its predicted values, one column per target."""
+        if kind == "regression":
+            return np.asarray(model.predict(x), dtype=np.float64).reshape(len(x), -1)
         if hasattr(model, "decision_function") and self.classifier == "svm":
             scores = model.decision_function(x)
             if scores.ndim == 1:  # two classes: one margin

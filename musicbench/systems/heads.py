@@ -1,6 +1,6 @@
-"""A torch classification head on fixed-length vectors, as a scikit-learn classifier.
+"""Torch heads on fixed-length vectors, as a scikit-learn classifier and regressor.
 
-It fits into the same ``StandardScaler -> classifier`` pipeline as the scikit-learn
+They fit into the same ``StandardScaler -> classifier`` pipeline as the scikit-learn
 heads, so probes select and refit every head the same way.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from torch import nn
 
 from musicbench.systems.tagwise import observed
@@ -59,7 +59,11 @@ class TorchHead(ClassifierMixin, BaseEstimator):
                 counts = np.bincount(codes, minlength=len(self.classes_))
                 balance = torch.as_tensor(len(codes) / (len(counts) * counts), dtype=torch.float32)
             loss_fn = nn.CrossEntropyLoss(weight=balance)
-        self.net_ = self._net(xt.shape[1], len(self.classes_))
+        return self._train(xt, target, loss_fn, len(self.classes_))
+
+    def _train(self, xt: torch.Tensor, target: torch.Tensor, loss_fn, n_out: int) -> TorchHead:
+        """Full-batch AdamW steps on ``loss_fn(net(x), target)``."""
+        self.net_ = self._net(xt.shape[1], n_out)
         opt = torch.optim.AdamW(self.net_.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         self.net_.train()
         for _ in range(self.epochs):
@@ -91,3 +95,28 @@ def masked_bce(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor 
     if weight is None:
         return loss.mean()
     return (loss * weight).sum() / weight.sum().clamp_min(1.0)
+
+
+class TorchRegressor(RegressorMixin, TorchHead):
+    """The same linear or MLP head with one output per target, trained on standardised
+    targets with ``loss`` ``mse`` or ``huber`` (robust to a few badly annotated clips);
+    predictions come back in the targets' units."""
+
+    def __init__(self, hidden: int = 0, lr: float = 1e-3, weight_decay: float = 1e-4,
+                 epochs: int = 300, dropout: float = 0.1, loss: str = "mse", seed: int = 0):
+        super().__init__(hidden=hidden, lr=lr, weight_decay=weight_decay, epochs=epochs,
+                         dropout=dropout, seed=seed)
+        self.loss = loss
+
+    def fit(self, x: np.ndarray, y: np.ndarray) -> TorchRegressor:
+        torch.manual_seed(self.seed)
+        y = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
+        self.mean_, self.scale_ = y.mean(axis=0), np.where(y.std(axis=0) > 0, y.std(axis=0), 1.0)
+        target = torch.as_tensor((y - self.mean_) / self.scale_, dtype=torch.float32)
+        loss_fn = nn.HuberLoss() if self.loss == "huber" else nn.MSELoss()
+        return self._train(torch.as_tensor(np.asarray(x), dtype=torch.float32), target, loss_fn, y.shape[1])
+
+    @torch.no_grad()
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        out = self.net_(torch.as_tensor(np.asarray(x), dtype=torch.float32)).double().numpy()
+        return out * self.scale_ + self.mean_

@@ -24,7 +24,7 @@ from musicbench.features.summaries import POOLINGS, SUMMARIES, Codebook, summari
 from musicbench.protocol.metrics import evaluate, primary_metric
 from musicbench.systems.base import EpochCallback
 from musicbench.systems.classical import ClassicalSystem
-from musicbench.systems.heads import TorchHead
+from musicbench.systems.heads import TorchHead, TorchRegressor
 from musicbench.systems.params import (
     COUNT,
     NON_NEGATIVE,
@@ -38,7 +38,7 @@ from musicbench.systems.params import (
 from musicbench.systems.tagwise import observed
 from musicbench.tasks import ClipData
 
-HEADS = ("logreg", "svm", "linear", "mlp", "knn")
+HEADS = ("logreg", "svm", "linear", "mlp", "knn", "ridge", "svr")
 GRID = ("C", "lr", "weight_decay")  # parameters that may be given as a list to select from
 
 
@@ -66,7 +66,9 @@ class ProbeSystem(ClassicalSystem):
     ``dct2d``, ``vq``) and concatenated. Heads: ``logreg``, ``svm``, ``knn``, or torch
     ``linear`` / ``mlp`` (``mlp_hidden`` units, ``epochs`` full-batch AdamW steps);
     multilabel tasks get one sigmoid per tag (or one scikit-learn head per tag), the
-    unobserved (clip, tag) pairs of ``mask`` left out of the fit and of the selection.
+    unobserved (clip, tag) pairs of ``mask`` left out of the fit and of the selection;
+    regression tasks ``ridge``, ``svr``, ``knn`` or the torch heads with one output per
+    target (loss ``loss``: ``mse`` or ``huber``).
     After ``fit``, ``cards_`` holds the encoders' provenance and ``selection_`` the
     validation score of every grid point.
     """
@@ -81,6 +83,7 @@ class ProbeSystem(ClassicalSystem):
         "lr": _grid_rule(POSITIVE),
         "weight_decay": _grid_rule(NON_NEGATIVE),
         "epochs": COUNT,
+        "loss": OneOf("mse", "huber"),
     }
     native_multilabel: ClassVar[tuple[str, ...]] = ("linear", "mlp")
 
@@ -109,6 +112,7 @@ class ProbeSystem(ClassicalSystem):
         lr=(1e-3, 1e-2),
         weight_decay=(1e-4, 1e-2),
         epochs: int = 300,
+        loss: str = "mse",
         seed: int = 0,
         device: str = "cpu",
     ):
@@ -123,6 +127,7 @@ class ProbeSystem(ClassicalSystem):
         self.lr = lr
         self.weight_decay = weight_decay
         self.epochs = epochs
+        self.loss = loss
 
     def _param_problems(self) -> list[str]:
         problems = super()._param_problems()
@@ -161,12 +166,15 @@ class ProbeSystem(ClassicalSystem):
         ])
 
     def _classifier(self, C: float | None = None, lr: float | None = None,
-                    weight_decay: float | None = None):
+                    weight_decay: float | None = None, n_targets: int = 0):
         if self.classifier in ("linear", "mlp"):
-            return TorchHead(hidden=self.mlp_hidden if self.classifier == "mlp" else 0, lr=lr,
-                             weight_decay=weight_decay, epochs=self.epochs,
+            hidden = self.mlp_hidden if self.classifier == "mlp" else 0
+            if n_targets:
+                return TorchRegressor(hidden=hidden, lr=lr, weight_decay=weight_decay, epochs=self.epochs,
+                                      loss=self.loss, seed=self.seed)
+            return TorchHead(hidden=hidden, lr=lr, weight_decay=weight_decay, epochs=self.epochs,
                              class_weight=self.class_weight, seed=self.seed)
-        return super()._classifier(C=C)
+        return super()._classifier(C=C, n_targets=n_targets)
 
     def grid(self) -> list[dict[str, float]]:
         """Every combination of the head's hyperparameters to select from."""
@@ -187,7 +195,6 @@ class ProbeSystem(ClassicalSystem):
             self.codebooks_ = [Codebook(self.codebook_size, self.seed).fit([c[s] for c in frames])
                                for s in range(len(frames[0]))]
         x = self._summarise(frames)
-        multilabel = train.kind == "multilabel"
         self.n_classes_ = len(train.classes)
         grid = self.grid()
         self.selection_: list[dict[str, Any]] = []
@@ -198,7 +205,7 @@ class ProbeSystem(ClassicalSystem):
             self._seen_classes(y, train)
             best = -math.inf
             for point in grid:
-                model = self._fit_estimator(self._estimator(multilabel, **point), x, y, mask)
+                model = self._fit_estimator(self._estimator(train, **point), x, y, mask)
                 value = float(evaluate(valid.kind, valid.y, self._scores(model, xv, valid.kind),
                                        list(valid.classes), valid.mask)[metric])
                 self.selection_.append({**point, f"valid_{metric}": value})
@@ -209,7 +216,7 @@ class ProbeSystem(ClassicalSystem):
             x, y = np.vstack([x, xv]), np.concatenate([y, valid.y])
         self.chosen_ = chosen
         self._seen_classes(y, train)
-        self.model_ = self._fit_estimator(self._estimator(multilabel, **chosen), x, y, mask)
+        self.model_ = self._fit_estimator(self._estimator(train, **chosen), x, y, mask)
 
     def uses_validation(self) -> bool:
         return len(self.grid()) > 1  # the head's hyperparameters are picked on it
