@@ -234,3 +234,21 @@ def test_real_tempo_tasks_read_the_mirdata_sample(task, expected):
     clipset = get_task(f"{task}:sample", str(samples / "resources"), str(samples / "indexes")).clips(
         allow_partial=True)
     assert {c.track_id: c.label[0] for c in clipset.clips} == pytest.approx(expected)
+
+
+def test_parameters_added_for_regression_leave_earlier_cell_keys_alone():
+    for name, param, other in (("aisfx-probe", "loss", "huber"), ("cnn1d-small", "head_loss", "huber")):
+        assert param not in build_system(name).key_params()  # the default: keys as before
+        assert build_system(name, **{param: other}).key_params()[param] == other
+
+
+def test_deep_head_predicts_targets_in_their_units_and_is_deterministic(tempo_fold):
+    train, valid, test = tempo_fold
+    runs = [build_system("cnn1d-small", max_epochs=2, head_loss=loss).fit(train, valid)
+            for loss in ("mse", "mse", "huber")]
+    scores = [r.predict_scores(test.without_labels()) for r in runs]
+    assert scores[0].shape == (len(test), 1)
+    assert 40 < scores[0].mean() < 200  # BPM, not standardised units
+    np.testing.assert_array_equal(scores[0], scores[1])
+    assert not np.allclose(scores[0], scores[2])
+    assert "valid_r2" in runs[0].training_report()["history"][0]

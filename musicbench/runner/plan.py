@@ -157,7 +157,7 @@ def plan_task(suite: Suite, source: TaskSource, device: str, log: Log) -> Iterat
                 tuned.pop("per_fold", None)
                 family = get_preset(preset)["family"]
                 built = build_system(preset, device=device, **overrides)
-                params = {k: v for k, v in built.get_params().items() if k not in ("seed", "device")}
+                params = built.key_params()
                 merge = {} if built.uses_validation() else {"fit_on": "train+valid"}
                 for seed in suite.seeds:
                     for augment in suite.augment:

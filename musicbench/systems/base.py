@@ -36,6 +36,14 @@ class System(BaseEstimator):
 
     kinds: tuple[str, ...] = ("multiclass", "multilabel")
     param_rules: ClassVar[dict[str, Rule]] = {"seed": SEED, "device": DEVICE}
+    #: parameters added after cell keys were first made, with their defaults: at that value
+    #: they stay out of a cell's key, so earlier results keep matching (``key_params``)
+    added_params: ClassVar[dict[str, Any]] = {}
+
+    def key_params(self) -> dict[str, Any]:
+        """The parameters that define a cell (not the run's seed and device)."""
+        return {k: v for k, v in self.get_params().items()
+                if k not in ("seed", "device") and not (k in self.added_params and v == self.added_params[k])}
 
     def validate_params(self) -> None:
         """Raise a ``ConfigError`` naming every invalid parameter and what would be valid."""

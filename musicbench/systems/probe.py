@@ -86,6 +86,7 @@ class ProbeSystem(ClassicalSystem):
         "loss": OneOf("mse", "huber"),
     }
     native_multilabel: ClassVar[tuple[str, ...]] = ("linear", "mlp")
+    added_params: ClassVar[dict[str, Any]] = {"loss": "mse"}
 
     def __init__(
         self,

@@ -67,7 +67,7 @@ class Init(Rule):
 # parameters that only shape the supervised training, not a pretrained backbone
 SUPERVISED_ONLY = ("dropout", "eval_overlap", "valid_chunks", "chunks_per_clip", "batch_size", "lr",
                    "weight_decay", "max_epochs", "patience", "warmup_epochs", "augment_p", "torch_compile",
-                   "init", "freeze", "device")
+                   "init", "freeze", "head_loss", "device")
 
 
 class DeepSystem(System):
@@ -80,6 +80,8 @@ class DeepSystem(System):
     model does not use are ignored by it. Training uses ``train.augment`` on the fly for a
     random ``augment_p`` share of the chunks; a multilabel ``train.mask`` leaves the
     unobserved (clip, tag) pairs out of the loss (and ``valid.mask`` out of early stopping).
+    A regression task's head has one output per target, trained on standardised targets
+    with ``head_loss`` (``mse`` or ``huber``) and early-stopped on the validation R².
     Early stopping scores each validation clip after every epoch over all its inference
     chunks, or over ``valid_chunks`` evenly spaced ones: on long clips, all of them can
     cost a quarter of an epoch's training.
@@ -97,8 +99,11 @@ class DeepSystem(System):
     linear probe on the backbone), ``false`` fine-tunes everything.
     """
 
+    kinds = ("multiclass", "multilabel", "regression")
+    added_params: ClassVar[dict[str, Any]] = {"head_loss": "mse"}
     param_rules: ClassVar[dict[str, Rule]] = {
         **System.param_rules,
+        "head_loss": OneOf("mse", "huber"),
         "model": OneOf(*MODELS),
         "frontend": OneOf(*SPECTRAL_FRONTENDS),
         "sample_rate": Either(OneOf(None), COUNT),
@@ -173,6 +178,7 @@ class DeepSystem(System):
         pretrain_lr: float = 1e-3,
         temperature: float = 0.1,
         views: tuple[str, ...] = DEFAULT_VIEWS,
+        head_loss: str = "mse",
         seed: int = 0,
         device: str = "cpu",
     ):
@@ -211,6 +217,7 @@ class DeepSystem(System):
         self.pretrain_lr = pretrain_lr
         self.temperature = temperature
         self.views = views
+        self.head_loss = head_loss
         self.seed = seed
         self.device = device
 
@@ -237,7 +244,7 @@ class DeepSystem(System):
             batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
             max_epochs=self.max_epochs, patience=self.patience, warmup_epochs=self.warmup_epochs,
             amp=self.amp, augment=augment, augment_p=self.augment_p, sample_rate=spec.sample_rate,
-            seed=self.seed, desc=desc, compile=self.torch_compile,
+            seed=self.seed, desc=desc, compile=self.torch_compile, head_loss=self.head_loss,
         )
 
     def pretrain_config(self, spec: DeepInput) -> PretrainConfig:

@@ -118,6 +118,7 @@ class TrainConfig:
     seed: int = 0
     desc: str = "train"
     channels_last: bool = True  # for 2-D convolutions on CUDA
+    head_loss: str = "mse"  # regression: "mse" or "huber" on standardised targets
     compile: bool = False  # torch.compile the network
 
     @property
@@ -137,6 +138,7 @@ class Trainer:
         self.net = torch.compile(self.model) if config.compile else self.model  # what runs batches
         self.frontend = frontend.to(device) if frontend is not None else None
         self.kind, self.classes = kind, classes
+        self.target_mean, self.target_scale = np.zeros(len(classes)), np.ones(len(classes))  # regression
         self.history: list[dict[str, Any]] = []
         self.best_epoch: int | None = None
         self.use_amp, self.amp_dtype, self.scaler = mixed_precision(device, config.amp)
@@ -144,6 +146,9 @@ class Trainer:
     def _loss(self, logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
         if self.kind == "multilabel":
             return masked_bce(logits, target, weight)
+        if self.kind == "regression":
+            loss = nn.functional.huber_loss if self.cfg.head_loss == "huber" else nn.functional.mse_loss
+            return loss(logits.float(), target)
         return nn.functional.cross_entropy(logits.float(), target)
 
     def _augment(self, chunks: torch.Tensor, audio: FeatureBank, rows: np.ndarray, starts: np.ndarray,
@@ -195,7 +200,8 @@ class Trainer:
     @torch.no_grad()
     def predict(self, bank: FeatureBank, most: int = 0) -> np.ndarray:
         """``[clips, classes]`` clip scores: mean chunk probabilities (softmax or sigmoid) over
-        every inference chunk, or ``most`` evenly spaced ones per clip."""
+        every inference chunk, or ``most`` evenly spaced ones per clip; for regression the
+        mean chunk outputs in the targets' units."""
         self.model.eval()
         rows, starts = eval_chunks(bank.lengths, self.cfg.chunk, self.cfg.eval_hop, most)
         sums = torch.zeros(len(bank), len(self.classes), dtype=torch.float64, device=self.device)
@@ -204,12 +210,16 @@ class Trainer:
             r, s = rows[b: b + step], starts[b: b + step]
             with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
                 logits = self.net(bank.cut(r, s, self.cfg.chunk)).float()
-            probs = torch.sigmoid(logits) if self.kind == "multilabel" else logits.softmax(dim=1)
+            probs = (logits if self.kind == "regression" else torch.sigmoid(logits)
+                     if self.kind == "multilabel" else logits.softmax(dim=1))
             sums.index_add_(0, torch.as_tensor(r, device=self.device), probs.double())
         counts = np.bincount(rows, minlength=len(bank)).astype(np.float64)
-        return sums.cpu().numpy() / counts[:, None]
+        scores = sums.cpu().numpy() / counts[:, None]
+        return scores * self.target_scale + self.target_mean if self.kind == "regression" else scores
 
     def _clip_loss(self, scores: np.ndarray, y: np.ndarray, mask: np.ndarray | None) -> float:
+        if self.kind == "regression":  # squared error in standardised units
+            return float(np.mean(((scores - y) / self.target_scale) ** 2))
         p = np.clip(scores, 1e-7, 1 - 1e-7)
         if self.kind == "multilabel":
             keep = observed(y, mask)
@@ -235,6 +245,10 @@ class Trainer:
         """
         cfg = self.cfg
         rng = np.random.default_rng(cfg.seed)
+        if self.kind == "regression":  # the head learns standardised targets
+            std = y.std(axis=0)
+            self.target_mean, self.target_scale = y.mean(axis=0), np.where(std > 0, std, 1.0)
+            y = ((y - self.target_mean) / self.target_scale).astype(np.float32)
         target = torch.as_tensor(y, device=self.device)
         weight = None if mask is None else torch.as_tensor(observed(y, mask), dtype=torch.float32,
                                                            device=self.device)
