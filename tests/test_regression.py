@@ -252,3 +252,15 @@ def test_deep_head_predicts_targets_in_their_units_and_is_deterministic(tempo_fo
     np.testing.assert_array_equal(scores[0], scores[1])
     assert not np.allclose(scores[0], scores[2])
     assert "valid_r2" in runs[0].training_report()["history"][0]
+
+
+def test_tempo_spread_widens_the_tempo_within_genres_and_is_checked():
+    from musicbench.tasks.synth import GENRES, SynthDataset, clip_tempo
+
+    for genre, g in GENRES.items():
+        narrow = np.array([clip_tempo(genre, t % 4, t, 0) for t in range(40)]) / g.tempo
+        wide = np.array([clip_tempo(genre, t % 4, t, 0, 0.35) for t in range(40)]) / g.tempo
+        assert 0.88 <= narrow.min() and narrow.max() <= 1.12
+        assert 0.65 <= wide.min() and wide.max() <= 1.35 and wide.std() > 2 * narrow.std()
+    with pytest.raises(ConfigError, match="tempo_spread from 0 to below 0.5"):
+        SynthDataset("synth_genre", {"versions": {"x": {"tempo_spread": 0.7}}}, "x", 22050)

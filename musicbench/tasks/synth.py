@@ -26,6 +26,7 @@ from musicbench.errors import ConfigError, UnknownNameError
 from musicbench.runtime import cache_root
 
 GENERATOR_VERSION = 4
+TEMPO_SPREAD = 0.12  # a clip's tempo: its genre's times a uniform factor in 1 +- this
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,7 @@ def _drums(sr: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
     return {"kick": kick, "snare": snare, "hat": hat}
 
 
-def _draws(genre: str, performer: int, take: int, seed: int) -> tuple:
+def _draws(genre: str, performer: int, take: int, seed: int, spread: float = TEMPO_SPREAD) -> tuple:
     """The random choices a clip makes before its notes, in the order ``render_track``
     has always drawn them, so its tempo can be read back without rendering it."""
     g_idx = list(GENRES).index(genre)
@@ -92,20 +93,20 @@ def _draws(genre: str, performer: int, take: int, seed: int) -> tuple:
     borrowed = GENRES[list(GENRES)[rng.integers(len(GENRES))]]
     blend = rng.uniform(0.3, 1.0) if rng.random() < 0.6 else 0.0
     levels = perf_rng.uniform(0.4, 1.0, size=3) * rng.uniform(0.15, 1.0, size=3)  # drums, chords, bass
-    tempo = GENRES[genre].tempo * rng.uniform(0.88, 1.12)  # varies within a genre: +-12 %
+    tempo = GENRES[genre].tempo * rng.uniform(1 - spread, 1 + spread)  # varies within a genre
     return rng, tilt, borrowed, blend, levels, tempo
 
 
-def clip_tempo(genre: str, performer: int, take: int, seed: int) -> float:
+def clip_tempo(genre: str, performer: int, take: int, seed: int, spread: float = TEMPO_SPREAD) -> float:
     """The tempo in BPM ``render_track`` plays a clip at (the tempo regression target)."""
-    return float(_draws(genre, performer, take, seed)[-1])
+    return float(_draws(genre, performer, take, seed, spread)[-1])
 
 
 def render_track(genre: str, performer: int, take: int, duration: float, sr: int,
-                 seed: int) -> np.ndarray:
+                 seed: int, tempo_spread: float = TEMPO_SPREAD) -> np.ndarray:
     """One clip; depends only on its arguments, so the dataset is reproducible."""
     g = GENRES[genre]
-    rng, tilt, borrowed, blend, levels, tempo = _draws(genre, performer, take, seed)
+    rng, tilt, borrowed, blend, levels, tempo = _draws(genre, performer, take, seed, tempo_spread)
     n = int(duration * sr)
     out = np.zeros(n + sr)
     step = 60.0 / tempo / 4
@@ -165,29 +166,35 @@ def render_track(genre: str, performer: int, take: int, duration: float, sr: int
 class Track(core.Track):
     """A synthetic track: ``genre`` (the label), ``performer`` (the group: each performer
     plays every genre with a sound of its own, so group folds test unseen performers) and
-    ``tempo`` (BPM, read back from the generator's draws with the index's seed)."""
+    ``tempo`` (BPM, read back from the generator's draws with the index's seed and
+    ``tempo_spread``)."""
 
     def __init__(self, track_id, data_home, dataset_name, index, metadata):
         super().__init__(track_id, data_home, dataset_name, index, metadata)
         self.audio_path = self.get_path("audio")
         self.genre, self.performer, take = track_id.split(".")
-        self._seed, self._take = int(index.get("params", {}).get("seed", 0)), int(take)
+        params = index.get("params", {})
+        self._seed, self._take = int(params.get("seed", 0)), int(take)
+        self._spread = float(params.get("tempo_spread", TEMPO_SPREAD))
 
     @property
     def tempo(self) -> float:
-        return clip_tempo(self.genre, int(self.performer.removeprefix("p")), self._take, self._seed)
+        return clip_tempo(self.genre, int(self.performer.removeprefix("p")), self._take, self._seed,
+                          self._spread)
 
 
 def write_genres(folder: Path, p: dict[str, Any]) -> tuple[dict[str, Any], None]:
     """Render every ``synth_genre`` clip into ``folder``: index entries, no metadata file
-    (a track's genre and performer are in its id)."""
+    (a track's genre and performer are in its id). ``tempo_spread`` is a parameter only
+    where set, so the clips and cache folder of the default are as they always were."""
     tracks = {}
     for genre in GENRES:
         (folder / genre).mkdir(parents=True, exist_ok=True)
         for take in range(p["n_per_class"]):
             performer = take % p["performers"]
             track_id = f"{genre}.p{performer}.{take:04d}"
-            audio = render_track(genre, performer, take, p["duration"], p["sample_rate"], p["seed"])
+            audio = render_track(genre, performer, take, p["duration"], p["sample_rate"], p["seed"],
+                                 p.get("tempo_spread", TEMPO_SPREAD))
             tracks[track_id] = write_wav(folder, f"{genre}/{track_id}.wav", audio, p["sample_rate"])
     return tracks, None
 
@@ -214,6 +221,8 @@ class Generator:
 def _check_genres(p: dict[str, Any]) -> str | None:
     if p["n_per_class"] < p["performers"] or p["duration"] <= 0:
         return "n_per_class >= performers and duration > 0"
+    if not 0 <= p.get("tempo_spread", TEMPO_SPREAD) < 0.5:
+        return "tempo_spread from 0 to below 0.5"
     return None
 
 
