@@ -98,6 +98,11 @@ class ClassicalSystem(FrameFeatureSystem):
         return np.hstack([summarise(frames, self.summary, self.dct_coefficients, book)
                           for frames, book in zip(sources, codebooks, strict=True)])
 
+    def _fit_codebooks(self, sources: list[Sequence[np.ndarray]]) -> None:
+        """The ``vq`` summary's K-means codebooks, one per source, on training frames."""
+        if self.summary == "vq":
+            self.codebooks_ = [Codebook(self.codebook_size, self.seed).fit(frames) for frames in sources]
+
     #: heads trained on every tag at once (with the mask in their loss); the others are
     #: fitted tag by tag on the clips that observed the tag (``TagwiseClassifier``)
     native_multilabel: ClassVar[tuple[str, ...]] = ()
@@ -154,8 +159,7 @@ class ClassicalSystem(FrameFeatureSystem):
     def _fit(self, train: ClipData, valid: ClipData | None,
              epoch_callback: EpochCallback | None) -> None:
         sources, y, mask = self.training_sources(train)
-        if self.summary == "vq":
-            self.codebooks_ = [Codebook(self.codebook_size, self.seed).fit(frames) for frames in sources]
+        self._fit_codebooks(sources)
         x = self._summarise(sources)
         self._seen_classes(y, train)
         self.model_ = self._fit_estimator(self._estimator(train.kind == "multilabel"), x, y, mask)

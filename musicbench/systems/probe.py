@@ -21,7 +21,7 @@ from musicbench.encoders import encoder_names
 from musicbench.encoders.extractor import EncoderExtractor
 from musicbench.features import FRONTENDS, FeatureCache
 from musicbench.features.lazy import ClipFrames, open_frames
-from musicbench.features.summaries import POOLINGS, SUMMARIES, Codebook
+from musicbench.features.summaries import POOLINGS, SUMMARIES
 from musicbench.protocol.metrics import evaluate, primary_metric
 from musicbench.systems.base import EpochCallback
 from musicbench.systems.classical import ClassicalSystem
@@ -173,8 +173,7 @@ class ProbeSystem(ClassicalSystem):
         extractors = self.encoder_extractors(train.sample_rate)
         self.cards_ = [ex.card().as_dict() for ex in extractors]
         sources, y, mask = self.training_sources(train)
-        if self.summary == "vq":
-            self.codebooks_ = [Codebook(self.codebook_size, self.seed).fit(frames) for frames in sources]
+        self._fit_codebooks(sources)
         x = self._summarise(sources)
         multilabel = train.kind == "multilabel"
         self.n_classes_ = len(train.classes)
