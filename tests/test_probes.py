@@ -88,7 +88,7 @@ def test_torch_heads_learn_and_are_deterministic(synth_fold, head):
 def test_several_encoders_and_front_ends_concatenate(synth_fold):
     train, valid, test = synth_fold
     probe = build_system("aisfx-mfcc-probe").fit(train, valid)
-    x = probe._summarise(probe.frames(test))
+    x = probe._summarise(probe.sources(test))
     assert x.shape == (len(test), 2 * 512 + 2 * 40)  # aisfx mean/std + MFCC-20 and deltas mean/std
     assert [c["name"] for c in probe.training_report()["encoders"]] == ["aisfx"]
 

@@ -118,6 +118,11 @@ def _in_batches(data: ClipData, extractor: Extractor, rows: list[int], policy: C
             yield i, arr
 
 
+def policy_config(data: ClipData, transform: str | None) -> dict:
+    """The clip policy and transform as they enter every cache key of ``data``'s clips."""
+    return {**data.task.spec.clip.as_dict(), "transform": transform}
+
+
 def _digest_or_none(path: str) -> str | None:
     try:
         return audio_digest(path)
@@ -163,7 +168,7 @@ def _extract_frames(data: ClipData, extractors: list[Extractor], cache: FeatureC
                     n_jobs: int | None, transform: str | None, keep: bool) -> list[np.ndarray]:
     policy = data.task.spec.clip
     transform = transform if transform is not None else data.deform
-    policy_cfg = {**policy.as_dict(), "transform": transform}
+    policy_cfg = policy_config(data, transform)
     configs = [ex.cache_config() for ex in extractors]
     out: list[list[np.ndarray | None]] = [[None] * len(extractors) for _ in data.clips]
     keys: list[list[str | None]] = [[None] * len(extractors) for _ in data.clips]

@@ -3,14 +3,20 @@
 Each summary is an ablation axis of the classical family: mean/std pooling, frame-wise
 differences (delta, double-delta), DCT over time (per dimension, or 2-D over the matrix),
 and a K-means codebook histogram (vector quantisation) fitted on training frames only.
+Clips come as any sequence of arrays, ``ClipFrames`` included (read from the cache
+when indexed): every summary visits one clip at a time, and sampling frames reads the
+clips one by one into a buffer the size of the sample.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 from scipy.fft import dct, dctn
 
 from musicbench.errors import ConfigError
+from musicbench.features.lazy import frame_counts
 
 SUMMARIES = ("stats", "dct", "dct2d", "vq")
 POOLINGS = ("mean", "max", "meanmax")  # plain poolings, for embeddings that need no more
@@ -50,6 +56,31 @@ def dct_2d(frames: np.ndarray, k: int) -> np.ndarray:
     return block.ravel()
 
 
+def sample_frames(clips: Sequence[np.ndarray], limit: int, rng: np.random.Generator,
+                  rows: Sequence[int] | None = None) -> np.ndarray:
+    """The frames of clips ``rows`` (default: all) stacked, or ``limit`` of them drawn
+    without replacement where there are more: the rows ``np.vstack`` followed by
+    ``rng.choice(n, limit, replace=False)`` would give, in the same order, without
+    stacking them all first."""
+    rows = np.arange(len(clips)) if rows is None else np.asarray(rows, dtype=np.int64)
+    counts = frame_counts(clips)[rows]
+    total = int(counts.sum())
+    if total <= limit:
+        return np.vstack([clips[r] for r in rows])
+    pick = rng.choice(total, limit, replace=False)
+    order = np.argsort(pick, kind="stable")
+    bounds = np.concatenate([[0], np.cumsum(counts)])
+    owner = np.searchsorted(bounds, pick[order], side="right") - 1
+    out = None
+    for k in np.unique(owner):
+        at = order[owner == k]
+        frames = clips[rows[k]]
+        if out is None:
+            out = np.empty((limit, *frames.shape[1:]), frames.dtype)
+        out[at] = frames[pick[at] - bounds[k]]
+    return out
+
+
 class Codebook:
     """K-means vector quantiser of frames; a clip becomes its normalised code histogram."""
 
@@ -58,13 +89,10 @@ class Codebook:
             raise ConfigError(f"codebook_size={size}: must be >= 2")
         self.size, self.seed, self.max_frames = size, seed, max_frames
 
-    def fit(self, clips: list[np.ndarray]) -> Codebook:
+    def fit(self, clips: Sequence[np.ndarray]) -> Codebook:
         from sklearn.cluster import MiniBatchKMeans
 
-        frames = np.vstack(clips).astype(np.float32)
-        rng = np.random.default_rng(self.seed)
-        if len(frames) > self.max_frames:
-            frames = frames[rng.choice(len(frames), self.max_frames, replace=False)]
+        frames = sample_frames(clips, self.max_frames, np.random.default_rng(self.seed)).astype(np.float32)
         self.mean_ = frames.mean(axis=0)
         self.std_ = frames.std(axis=0) + np.float32(1e-8)
         self.kmeans_ = MiniBatchKMeans(
@@ -79,7 +107,7 @@ class Codebook:
         return hist / hist.sum()
 
 
-def summarise(frames: list[np.ndarray], how: str, dct_coefficients: int = 4,
+def summarise(frames: Sequence[np.ndarray], how: str, dct_coefficients: int = 4,
               codebook: Codebook | None = None) -> np.ndarray:
     """``[clips, dims]``: each clip's frames summarised by one of ``POOLINGS + SUMMARIES``
     (``vq`` needs a fitted ``codebook``)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import ClassVar
 
 import numpy as np
@@ -104,8 +105,16 @@ class ClassicalSystem(FrameFeatureSystem):
             return ("multiclass", "multilabel")
         return ("multiclass", "multilabel", "regression")
 
-    def _summarise(self, frames: list[np.ndarray]) -> np.ndarray:
-        return summarise(frames, self.summary, self.dct_coefficients, getattr(self, "codebook_", None))
+    def _summarise(self, sources: list[Sequence[np.ndarray]]) -> np.ndarray:
+        """Each source summarised on its own (their frame rates differ), then side by side."""
+        codebooks = getattr(self, "codebooks_", [None] * len(sources))
+        return np.hstack([summarise(frames, self.summary, self.dct_coefficients, book)
+                          for frames, book in zip(sources, codebooks, strict=True)])
+
+    def _fit_codebooks(self, sources: list[Sequence[np.ndarray]]) -> None:
+        """The ``vq`` summary's K-means codebooks, one per source, on training frames."""
+        if self.summary == "vq":
+            self.codebooks_ = [Codebook(self.codebook_size, self.seed).fit(frames) for frames in sources]
 
     #: heads trained on every tag at once (with the mask in their loss); the others are
     #: fitted tag by tag on the clips that observed the tag (``TagwiseClassifier``)
@@ -195,16 +204,15 @@ class ClassicalSystem(FrameFeatureSystem):
 
     def _fit(self, train: ClipData, valid: ClipData | None,
              epoch_callback: EpochCallback | None) -> None:
-        frames, y, mask = self.training_frames(train)
-        if self.summary == "vq":
-            self.codebook_ = Codebook(self.codebook_size, self.seed).fit(frames)
-        x = self._summarise(frames)
+        sources, y, mask = self.training_sources(train)
+        self._fit_codebooks(sources)
+        x = self._summarise(sources)
         self._seen_classes(y, train)
         self.model_ = self._fit_estimator(self._estimator(train), x, y, mask)
         self.n_classes_ = len(train.classes)
 
     def _predict_scores(self, data: ClipData) -> np.ndarray:
-        return self._scores(self.model_, self._summarise(self.frames(data)), data.kind)
+        return self._scores(self.model_, self._summarise(self.sources(data)), data.kind)
 
     def _scores(self, model, x: np.ndarray, kind: str) -> np.ndarray:
         """A fitted pipeline's scores over every task class (SVM margins or probabilities),

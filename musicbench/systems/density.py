@@ -7,6 +7,7 @@ from typing import ClassVar
 import numpy as np
 from scipy.special import softmax
 
+from musicbench.features.summaries import sample_frames
 from musicbench.systems.base import EpochCallback
 from musicbench.systems.frames import FrameFeatureSystem
 from musicbench.systems.params import COUNT, NON_NEGATIVE, OneOf, Rule
@@ -64,15 +65,13 @@ class GMMSystem(FrameFeatureSystem):
              epoch_callback: EpochCallback | None) -> None:
         from sklearn.mixture import GaussianMixture
 
-        frames, y, _ = self.training_frames(train)  # multiclass: no mask
-        allf = np.vstack(frames)
-        self.mean_, self.std_ = allf.mean(axis=0), allf.std(axis=0) + 1e-8
+        (frames,), y, _ = self.training_sources(train)  # multiclass: no mask
+        mean, std = _moments(frames)
+        self.mean_, self.std_ = mean, std + 1e-8
         rng = np.random.default_rng(self.seed)
         self.models_ = {}
         for c in np.unique(y):
-            fc = np.vstack([f for f, yi in zip(frames, y, strict=True) if yi == c])
-            if len(fc) > self.max_frames:
-                fc = fc[rng.choice(len(fc), self.max_frames, replace=False)]
+            fc = sample_frames(frames, self.max_frames, rng, rows=np.flatnonzero(y == c))
             self.models_[int(c)] = GaussianMixture(
                 n_components=min(self.n_components, len(fc)),
                 covariance_type=self.covariance_type, reg_covar=self.reg_covar,
@@ -87,3 +86,19 @@ class GMMSystem(FrameFeatureSystem):
             for c, gmm in self.models_.items():
                 loglik[i, c] = gmm.score_samples(z).sum()
         return softmax(loglik, axis=1)
+
+
+def _moments(clips) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation of all the clips' frames, one clip at a time (Chan et
+    al.'s pairwise update of counts, means and squared deviations)."""
+    n, mean, m2 = 0, None, None
+    for f in clips:
+        k, mu = len(f), f.mean(axis=0)
+        if mean is None:
+            n, mean, m2 = k, mu, ((f - mu) ** 2).sum(axis=0)
+            continue
+        delta = mu - mean
+        m2 = m2 + ((f - mu) ** 2).sum(axis=0) + delta ** 2 * n * k / (n + k)
+        mean = mean + delta * k / (n + k)
+        n += k
+    return mean, np.sqrt(m2 / n)

@@ -1,13 +1,16 @@
-"""What the classical and density families share: cached frame features with deltas."""
+"""What the classical and density families share: cached frame features with deltas,
+opened lazily (``ClipFrames``) so that a fit reads one clip at a time."""
 
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
+from functools import partial
 from typing import ClassVar
 
 import numpy as np
 
-from musicbench.features import FRONTENDS, FeatureCache, FrontEnd, extract_frames
+from musicbench.features import FRONTENDS, FeatureCache, FrontEnd
+from musicbench.features.lazy import ClipFrames, open_frames
 from musicbench.features.summaries import add_deltas
 from musicbench.runtime import single_threaded
 from musicbench.systems.base import System
@@ -59,22 +62,27 @@ class FrameFeatureSystem(System):
     def extractors(self, sample_rate: int) -> list[FrontEnd]:
         return self.frontends(sample_rate)
 
-    def frames(self, data: ClipData, transform: str | None = None) -> list[np.ndarray]:
-        """Per clip: front-end frames, with delta / double-delta frames appended."""
-        raw = extract_frames(data, self.frontends(data.sample_rate), FeatureCache(),
-                             transform=transform)
-        return [add_deltas(f.astype(np.float64), self.deltas) for f in raw]
+    def frames(self, data: ClipData, transform: str | None = None) -> ClipFrames:
+        """Per clip: front-end frames, with delta / double-delta frames appended (read and
+        computed when a clip is indexed)."""
+        raw = open_frames(data, self.frontends(data.sample_rate), FeatureCache(), transform=transform)
+        return raw.map(partial(_with_deltas, order=self.deltas))
 
-    def training_frames(self, train: ClipData) -> tuple[list[np.ndarray], np.ndarray, np.ndarray | None]:
-        """Training frames, targets and label mask (``train.mask``); with ``train.augment``,
-        plus one augmented copy of every clip (seeded per clip, cached like any other
-        feature) with the same targets and mask."""
-        frames, y, mask = self.frames(train), train.y, train.mask
+    def sources(self, data: ClipData, transform: str | None = None) -> list[ClipFrames]:
+        """The clips' frames per source, each summarised on its own: here one, the front ends."""
+        return [self.frames(data, transform)]
+
+    def training_sources(self, train: ClipData) -> tuple[list[ClipFrames], np.ndarray, np.ndarray | None]:
+        """Training frames per source, targets and label mask (``train.mask``); with
+        ``train.augment``, plus one augmented copy of every clip (seeded per clip, cached
+        like any other feature) with the same targets and mask."""
+        sources, y, mask = self.sources(train), train.y, train.mask
         if train.augment:
-            frames = frames + self.frames(train, transform=train.augment)
+            augmented = self.sources(train, transform=train.augment)
+            sources = [a + b for a, b in zip(sources, augmented, strict=True)]
             y = np.concatenate([y, y])
             mask = None if mask is None else np.concatenate([mask, mask])
-        return frames, y, mask
+        return sources, y, mask
 
     @staticmethod
     def expand_scores(scores: np.ndarray, seen: np.ndarray, n_classes: int, fill: float):
@@ -84,3 +92,7 @@ class FrameFeatureSystem(System):
         full = np.full((scores.shape[0], n_classes), fill, dtype=np.float64)
         full[:, seen] = scores
         return full
+
+
+def _with_deltas(frames: np.ndarray, order: int) -> np.ndarray:
+    return add_deltas(frames.astype(np.float64), order)

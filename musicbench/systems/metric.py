@@ -26,8 +26,9 @@ from torch import nn
 from musicbench.encoders.base import EncoderCard, file_digest
 from musicbench.encoders.extractor import EncoderExtractor
 from musicbench.errors import ConfigError
-from musicbench.features import FeatureCache, extract_frames
+from musicbench.features import FeatureCache
 from musicbench.features.extractor import Extractor
+from musicbench.features.lazy import open_frames
 from musicbench.protocol.metrics import evaluate, metrics_for, primary_metric
 from musicbench.systems.base import EpochCallback, System
 from musicbench.systems.deep.encoder import DeepEncoder
@@ -266,11 +267,12 @@ class MetricSystem(System):
         return True  # early stopping and the kept epoch
 
     def bank(self, data: ClipData, device: torch.device) -> FeatureBank:
-        """The clips' network inputs in one tensor: cached deep inputs, or pooled embeddings."""
+        """The clips' network inputs: cached deep inputs (read a chunk at a time), or pooled
+        embeddings."""
         if self.encoder is None:
             return self.deep_system().bank(data, self.input_, device)
         (ex,) = self.extractors(data.sample_rate)
-        frames = extract_frames(data, [ex], FeatureCache())
+        frames = open_frames(data, [ex], FeatureCache())  # pooled one clip at a time
         return FeatureBank([np.concatenate([f.mean(axis=0), f.max(axis=0)])[None] for f in frames], device)
 
     def _fit(self, train: ClipData, valid: ClipData | None,
@@ -298,7 +300,7 @@ class MetricSystem(System):
             cfg = TrainConfig(chunk=1, eval_hop=1, chunks_per_clip=1, batch_size=self.batch_size,
                               max_epochs=self.max_epochs, amp=self.amp, seed=self.seed, desc=desc)
             torch.manual_seed(self.seed)  # after the inputs: building the encoder draws numbers
-            net = self.build_network(len(train.classes), size=bank.data.shape[1])
+            net = self.build_network(len(train.classes), size=bank.bins)
         self.trainer_ = Trainer(net, cfg, device, train.kind, list(train.classes), frontend)
         valid_bank = self.bank(valid, device) if valid is not None else None
         self._train(bank, train, valid_bank, valid, epoch_callback, audio)

@@ -19,8 +19,9 @@ import numpy as np
 
 from musicbench.encoders import encoder_names
 from musicbench.encoders.extractor import EncoderExtractor
-from musicbench.features import FRONTENDS, FeatureCache, extract_frames
-from musicbench.features.summaries import POOLINGS, SUMMARIES, Codebook, summarise
+from musicbench.features import FRONTENDS, FeatureCache
+from musicbench.features.lazy import ClipFrames, open_frames
+from musicbench.features.summaries import POOLINGS, SUMMARIES
 from musicbench.protocol.metrics import evaluate, primary_metric
 from musicbench.systems.base import EpochCallback
 from musicbench.systems.classical import ClassicalSystem
@@ -147,24 +148,13 @@ class ProbeSystem(ClassicalSystem):
         fronts = self.frontends(sample_rate) if self._names(self.features) else []
         return [*fronts, *self.encoder_extractors(sample_rate)]
 
-    def frames(self, data: ClipData, transform: str | None = None) -> list[list[np.ndarray]]:
-        """Per clip, one ``[frames, dims]`` array per source: the hand-crafted front ends
-        (with deltas) first, then each encoder's timestamp embeddings."""
-        sources = []
-        if self._names(self.features):
-            sources.append(super().frames(data, transform))
+    def sources(self, data: ClipData, transform: str | None = None) -> list[ClipFrames]:
+        """The clips' frames per source, opened lazily: the hand-crafted front ends (with
+        deltas) first, then each encoder's timestamp embeddings."""
+        sources = [self.frames(data, transform)] if self._names(self.features) else []
         for ex in self.encoder_extractors(data.sample_rate):
-            sources.append(extract_frames(data, [ex], FeatureCache(), transform=transform))
-        return [list(parts) for parts in zip(*sources, strict=True)]
-
-    def _summarise(self, frames: list[list[np.ndarray]]) -> np.ndarray:
-        """Each source summarised on its own (their frame rates differ), then side by side."""
-        codebooks = getattr(self, "codebooks_", [None] * len(frames[0]))
-        return np.hstack([
-            summarise([clip[s].astype(np.float64) for clip in frames], self.summary,
-                      self.dct_coefficients, codebooks[s])
-            for s in range(len(frames[0]))
-        ])
+            sources.append(open_frames(data, [ex], FeatureCache(), transform=transform).map(_as_float64))
+        return sources
 
     def _classifier(self, C: float | None = None, lr: float | None = None,
                     weight_decay: float | None = None, n_targets: int = 0):
@@ -191,18 +181,16 @@ class ProbeSystem(ClassicalSystem):
              epoch_callback: EpochCallback | None) -> None:
         extractors = self.encoder_extractors(train.sample_rate)
         self.cards_ = [ex.card().as_dict() for ex in extractors]
-        frames, y, mask = self.training_frames(train)
-        if self.summary == "vq":
-            self.codebooks_ = [Codebook(self.codebook_size, self.seed).fit([c[s] for c in frames])
-                               for s in range(len(frames[0]))]
-        x = self._summarise(frames)
+        sources, y, mask = self.training_sources(train)
+        self._fit_codebooks(sources)
+        x = self._summarise(sources)
         self.n_classes_ = len(train.classes)
         grid = self.grid()
         self.selection_: list[dict[str, Any]] = []
         chosen = grid[len(grid) // 2]  # without a validation part: the grid's middle
         if len(grid) > 1 and valid is not None:
             metric = primary_metric(train.kind)
-            xv = self._summarise(self.frames(valid))
+            xv = self._summarise(self.sources(valid))
             self._seen_classes(y, train)
             best = -math.inf
             for point in grid:
@@ -226,3 +214,7 @@ class ProbeSystem(ClassicalSystem):
         if not hasattr(self, "model_"):
             return {}
         return {"encoders": self.cards_, "chosen": self.chosen_, "selection": self.selection_}
+
+
+def _as_float64(frames: np.ndarray) -> np.ndarray:
+    return frames.astype(np.float64)

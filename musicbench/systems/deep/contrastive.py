@@ -317,7 +317,9 @@ def pretrain_backbone(system: DeepSystem, spec: DeepInput, audio: FeatureBank, i
 def bank_digest(bank: FeatureBank, ids: list[str]) -> str:
     """Digest of clips' ids and their audio: what a cached pretraining learned from."""
     h = hashlib.sha1("\n".join(ids).encode())
-    h.update(bank.data.cpu().numpy().tobytes())
+    longest = int(bank.lengths.max())
+    for i in range(len(bank)):  # one clip at a time, as a [bins, longest] block padded with silence
+        h.update(bank.read(np.array([i]), np.array([0]), longest).numpy().tobytes())
     return h.hexdigest()[:16]
 
 

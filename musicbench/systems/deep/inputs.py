@@ -5,11 +5,13 @@ go through the feature cache like any classical front end: ``DeepInput`` is an
 ``Extractor``, so ``extract_frames`` keys each clip's input by its audio content, the
 clip policy and the front end's config, and later fits, folds, trials and runs read it
 back instead of recomputing. Training cuts chunks from these arrays in the feature
-domain (``FeatureBank``), so an epoch costs only the network.
+domain (``FeatureBank``), reading each chunk's frames from disk, so an epoch costs only
+the network and memory does not grow with the task.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -18,7 +20,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from musicbench.features import Extractor, FeatureCache, extract_frames
+from musicbench.features import Extractor, FeatureCache
+from musicbench.features.cache import CachedArray
+from musicbench.features.lazy import ClipFrames, open_frames
 from musicbench.systems.deep.frontend import CQT, LogMel, power_to_db
 from musicbench.tasks import ClipData
 
@@ -114,44 +118,45 @@ class DeepInput(Extractor):
         return np.ascontiguousarray(out.numpy().T, dtype=np.float32)
 
 
-def clip_inputs(data: ClipData, spec: DeepInput, transform: str | None = None) -> list[np.ndarray]:
-    """Every clip's input ``[frames, bins]``, from the feature cache or computed and cached.
+def clip_inputs(data: ClipData, spec: DeepInput, transform: str | None = None) -> ClipFrames:
+    """Every clip's input ``[frames, bins]``, computed and cached where missing, left on
+    disk and read when indexed.
 
     ``transform`` defaults to ``data.deform`` (test-time deformation), as for any feature.
     """
-    return extract_frames(data, [spec], FeatureCache(), transform=transform)
+    return open_frames(data, [spec], FeatureCache(), transform=transform)
 
 
 class FeatureBank:
-    """Clips' inputs in one ``[clips, bins, frames]`` tensor padded with silence.
+    """Clips' inputs, one ``[frames, bins]`` array per clip, cut into chunks on demand.
 
-    It lives on the training device when it takes less than half of the free memory
-    there, so chunks are cut without host-device copies; otherwise in host memory.
+    The arrays may be in memory or cached entries left on disk (``clip_inputs``): a chunk
+    reads only its own frames, so memory holds one batch, not the task, and nothing is
+    padded but the chunks that run past a clip's end.
     """
 
-    def __init__(self, arrays: list[np.ndarray], device: torch.device, pad_value: float = 0.0):
-        self.lengths = np.array([len(a) for a in arrays], dtype=np.int64)
-        bins = arrays[0].shape[1]
-        bank = np.full((len(arrays), bins, int(self.lengths.max())), pad_value, dtype=np.float32)
-        for i, a in enumerate(arrays):
-            bank[i, :, : len(a)] = a.T
-        home = device
-        if device.type == "cuda":
-            free, _ = torch.cuda.mem_get_info(device)
-            home = device if bank.nbytes < free // 2 else torch.device("cpu")
-        self.data = torch.from_numpy(bank).to(home)
+    def __init__(self, arrays: Sequence[np.ndarray | CachedArray], device: torch.device,
+                 pad_value: float = 0.0):
+        lazy = isinstance(arrays, ClipFrames) and len(arrays.columns) == 1 and arrays.then is None
+        self.arrays = list(arrays.columns[0] if lazy else arrays)  # entries stay on disk
+        self.lengths = np.array([len(a) for a in self.arrays], dtype=np.int64)
+        self.bins = self.arrays[0].shape[1]
         self.device, self.pad_value = device, pad_value
 
     def __len__(self) -> int:
         return len(self.lengths)
 
+    def read(self, rows: np.ndarray, starts: np.ndarray, length: int) -> torch.Tensor:
+        """``[len(rows), bins, length]`` chunks in host memory, silence past a clip's end."""
+        out = np.full((len(rows), self.bins, length), self.pad_value, dtype=np.float32)
+        for j, (r, s) in enumerate(zip(rows.tolist(), starts.tolist(), strict=True)):
+            part = self.arrays[r][s: s + length]
+            out[j, :, : len(part)] = part.T
+        return torch.from_numpy(out)
+
     def cut(self, rows: np.ndarray, starts: np.ndarray, length: int) -> torch.Tensor:
-        """``[len(rows), bins, length]`` chunks (silence past a clip's end), on the training device."""
-        chunks = [self.data[r, :, s: s + length] for r, s in zip(rows.tolist(), starts.tolist(), strict=True)]
-        out = torch.stack([c if c.shape[-1] == length else
-                           nn.functional.pad(c, (0, length - c.shape[-1]), value=self.pad_value)
-                           for c in chunks])
-        return out.to(self.device, non_blocking=True)
+        """``read`` moved to the training device."""
+        return self.read(rows, starts, length).to(self.device, non_blocking=True)
 
 
 __all__ = ["INPUTS", "DeepInput", "FeatureBank", "clip_inputs"]

@@ -268,7 +268,7 @@ class DeepSystem(System):
 
     def bank(self, data: ClipData, spec: DeepInput, device: torch.device,
              transform: str | None = None) -> FeatureBank:
-        """The clips' cached inputs under ``spec`` in one tensor."""
+        """The clips' cached inputs under ``spec``, left on disk and read a chunk at a time."""
         return FeatureBank(clip_inputs(data, spec, transform), device, spec.pad_value)
 
     def _fit(self, train: ClipData, valid: ClipData | None,

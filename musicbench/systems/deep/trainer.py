@@ -2,9 +2,11 @@
 
 Training draws ``chunks_per_clip`` random fixed-length chunks per clip per epoch (new
 positions every epoch, seeded) from the clips' cached inputs (``FeatureBank``), so an
-epoch costs only the network; augmented chunks are cut from the audio, transformed and
-passed through the fixed front end on the fly. Inference cuts each clip into overlapping
-chunks and averages the chunk probabilities into one score per clip. AdamW with linear warm-up
+epoch costs only the network; ``torch.utils.data`` cuts the planned chunks from disk, in
+worker processes if asked (``musicbench.systems.deep.loader``). Augmented chunks are cut
+from the audio, transformed and passed through the fixed front end on the fly.
+Inference streams each clip's overlapping chunks through the same loader and averages
+the chunk probabilities into one score per clip. AdamW with linear warm-up
 and cosine decay; the epoch with the best validation score is kept (early stopping after
 ``patience`` epochs without improvement). Mixed precision is used on CUDA only; on CPU,
 the same seed gives the same weights and scores.
@@ -28,6 +30,7 @@ from musicbench.augment import seed_for
 from musicbench.errors import ConfigError
 from musicbench.protocol.metrics import evaluate, primary_metric
 from musicbench.systems.deep.inputs import FeatureBank
+from musicbench.systems.deep.loader import loader_settings, planned_batches
 from musicbench.systems.heads import masked_bce
 from musicbench.systems.tagwise import observed
 
@@ -142,6 +145,7 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self.best_epoch: int | None = None
         self.use_amp, self.amp_dtype, self.scaler = mixed_precision(device, config.amp)
+        self.loader = loader_settings()
 
     def _loss(self, logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
         if self.kind == "multilabel":
@@ -152,8 +156,8 @@ class Trainer:
         return nn.functional.cross_entropy(logits.float(), target)
 
     def _augment(self, chunks: torch.Tensor, audio: FeatureBank, rows: np.ndarray, starts: np.ndarray,
-                 ids: list[str], epoch: int, rng: np.random.Generator) -> torch.Tensor:
-        """Replace a random ``augment_p`` share of the chunks by augmented views.
+                 picked: np.ndarray, ids: list[str], epoch: int) -> torch.Tensor:
+        """Replace the ``picked`` chunks (a random ``augment_p`` share) by augmented views.
 
         Pitch shift, time stretch, equalisation and noise all act on audio: the chunk's
         audio (25% more, so a faster stretch still fills it) is transformed and passed
@@ -164,7 +168,6 @@ class Trainer:
         from musicbench.augment import apply
 
         cfg = self.cfg
-        picked = np.flatnonzero(rng.random(len(rows)) < cfg.augment_p)
         if not len(picked):
             return chunks
         n = cfg.audio_chunk
@@ -180,21 +183,34 @@ class Trainer:
         chunks[torch.as_tensor(picked, device=chunks.device)] = feats[..., : cfg.chunk].to(chunks.dtype)
         return chunks
 
-    def training_batches(self, bank: FeatureBank, ids: list[str], epoch: int,
-                         rng: np.random.Generator, audio: FeatureBank | None = None):
-        """(chunks, clip rows) per batch for one epoch: every clip ``chunks_per_clip``
-        times, in random order, each at a random position."""
+    def epoch_plan(self, bank: FeatureBank, rng: np.random.Generator,
+                   augment: bool) -> list[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
+        """(clip rows, start frames, chunks to augment) per batch of one epoch: every clip
+        ``chunks_per_clip`` times, in random order, each at a random position."""
         cfg = self.cfg
         order = rng.permutation(np.repeat(np.arange(len(bank)), cfg.chunks_per_clip))
+        plan = []
         for b in range(0, len(order), cfg.batch_size):
             rows = order[b: b + cfg.batch_size]
             if len(rows) < 2 and len(order) > 1:  # batch norm needs two items
                 rows = order[b - 1: b + 1]
             span = np.maximum(bank.lengths[rows] - cfg.chunk, 0)
             starts = (rng.random(len(rows)) * (span + 1)).astype(np.int64)
-            chunks = bank.cut(rows, starts, cfg.chunk)
-            if cfg.augment and audio is not None:
-                chunks = self._augment(chunks, audio, rows, starts, ids, epoch, rng)
+            picked = np.flatnonzero(rng.random(len(rows)) < cfg.augment_p) if augment else None
+            plan.append((rows, starts, picked))
+        return plan
+
+    def training_batches(self, bank: FeatureBank, ids: list[str], epoch: int,
+                         rng: np.random.Generator, audio: FeatureBank | None = None):
+        """(chunks, clip rows) per batch of one epoch (``epoch_plan``), the chunks read by
+        the loader."""
+        augment = bool(self.cfg.augment and audio is not None)
+        plan = self.epoch_plan(bank, rng, augment)
+        batches = planned_batches(bank, [(rows, starts) for rows, starts, _ in plan], self.cfg.chunk,
+                                  self.loader)
+        for (rows, starts, picked), chunks in zip(plan, batches, strict=True):
+            if augment:
+                chunks = self._augment(chunks, audio, rows, starts, picked, ids, epoch)
             yield chunks, rows
 
     @torch.no_grad()
@@ -206,10 +222,11 @@ class Trainer:
         rows, starts = eval_chunks(bank.lengths, self.cfg.chunk, self.cfg.eval_hop, most)
         sums = torch.zeros(len(bank), len(self.classes), dtype=torch.float64, device=self.device)
         step = 4 * self.cfg.batch_size
-        for b in range(0, len(rows), step):
-            r, s = rows[b: b + step], starts[b: b + step]
+        plan = [(rows[b: b + step], starts[b: b + step]) for b in range(0, len(rows), step)]
+        batches = planned_batches(bank, plan, self.cfg.chunk, self.loader)
+        for (r, _), chunks in zip(plan, batches, strict=True):
             with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
-                logits = self.net(bank.cut(r, s, self.cfg.chunk)).float()
+                logits = self.net(chunks).float()
             probs = (logits if self.kind == "regression" else torch.sigmoid(logits)
                      if self.kind == "multilabel" else logits.softmax(dim=1))
             sums.index_add_(0, torch.as_tensor(r, device=self.device), probs.double())
