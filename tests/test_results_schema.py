@@ -128,3 +128,13 @@ def test_each_kind_has_one_primary_metric_and_directions_are_declared():
         assert len(primaries) == 1 and primary_metric(kind) == primaries[0].name
         assert metrics_for(kind)[0] == primary_metric(kind)
     assert not METRICS["n_tags_dropped"].higher_is_better
+
+
+def test_records_before_schema4_read_without_the_end_to_end_cost():
+    old = {"schema": 3, "cell_key": "k", "task": "t", "version": "1", "protocol": "kfold:5",
+           "split_hash": "h", "system": "s", "seed": 0, "metrics": {}, "predict_seconds": 0.1}
+    rec = CellRecord.from_dict(old)
+    cost = (rec.infer_seconds_per_clip, rec.features_seconds_per_clip, rec.head_seconds_per_clip)
+    assert cost == (None, None, None)
+    assert rec.predict_seconds == 0.1 and rec.schema == SCHEMA_VERSION
+    assert {"infer_seconds_per_clip", "head_seconds_per_clip"} <= set(columns())

@@ -1,10 +1,19 @@
 """Content-addressed cache of frame features, shared by systems, folds, trials and runs.
 
 An entry's key hashes the audio file's bytes, the task's clip policy, the front end's
-config and ``EXTRACTOR_VERSION``. Each file ends with a digest of its payload, so a
-truncated or corrupted entry is detected, deleted and rebuilt rather than used. Writes
-go to a temporary file renamed into place, so concurrent writers never expose a partial
-entry (the last complete one wins; both are identical).
+config and ``EXTRACTOR_VERSION``. Each entry also remembers what it cost to compute
+(``Cost``: decode and extraction seconds, the clip's audio seconds, the device and the
+worker processes), so a record can state the end-to-end cost of a clip whose features
+were cached long before. Each file ends with a digest of its payload, so a truncated or
+corrupted entry is detected, deleted and rebuilt rather than used. Writes go to a
+temporary file renamed into place, so concurrent writers never expose a partial entry
+(the last complete one wins; both are identical).
+
+Layout: one file per (clip, extractor) in ``<root>/<key[:2]>/<key>.npy``: 256 shard
+folders, so 100,000 clips of one front end make about 390 files a folder, and a lookup
+is one ``open`` of a known path (nothing is ever listed). A file holds a ~100-byte
+cost header, the ``.npy`` array (128-byte header plus the data) and a 16-byte digest.
+Entries written before costs were recorded read as absent and are rebuilt once.
 """
 
 from __future__ import annotations
@@ -13,7 +22,9 @@ import hashlib
 import io
 import json
 import os
+import struct
 import tempfile
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +34,27 @@ from musicbench.runtime import cache_root
 
 EXTRACTOR_VERSION = 1
 _DIGEST = 16
+_MAGIC = b"\x93MBFEAT2"  # a cost header follows; older entries start with numpy's b"\x93NUMPY"
+_HEAD = len(_MAGIC) + 4
 _audio_digests: dict[tuple[str, int, int], str] = {}
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What one entry cost to compute: ``decode`` seconds (reading and resampling the
+    clip, shared by every extractor computed with it), ``compute`` seconds of the
+    extractor alone (a batch's time divided by its clips), the clip's ``audio`` seconds,
+    the ``device`` and how many worker processes shared the machine (``workers``)."""
+
+    decode: float
+    compute: float
+    audio: float
+    device: str = "cpu"
+    workers: int = 1
+
+    @property
+    def per_audio_second(self) -> float:
+        return (self.decode + self.compute) / self.audio if self.audio > 0 else float("nan")
 
 
 def audio_digest(path: str) -> str:
@@ -44,8 +75,16 @@ def entry_key(audio_sha: str, clip_policy: dict[str, Any], frontend: dict[str, A
     return hashlib.sha1(payload.encode()).hexdigest()
 
 
+def _cost_of(header: bytes) -> Cost | None:
+    try:
+        return Cost(**json.loads(header))
+    except (ValueError, TypeError):
+        return None
+
+
 class FeatureCache:
-    """``get``/``put`` of arrays by key under ``root`` (default: ``<cache>/features``)."""
+    """``get``/``put`` of arrays (and their ``Cost``) by key under ``root`` (default:
+    ``<cache>/features``)."""
 
     def __init__(self, root: str | Path | None = None):
         self.root = Path(root) if root else cache_root() / "features"
@@ -62,20 +101,38 @@ class FeatureCache:
             return None
         payload, digest = blob[:-_DIGEST], blob[-_DIGEST:]
         if len(blob) > _DIGEST and hashlib.blake2b(payload, digest_size=_DIGEST).digest() == digest:
+            if not payload.startswith(_MAGIC):
+                return None  # written before costs were recorded: rebuilt (and overwritten) once
+            (n,) = struct.unpack("<I", payload[len(_MAGIC):_HEAD])
             try:
-                return np.load(io.BytesIO(payload), allow_pickle=False)
+                return np.load(io.BytesIO(payload[_HEAD + n:]), allow_pickle=False)
             except ValueError:
                 pass
         path.unlink(missing_ok=True)  # corrupt or truncated: rebuild
         self.rebuilt += 1
         return None
 
-    def has(self, key: str) -> bool:
-        """Whether an entry exists (without reading or checking it)."""
-        return self._path(key).exists()
+    def cost(self, key: str) -> Cost | None:
+        """The entry's cost, from its header alone (the array is not read); None for a
+        missing entry or one written before costs were recorded."""
+        try:
+            with open(self._path(key), "rb") as f:
+                head = f.read(_HEAD)
+                if len(head) < _HEAD or not head.startswith(_MAGIC):
+                    return None
+                (n,) = struct.unpack("<I", head[len(_MAGIC):])
+                return _cost_of(f.read(n))
+        except FileNotFoundError:
+            return None
 
-    def put(self, key: str, array: np.ndarray) -> None:
+    def has(self, key: str) -> bool:
+        """Whether a current entry exists (its header is read, not its array or digest)."""
+        return self.cost(key) is not None
+
+    def put(self, key: str, array: np.ndarray, cost: Cost) -> None:
+        header = json.dumps(asdict(cost), separators=(",", ":")).encode()
         buf = io.BytesIO()
+        buf.write(_MAGIC + struct.pack("<I", len(header)) + header)
         np.save(buf, array, allow_pickle=False)
         payload = buf.getvalue()
         path = self._path(key)
