@@ -61,3 +61,21 @@ def test_entry_keeps_its_cost_and_an_entry_without_one_is_rebuilt(tmp_path):
     old.write_bytes(payload + hashlib.blake2b(payload, digest_size=16).digest())
     assert cache.get("cd" * 20) is None and cache.cost("cd" * 20) is None and not cache.has("cd" * 20)
     assert cache.rebuilt == 0  # not counted as corrupt: it is simply recomputed and overwritten
+
+
+def test_progress_lines_give_rate_and_eta_and_quiet_silences_them(monkeypatch, capsys):
+    from musicbench.runtime import QUIET_ENV, progress
+
+    monkeypatch.setenv("MUSICBENCH_PROGRESS_SECONDS", "0")
+    monkeypatch.delenv(QUIET_ENV, raising=False)
+    bar = progress(4, "features x")
+    for _ in range(2):
+        bar.update()
+    bar.close()
+    lines = capsys.readouterr().err.splitlines()
+    assert any(line.startswith("features x: 2/4 (50%)") and "/s, ETA" in line for line in lines), lines
+    monkeypatch.setenv(QUIET_ENV, "1")
+    bar = progress(4, "features x")
+    bar.update()
+    bar.close()
+    assert capsys.readouterr().err == ""
