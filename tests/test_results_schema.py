@@ -107,6 +107,7 @@ def test_mlflow_round_trip_through_a_real_store(tmp_path):
     rec = CellRecord(cell_key="abc", task="t", version="1", protocol="kfold:3", system="s", seed=2, fold=1,
                      split_hash="h", kind="multiclass", status="ok", device="cpu", n_train=10, n_valid=2,
                      n_test=5, fit_seconds=1.5, predict_seconds=0.5, group_leakage=0.0,
+                     infer_seconds_per_clip=0.25, features_seconds_per_clip=0.15, head_seconds_per_clip=0.1,
                      metrics={"accuracy": 0.6, "balanced_accuracy": 0.55, "macro_f1": 0.5},
                      params={"C": 1.0}, tuned=True, tuned_study="st", tuned_trials=7)
     tracker = Tracker("schema", uri)
@@ -116,7 +117,8 @@ def test_mlflow_round_trip_through_a_real_store(tmp_path):
     assert len(back) == 1
     row = back.iloc[0]
     for col in ("task", "version", "protocol", "system", "seed", "fold", "split_hash", "kind", "status",
-                "n_train", "n_valid", "n_test", "fit_seconds", "tuned", "tuned_study", "tuned_trials"):
+                "n_train", "n_valid", "n_test", "fit_seconds", "tuned", "tuned_study", "tuned_trials",
+                "infer_seconds_per_clip", "features_seconds_per_clip", "head_seconds_per_clip"):
         assert row[col] == getattr(rec, col), col
     for m, v in rec.metrics.items():
         assert row[m] == pytest.approx(v)
