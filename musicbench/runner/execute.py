@@ -264,8 +264,10 @@ class Runner:
             label = plan.label + (f" deform {rec.deform}" if rec.deform != "none" else "")
             if rec.ok:
                 metric = primary_metric(rec.kind)
+                e2e = rec.infer_seconds_per_clip
                 label += (f": {metric} {rec.metrics[metric]:.4f} (fit {rec.fit_seconds:.1f}s, "
-                          f"predict {rec.predict_seconds:.1f}s)")
+                          f"predict {rec.predict_seconds:.1f}s"
+                          + (f", {1000 * e2e:.1f} ms a clip end to end)" if e2e is not None else ")"))
             self._report(rec, label)
         self._log_records(plan, outcome.records)
 
