@@ -52,6 +52,9 @@ def test_entry_keeps_its_cost_and_an_entry_without_one_is_rebuilt(tmp_path):
     cache.put("ab" * 20, arr, cost)
     assert np.array_equal(cache.get("ab" * 20), arr) and cache.cost("ab" * 20) == cost
     assert cache.has("ab" * 20) and cost.per_audio_second == pytest.approx(0.07)
+    # the file is still a plain .npy array to numpy, memory-mapped or not (the cost trails it)
+    path = tmp_path / "ab" / f"{'ab' * 20}.npy"
+    assert np.array_equal(np.load(path, mmap_mode="r"), arr) and np.array_equal(np.load(path), arr)
     # an entry of the layout before costs were recorded: npy payload + digest, no header
     buf = io.BytesIO()
     np.save(buf, arr, allow_pickle=False)

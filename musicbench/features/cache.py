@@ -11,9 +11,10 @@ temporary file renamed into place, so concurrent writers never expose a partial 
 
 Layout: one file per (clip, extractor) in ``<root>/<key[:2]>/<key>.npy``: 256 shard
 folders, so 100,000 clips of one front end make about 390 files a folder, and a lookup
-is one ``open`` of a known path (nothing is ever listed). A file holds a ~100-byte
-cost header, the ``.npy`` array (128-byte header plus the data) and a 16-byte digest.
-Entries written before costs were recorded read as absent and are rebuilt once.
+is one ``open`` of a known path (nothing is ever listed). A file is a plain ``.npy``
+array (128-byte header plus the data; ``np.load`` and memory-mapping read it as is,
+ignoring what follows), then the ~100-byte cost as JSON, its length, a tag and a 16-byte
+digest. Entries written before costs were recorded read as absent and are rebuilt once.
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ from musicbench.runtime import cache_root
 
 EXTRACTOR_VERSION = 1
 _DIGEST = 16
-_MAGIC = b"\x93MBFEAT2"  # a cost header follows; older entries start with numpy's b"\x93NUMPY"
-_HEAD = len(_MAGIC) + 4
+_TAG = b"MBCOST01"  # ends the cost trailer; entries written before costs have none
+_TRAILER = 4 + len(_TAG)  # the cost's length, then the tag
 _audio_digests: dict[tuple[str, int, int], str] = {}
 
 
@@ -75,9 +76,9 @@ def entry_key(audio_sha: str, clip_policy: dict[str, Any], frontend: dict[str, A
     return hashlib.sha1(payload.encode()).hexdigest()
 
 
-def _cost_of(header: bytes) -> Cost | None:
+def _cost_of(meta: bytes) -> Cost | None:
     try:
-        return Cost(**json.loads(header))
+        return Cost(**json.loads(meta))
     except (ValueError, TypeError):
         return None
 
@@ -101,11 +102,11 @@ class FeatureCache:
             return None
         payload, digest = blob[:-_DIGEST], blob[-_DIGEST:]
         if len(blob) > _DIGEST and hashlib.blake2b(payload, digest_size=_DIGEST).digest() == digest:
-            if not payload.startswith(_MAGIC):
+            if not payload.endswith(_TAG):
                 return None  # written before costs were recorded: rebuilt (and overwritten) once
-            (n,) = struct.unpack("<I", payload[len(_MAGIC):_HEAD])
+            (n,) = struct.unpack("<I", payload[-_TRAILER:-len(_TAG)])
             try:
-                return np.load(io.BytesIO(payload[_HEAD + n:]), allow_pickle=False)
+                return np.load(io.BytesIO(payload[:-_TRAILER - n]), allow_pickle=False)
             except ValueError:
                 pass
         path.unlink(missing_ok=True)  # corrupt or truncated: rebuild
@@ -113,28 +114,29 @@ class FeatureCache:
         return None
 
     def cost(self, key: str) -> Cost | None:
-        """The entry's cost, from its header alone (the array is not read); None for a
+        """The entry's cost, from its trailer alone (the array is not read); None for a
         missing entry or one written before costs were recorded."""
         try:
             with open(self._path(key), "rb") as f:
-                head = f.read(_HEAD)
-                if len(head) < _HEAD or not head.startswith(_MAGIC):
+                f.seek(-(_DIGEST + _TRAILER), os.SEEK_END)
+                tail = f.read(_TRAILER)
+                if not tail.endswith(_TAG):
                     return None
-                (n,) = struct.unpack("<I", head[len(_MAGIC):])
+                (n,) = struct.unpack("<I", tail[:4])
+                f.seek(-(_DIGEST + _TRAILER + n), os.SEEK_END)
                 return _cost_of(f.read(n))
-        except FileNotFoundError:
+        except OSError:  # missing, or shorter than a trailer
             return None
 
     def has(self, key: str) -> bool:
-        """Whether a current entry exists (its header is read, not its array or digest)."""
+        """Whether a current entry exists (its cost is read, not its array or digest)."""
         return self.cost(key) is not None
 
     def put(self, key: str, array: np.ndarray, cost: Cost) -> None:
-        header = json.dumps(asdict(cost), separators=(",", ":")).encode()
+        meta = json.dumps(asdict(cost), separators=(",", ":")).encode()
         buf = io.BytesIO()
-        buf.write(_MAGIC + struct.pack("<I", len(header)) + header)
         np.save(buf, array, allow_pickle=False)
-        payload = buf.getvalue()
+        payload = buf.getvalue() + meta + struct.pack("<I", len(meta)) + _TAG
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")

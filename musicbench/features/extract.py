@@ -155,7 +155,7 @@ def _entry_keys(data: ClipData, extractors: list[Extractor], transform: str | No
 def clip_costs(data: ClipData, extractors: list[Extractor], cache: FeatureCache | None = None,
                transform: str | None = None) -> list[list[Cost | None]]:
     """Per clip of ``data``, the recorded ``Cost`` of each extractor's cache entry (None
-    where there is none), read from the entries' headers only."""
+    where there is none), read from the entries' cost trailers only."""
     cache = cache or FeatureCache()
     transform = transform if transform is not None else data.deform
     keys = _entry_keys(data, extractors, transform, default_jobs())
