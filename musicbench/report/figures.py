@@ -65,7 +65,7 @@ def tradeoff_png(rows: pd.DataFrame, title: str) -> bytes:
     if len(front) > 1:
         ax.step(front[x], front["score"], where="pre", color="tab:red", alpha=0.6, label="Pareto front")
     if len(front) > 1 or e2e:
-        ax.legend(fontsize=8, loc="lower left")
+        ax.legend(fontsize=8, loc="best")
     ax.set_xscale("log")
     ax.set_xlabel("end-to-end inference throughput (clips/s: decode, features, head; log scale)" if e2e
                   else "inference throughput, head only (clips/s, log scale)")
