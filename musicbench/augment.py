@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 
 import numpy as np
-from scipy import signal
 
 from musicbench.errors import ConfigError
 
@@ -63,6 +62,8 @@ def validate_spec(spec: str) -> str:
 
 def _eq(audio: np.ndarray, sr: int, rng: np.random.Generator, max_db: float) -> np.ndarray:
     """Two random biquads: a peaking filter and a low or high shelf (RBJ cookbook)."""
+    from scipy import signal  # here, not at the top: scipy.signal loads scipy.stats (~0.7 s)
+
     out = audio
     for kind in ("peak", rng.choice(["lowshelf", "highshelf"])):
         gain = rng.uniform(-max_db, max_db)

@@ -9,18 +9,21 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 from pathlib import Path
 
 from musicbench import flags
 from musicbench.errors import ConfigError, DataError, MusicbenchError
+from musicbench.runtime import QUIET_ENV
 
 RUN_ENVIRONMENT = """environment:
   MLFLOW_TRACKING_URI    where cells are logged (default sqlite:///./mlflow.db); --tracking-uri wins
   MUSICBENCH_DATA_HOME   default --data-home;  MUSICBENCH_INDEX_DIR  default --index-dir
   MUSICBENCH_CACHE       feature cache and generated data (default ~/.cache/musicbench)
   MUSICBENCH_JOBS        extraction processes (default: all cores)
-  MUSICBENCH_PROGRESS_SECONDS  seconds between progress lines when stderr is not a terminal (10)"""
+  MUSICBENCH_PROGRESS_SECONDS  seconds between progress lines when stderr is not a terminal (10)
+  MUSICBENCH_QUIET       set: no progress bars or lines (what --quiet sets)"""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -169,12 +172,37 @@ def cmd_data(args) -> int:
     return failing
 
 
-def cmd_run(args) -> int:
+def _leaderboard(out: Path, store) -> str:
+    """``out``'s leaderboard, written to ``leaderboard.md``; compiled again only when the
+    results changed (``leaderboard.key`` holds a digest of ``results.csv`` and the code
+    version), so a rerun with nothing to do imports none of the report's statistics."""
+    import hashlib
+
+    from musicbench.runtime import code_version
+
+    results, cached, key_file = out / "results.csv", out / "leaderboard.md", out / "leaderboard.key"
+    key = (hashlib.sha1(results.read_bytes() + code_version().encode()).hexdigest()
+           if results.exists() else None)
+    if key and cached.exists() and key_file.exists() and key_file.read_text() == key:
+        return cached.read_text()
     from musicbench.report.leaderboard import to_markdown
     from musicbench.report.load import load_folders
-    from musicbench.runner.execute import Runner, RunOptions
+
+    board = to_markdown(load_folders([out])) if store.records() else "No results.\n"
+    cached.write_text(board)
+    if key:
+        key_file.write_text(key)
+    return board
+
+
+def cmd_run(args) -> int:
+    from musicbench.results import ResultStore
+    from musicbench.runner import memo
+    from musicbench.runner.options import RunOptions
     from musicbench.runner.suite import Suite, get_suite
 
+    if args.quiet:
+        os.environ[QUIET_ENV] = "1"  # extraction workers inherit it
     if args.suite:
         suite = get_suite(args.suite)
     elif args.task:
@@ -200,12 +228,17 @@ def cmd_run(args) -> int:
                       track=not args.no_mlflow, device=args.device, quiet=args.quiet,
                       on_bad_track=args.on_bad_track, verify=args.verify, retry_failed=args.retry_failed,
                       executor=args.executor, jobs=args.jobs, scheduler=args.scheduler)
-    runner = Runner(suite, opts)
-    store = runner.run()
-    board = to_markdown(load_folders([out])) if store.records() else "No results.\n"
-    (out / "leaderboard.md").write_text(board)
-    print(board)
-    c = runner.counts
+    store = ResultStore(out)
+    done = memo.finished(store, suite, opts)  # nothing to do: none of what running needs is imported
+    if done is None:
+        from musicbench.runner.execute import Runner
+
+        runner = Runner(suite, opts)
+        store = runner.run()
+        c = runner.counts
+    else:
+        c = {"ok": 0, "failed": 0, "skipped": done}
+    print(_leaderboard(out, store))
     stale = len(store.current()[1])
     print(f"{c['ok']} cell(s) run, {c['skipped']} already finished, {c['failed']} failed"
           + (f", {stale} stale record(s) superseded" if stale else "")

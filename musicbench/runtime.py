@@ -26,6 +26,7 @@ from musicbench.errors import ConfigError
 
 CACHE_ENV = "MUSICBENCH_CACHE"
 PROGRESS_ENV = "MUSICBENCH_PROGRESS_SECONDS"
+QUIET_ENV = "MUSICBENCH_QUIET"  # set: no progress bars or lines (inherited by worker processes)
 VERSIONED = ("torch", "librosa", "scikit-learn", "mirdata", "numpy", "mlflow", "optuna",
              "soundfile", "pandas")
 
@@ -169,8 +170,11 @@ class PlainProgress:
 
     def _line(self) -> None:
         pct = f" ({100 * self.n / self.total:.0f}%)" if self.total else ""
-        print(f"{self.desc}: {self.n}/{self.total}{pct}, {time.monotonic() - self.t0:.0f} s",
-              file=sys.stderr, flush=True)
+        elapsed = time.monotonic() - self.t0
+        rate = self.n / elapsed if elapsed > 0 and self.n else 0.0
+        left = self.total - self.n
+        pace = f", {rate:.1f}/s, ETA {left / rate:.0f} s" if rate and left > 0 else ""
+        print(f"{self.desc}: {self.n}/{self.total}{pct}, {elapsed:.0f} s{pace}", file=sys.stderr, flush=True)
 
     def update(self, n: int = 1) -> None:
         self.n += n
@@ -183,11 +187,13 @@ class PlainProgress:
 
 
 def progress(total: int, desc: str):
-    """A progress bar on a terminal, periodic plain lines elsewhere; nothing for no work."""
-    if sys.stderr.isatty() or not total:
+    """A progress bar on a terminal, periodic plain lines (count, rate, ETA) elsewhere;
+    nothing for no work or under ``$MUSICBENCH_QUIET``."""
+    quiet = bool(os.environ.get(QUIET_ENV))
+    if quiet or sys.stderr.isatty() or not total:
         from tqdm.auto import tqdm
 
-        return tqdm(total=total, desc=desc, disable=None)
+        return tqdm(total=total, desc=desc, disable=True if quiet else None)
     return PlainProgress(total, desc)
 
 

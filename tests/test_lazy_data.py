@@ -11,7 +11,7 @@ import torch
 
 from musicbench.errors import ConfigError
 from musicbench.features import FeatureCache, FrontEnd, extract_frames
-from musicbench.features.cache import CachedArray
+from musicbench.features.cache import CachedArray, Cost
 from musicbench.features.lazy import ClipFrames, open_frames
 from musicbench.features.summaries import Codebook, sample_frames
 from musicbench.systems import build_system
@@ -26,7 +26,7 @@ from musicbench.systems.density import _moments
 def test_a_cached_array_reads_only_the_rows_asked_for(tmp_path, order):
     cache = FeatureCache(tmp_path)
     whole = np.asarray(np.arange(60, dtype=np.float32).reshape(20, 3), order=order)
-    cache.put("ab" * 20, whole)
+    cache.put("ab" * 20, whole, Cost(decode=0.0, compute=0.0, audio=1.0))
     entry = cache.open("ab" * 20)
     assert isinstance(entry, CachedArray) and (len(entry), entry.ndim) == (20, 2)
     np.testing.assert_array_equal(entry[5:9], whole[5:9])
@@ -42,7 +42,7 @@ def test_a_corrupt_entry_is_dropped_on_opening_and_rebuilt(tmp_path, synth_fold)
     whole = extract_frames(train, fes, cache, n_jobs=1)
     victim = sorted(tmp_path.rglob("*.npy"))[0]
     flipped = bytearray(victim.read_bytes())
-    flipped[-40] ^= 0xFF  # one byte of the payload: same size, wrong digest
+    flipped[200] ^= 0xFF  # one byte of the array (after its 128-byte header): same size, wrong digest
     victim.write_bytes(bytes(flipped))
     frames = open_frames(train, fes, cache)
     assert cache.rebuilt == 1

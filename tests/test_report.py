@@ -31,7 +31,7 @@ N = 40
 
 def _cell(store: ResultStore, *, system: str, fold: int, correct: np.ndarray, split_hash: str = "h1",
           deform: str = "none", augment: str = "none", seed: int = 0, fit: float = 1.0, predict: float = 0.1,
-          used: int = 120, task: str = "toy") -> None:
+          used: int = 120, task: str = "toy", infer: float | None = None) -> None:
     ids = [f"{split_hash}-f{fold}-t{i:02d}" for i in range(len(correct))]
     truth = np.arange(len(correct)) % 2
     pred = np.where(correct, truth, 1 - truth)
@@ -50,7 +50,7 @@ def _cell(store: ResultStore, *, system: str, fold: int, correct: np.ndarray, sp
         "group_leakage": 0.0, "fit_seconds": fit, "predict_seconds": predict, "tuned": False,
         "device": "cpu", "cell_key": key, "classes": CLASSES, "details": details,
         "predictions": f"predictions/{key}.csv", "finished_at": "2026-01-01T00:00:00",
-        **{k: v for k, v in result.items() if k not in details},
+        "infer_seconds_per_clip": infer, **{k: v for k, v in result.items() if k not in details},
     }))
 
 
@@ -64,15 +64,16 @@ def run_dir(tmp_path_factory):
     store = ResultStore(root)
     for fold, n_right in enumerate((36, 34, 32)):
         best = _right(n_right)
-        _cell(store, system="best", fold=fold, correct=best, fit=1.0, predict=0.1)
+        _cell(store, system="best", fold=fold, correct=best, fit=1.0, predict=0.1, infer=0.01)
         close = best.copy()
         close[0] = False  # best right, close wrong: 3 such tracks over the folds...
         if fold == 0:
             close[N - 1] = True  # ...and 1 the other way
-        _cell(store, system="close", fold=fold, correct=close, fit=2.0, predict=0.4)
+        _cell(store, system="close", fold=fold, correct=close, fit=2.0, predict=0.4, infer=0.02)
         bad = best.copy()
         bad[:10] = False
-        _cell(store, system="bad", fold=fold, correct=bad, fit=0.1, predict=0.01)
+        # fastest head, but its features cost the most: off the end-to-end front
+        _cell(store, system="bad", fold=fold, correct=bad, fit=0.1, predict=0.01, infer=0.5)
         deformed = best.copy()
         deformed[n_right - 2 * (fold + 1):n_right] = False
         _cell(store, system="best", fold=fold, correct=deformed, deform="noise:10")
@@ -181,9 +182,20 @@ def test_per_class_and_confusion(results):
 def test_throughput_and_pareto_front(results):
     tp = tables.throughput(results)
     h1 = tp[tp.split_hash == "h1"].set_index("system")
-    assert h1.loc["best", "infer_clips_per_s"] == pytest.approx(400.0)  # 40 clips in 0.1 s
-    assert h1.loc["best", "on_front"] and h1.loc["bad", "on_front"]  # most accurate; fastest
-    assert not h1.loc["close", "on_front"]  # slower and less accurate than best
+    assert h1.loc["best", "head_clips_per_s"] == pytest.approx(400.0)  # 40 clips in 0.1 s
+    assert h1.loc["best", "infer_clips_per_s"] == pytest.approx(100.0)  # 0.01 s a clip end to end
+    assert set(h1["speed_basis"]) == {"end-to-end"}
+    assert h1.loc["best", "on_front"]  # most accurate, and fastest end to end
+    assert not h1.loc["close", "on_front"] and not h1.loc["bad", "on_front"]
+    assert h1.loc["bad", "head_clips_per_s"] > h1.loc["best", "head_clips_per_s"]  # head-only would rank it
+
+
+def test_pareto_front_of_records_without_end_to_end_cost_uses_head_only(results):
+    """Records written before the cost was measured (table h2) keep a front, on head-only speed."""
+    h2 = tables.throughput(results).query("split_hash == 'h2'")
+    assert set(h2["speed_basis"]) == {"head only"}
+    assert (h2["infer_clips_per_s"] == h2["head_clips_per_s"]).all()
+    assert h2["on_front"].all()
 
 
 def test_failed_cells_are_listed(results):

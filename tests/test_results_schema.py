@@ -107,6 +107,7 @@ def test_mlflow_round_trip_through_a_real_store(tmp_path):
     rec = CellRecord(cell_key="abc", task="t", version="1", protocol="kfold:3", system="s", seed=2, fold=1,
                      split_hash="h", kind="multiclass", status="ok", device="cpu", n_train=10, n_valid=2,
                      n_test=5, fit_seconds=1.5, predict_seconds=0.5, group_leakage=0.0,
+                     infer_seconds_per_clip=0.25, features_seconds_per_clip=0.15, head_seconds_per_clip=0.1,
                      metrics={"accuracy": 0.6, "balanced_accuracy": 0.55, "macro_f1": 0.5},
                      params={"C": 1.0}, tuned=True, tuned_study="st", tuned_trials=7)
     tracker = Tracker("schema", uri)
@@ -116,7 +117,8 @@ def test_mlflow_round_trip_through_a_real_store(tmp_path):
     assert len(back) == 1
     row = back.iloc[0]
     for col in ("task", "version", "protocol", "system", "seed", "fold", "split_hash", "kind", "status",
-                "n_train", "n_valid", "n_test", "fit_seconds", "tuned", "tuned_study", "tuned_trials"):
+                "n_train", "n_valid", "n_test", "fit_seconds", "tuned", "tuned_study", "tuned_trials",
+                "infer_seconds_per_clip", "features_seconds_per_clip", "head_seconds_per_clip"):
         assert row[col] == getattr(rec, col), col
     for m, v in rec.metrics.items():
         assert row[m] == pytest.approx(v)
@@ -128,3 +130,13 @@ def test_each_kind_has_one_primary_metric_and_directions_are_declared():
         assert len(primaries) == 1 and primary_metric(kind) == primaries[0].name
         assert metrics_for(kind)[0] == primary_metric(kind)
     assert not METRICS["n_tags_dropped"].higher_is_better
+
+
+def test_records_before_schema4_read_without_the_end_to_end_cost():
+    old = {"schema": 3, "cell_key": "k", "task": "t", "version": "1", "protocol": "kfold:5",
+           "split_hash": "h", "system": "s", "seed": 0, "metrics": {}, "predict_seconds": 0.1}
+    rec = CellRecord.from_dict(old)
+    cost = (rec.infer_seconds_per_clip, rec.features_seconds_per_clip, rec.head_seconds_per_clip)
+    assert cost == (None, None, None)
+    assert rec.predict_seconds == 0.1 and rec.schema == SCHEMA_VERSION
+    assert {"infer_seconds_per_clip", "head_seconds_per_clip"} <= set(columns())

@@ -175,12 +175,13 @@ def test_killed_run_resumes_without_losing_or_duplicating_results(tmp_path):
                               "attributes.status = 'FINISHED'")
     assert sorted(r.data.tags["musicbench.cell_key"] for r in runs) == sorted(df.cell_key)
     assert not list((tmp_path / "out").rglob("*.tmp"))
-    # nothing left to compute or log: no audio decoded, no feature code, torch or MLflow loaded
+    # nothing left to compute or log: no task opened, no feature code, torch or MLflow loaded
     again = cli(*args, cwd=tmp_path, env={**cli_env(), "PYTHONPROFILEIMPORTTIME": "1"})
     assert again.returncode == 0 and "0 cell(s) run, 12 already finished" in again.stderr
     imported = {line.rsplit("|", 1)[1].strip() for line in again.stderr.splitlines()
                 if line.startswith("import time:")}
-    assert "sklearn" in imported and not {"librosa", "torch", "mlflow"} & imported
+    assert "musicbench.cli" in imported
+    assert not {"librosa", "torch", "mlflow", "mirdata", "sklearn"} & imported
 
 
 def test_cli_errors_are_actionable(tmp_path):

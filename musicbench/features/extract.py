@@ -12,7 +12,7 @@ import numpy as np
 
 from musicbench.audio import ClipPolicy, load_audio
 from musicbench.errors import AudioError, ConfigError, DataError
-from musicbench.features.cache import FeatureCache, audio_digest, entry_key
+from musicbench.features.cache import Cost, FeatureCache, audio_digest, entry_key
 from musicbench.features.extractor import Extractor
 from musicbench.runtime import exit_with_parent, progress
 from musicbench.tasks import ClipData
@@ -26,32 +26,43 @@ def default_jobs() -> int:
     return int(os.environ.get(JOBS_ENV) or os.cpu_count() or 1)
 
 
-def _load(path: str, track_id: str, policy: ClipPolicy, transform: str | None) -> np.ndarray:
-    """A clip's audio under the clip policy, transformed with its per-clip seed."""
+def _load(path: str, track_id: str, policy: ClipPolicy, transform: str | None) -> tuple[np.ndarray, float]:
+    """A clip's audio under the clip policy, transformed with its per-clip seed, and the
+    seconds decoding took (the transform is the test's, not inference's, and left out)."""
+    t0 = time.perf_counter()
     audio = load_audio(path, track_id, policy)
+    decode = time.perf_counter() - t0
     if transform:
         from musicbench.augment import apply, seed_for
 
         audio = apply(transform, audio, policy.sample_rate, seed_for(track_id, transform))
-    return audio
+    return audio, decode
 
 
-def _store(cache: FeatureCache | None, keys: list[str | None], frames: list[np.ndarray]) -> None:
+def _store(cache: FeatureCache | None, keys: list[str | None], frames: list[np.ndarray],
+           costs: list[Cost]) -> None:
     if cache is not None:
-        for key, arr in zip(keys, frames, strict=True):
-            cache.put(key, arr)
+        for key, arr, cost in zip(keys, frames, costs, strict=True):
+            cache.put(key, arr, cost)
 
 
 def _compute(path: str, track_id: str, policy: ClipPolicy, extractors: list[Extractor],
-             transform: str | None, keys: list[str | None], cache: FeatureCache | None):
-    """Worker: decode once, transform, run the extractors, store the entries in the cache
-    (off the parent's critical path). Errors come back as values."""
+             transform: str | None, keys: list[str | None], cache: FeatureCache | None,
+             workers: int = 1):
+    """Worker: decode once, transform, run the extractors (each timed), store the entries
+    and their costs in the cache (off the parent's critical path). Errors come back as
+    values."""
     try:
-        audio = _load(path, track_id, policy, transform)
+        audio, decode = _load(path, track_id, policy, transform)
     except AudioError as exc:
         return exc
-    frames = [ex(audio) for ex in extractors]
-    _store(cache, keys, frames)
+    frames, costs = [], []
+    seconds = audio.shape[-1] / policy.sample_rate
+    for ex in extractors:
+        t0 = time.perf_counter()
+        frames.append(ex(audio))
+        costs.append(Cost(decode, time.perf_counter() - t0, seconds, ex.device, workers))
+    _store(cache, keys, frames, costs)
     return frames
 
 
@@ -104,17 +115,23 @@ def _in_batches(data: ClipData, extractor: Extractor, rows: list[int], policy: C
     ``AudioError``) per clip. Only one batch of audio is held at a time."""
     step = max(1, extractor.batch_size)
     for b in range(0, len(rows), step):
-        audios, done = [], []
+        audios, decodes, done = [], [], []
         for i in rows[b: b + step]:
             clip = data.clips[i]
             try:
-                audios.append(_load(clip.path, clip.track_id, policy, transform))
-                done.append(i)
+                audio, decode = _load(clip.path, clip.track_id, policy, transform)
             except AudioError as exc:
                 yield i, exc
+                continue
+            audios.append(audio)
+            decodes.append(decode)
+            done.append(i)
+        t0 = time.perf_counter()
         frames = extractor.batch(audios) if audios else []
-        for i, arr, key in zip(done, frames, [keys[i] for i in done], strict=True):
-            _store(cache, [key], [arr])
+        each = (time.perf_counter() - t0) / max(1, len(audios))  # the batch's time, shared
+        for i, arr, audio, decode in zip(done, frames, audios, decodes, strict=True):
+            cost = Cost(decode, each, audio.shape[-1] / policy.sample_rate, extractor.device)
+            _store(cache, [keys[i]], [arr], [cost])
             yield i, arr
 
 
@@ -128,6 +145,26 @@ def _digest_or_none(path: str) -> str | None:
         return audio_digest(path)
     except FileNotFoundError:
         return None
+
+
+def clip_entry_keys(data: ClipData, extractors: list[Extractor], transform: str | None,
+                jobs: int) -> list[list[str] | None]:
+    """Per clip, its cache key for each extractor; None where the file is missing."""
+    policy_cfg = policy_config(data, transform)
+    configs = [ex.cache_config() for ex in extractors]
+    with ThreadPoolExecutor(jobs) as pool:  # hashlib and file reads release the GIL
+        digests = list(pool.map(_digest_or_none, [c.path for c in data.clips]))
+    return [None if sha is None else [entry_key(sha, policy_cfg, c) for c in configs] for sha in digests]
+
+
+def clip_costs(data: ClipData, extractors: list[Extractor], cache: FeatureCache | None = None,
+               transform: str | None = None) -> list[list[Cost | None]]:
+    """Per clip of ``data``, the recorded ``Cost`` of each extractor's cache entry (None
+    where there is none), read from the entries' cost trailers only."""
+    cache = cache or FeatureCache()
+    transform = transform if transform is not None else data.deform
+    keys = clip_entry_keys(data, extractors, transform, default_jobs())
+    return [[None] * len(extractors) if ks is None else [cache.cost(k) for k in ks] for ks in keys]
 
 
 def _combine(extractors: list[Extractor], parts: list[np.ndarray]) -> np.ndarray:
@@ -168,23 +205,20 @@ def _extract_frames(data: ClipData, extractors: list[Extractor], cache: FeatureC
                     n_jobs: int | None, transform: str | None, keep: bool) -> list[np.ndarray]:
     policy = data.task.spec.clip
     transform = transform if transform is not None else data.deform
-    policy_cfg = policy_config(data, transform)
-    configs = [ex.cache_config() for ex in extractors]
     out: list[list[np.ndarray | None]] = [[None] * len(extractors) for _ in data.clips]
     keys: list[list[str | None]] = [[None] * len(extractors) for _ in data.clips]
     usable = list(range(len(data)))
     errors: dict[str, str] = {}  # track id -> what went wrong, each track named once
     jobs = n_jobs or default_jobs()
     if cache is not None:
-        with ThreadPoolExecutor(jobs) as pool:  # hashlib and file reads release the GIL
-            digests = list(pool.map(_digest_or_none, [c.path for c in data.clips]))
         usable = []
-        for i, (clip, sha) in enumerate(zip(data.clips, digests, strict=True)):
-            if sha is None:
+        all_keys = clip_entry_keys(data, extractors, transform, jobs)
+        for i, (clip, clip_keys) in enumerate(zip(data.clips, all_keys, strict=True)):
+            if clip_keys is None:
                 errors[clip.track_id] = str(AudioError(clip.track_id, clip.path, "file is missing", ""))
                 continue
             usable.append(i)
-            keys[i] = [entry_key(sha, policy_cfg, c) for c in configs]
+            keys[i] = clip_keys
             out[i] = [cache.get(k) if keep else (_ON_DISK if cache.has(k) else None) for k in keys[i]]
     pooled = [j for j, ex in enumerate(extractors) if ex.process_parallel]
     needs = {i: [j for j in pooled if out[i][j] is None] for i in usable}
@@ -203,9 +237,10 @@ def _extract_frames(data: ClipData, extractors: list[Extractor], cache: FeatureC
         bar.update()
 
     jobs = min(jobs, max(1, len(todo) // 4))
+    parallel = jobs > 1 and len(todo) >= PARALLEL_MIN
     args = [(data.clips[i].path, data.clips[i].track_id, policy, [extractors[j] for j in needs[i]],
-             transform, [keys[i][j] for j in needs[i]], cache) for i in todo]
-    if jobs > 1 and len(todo) >= PARALLEL_MIN:
+             transform, [keys[i][j] for j in needs[i]], cache, jobs if parallel else 1) for i in todo]
+    if parallel:
         from joblib import Parallel, delayed
 
         # about four batches per worker: few round-trips to the parent, still load-balanced

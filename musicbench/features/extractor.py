@@ -27,6 +27,7 @@ class Extractor(ABC):
     """
 
     name: str
+    device: str = "cpu"  # where it computes: recorded with each cache entry's cost
     process_parallel: ClassVar[bool] = True
     batch_size: ClassVar[int] = 16
 

@@ -14,8 +14,8 @@ from dataclasses import replace
 import numpy as np
 
 from musicbench.errors import DataError
-from musicbench.features.cache import CachedArray, FeatureCache, audio_digest, entry_key
-from musicbench.features.extract import _combine, extract_frames, policy_config
+from musicbench.features.cache import CachedArray, FeatureCache
+from musicbench.features.extract import _combine, clip_entry_keys, default_jobs, extract_frames
 from musicbench.features.extractor import Extractor
 from musicbench.tasks import ClipData
 
@@ -69,9 +69,8 @@ def open_frames(data: ClipData, extractors: list[Extractor], cache: FeatureCache
     cache = cache or FeatureCache()
     transform = transform if transform is not None else data.deform
     extract_frames(data, extractors, cache, transform=transform, keep=False)
-    policy = policy_config(data, transform)
-    configs = [ex.cache_config() for ex in extractors]
-    keys = [[entry_key(audio_digest(c.path), policy, cfg) for c in data.clips] for cfg in configs]
+    per_clip = clip_entry_keys(data, extractors, transform, default_jobs())  # files checked just above
+    keys = [list(col) for col in zip(*per_clip, strict=True)] if per_clip else [[] for _ in extractors]
     columns = [[cache.open(k) for k in col] for col in keys]
     broken = sorted({i for col in columns for i, entry in enumerate(col) if entry is None})
     if broken:

@@ -7,7 +7,10 @@ cells through ``CellRecord``; nothing else knows the layout. Records carry ``sch
 kept the metrics at the top level and no ``kind``; up to schema 2, ``group-kfold``
 validation parts were stratified, shared groups with training and now read back as
 ``group-kfold:...:valid=stratified``), so no stored result is lost or mixed up by an
-upgrade. Metric columns come from the metric registry (``musicbench.protocol.metrics``).
+upgrade. Schema 4 added the end-to-end inference cost per clip
+(``infer_seconds_per_clip`` and its parts); records written before read back with it
+absent (None), since it was never measured for them. Metric columns come from the
+metric registry (``musicbench.protocol.metrics``).
 """
 
 from __future__ import annotations
@@ -18,13 +21,14 @@ from typing import Any
 
 from musicbench.protocol.metrics import METRICS, all_metric_names, metrics_for
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 CELL_TAG = "musicbench.cell_key"
 
 #: fields kept as structures, not CSV columns; ``metrics`` is spread into one column per metric
 STRUCTURED = ("params", "classes", "details", "predictions", "schema")
 #: the record's numbers MLflow keeps as metrics, besides the registered ones
-MLFLOW_METRICS = ("fit_seconds", "predict_seconds", "extract_seconds", "group_leakage", "n_bad_tracks")
+MLFLOW_METRICS = ("fit_seconds", "predict_seconds", "extract_seconds", "infer_seconds_per_clip",
+                  "features_seconds_per_clip", "head_seconds_per_clip", "group_leakage", "n_bad_tracks")
 #: what MLflow keeps as run parameters (besides the system's own parameters)
 MLFLOW_PARAMS = ("task", "version", "protocol", "fold", "system", "seed", "augment", "deform", "kind",
                  "tuned", "tuned_study", "tuned_trials", "tuned_kind", "n_train", "n_valid", "n_test")
@@ -75,6 +79,11 @@ class CellRecord:
     fit_seconds: float | None = None  # fitting, less feature extraction
     predict_seconds: float | None = None  # scoring, less feature extraction
     extract_seconds: float | None = None  # feature extraction this cell paid for (cache misses)
+    # end-to-end inference cost of one test clip, cache hit or not: decoding and front ends
+    # or encoders (as recorded when their cache entries were computed) plus the head
+    infer_seconds_per_clip: float | None = None
+    features_seconds_per_clip: float | None = None  # decode + front ends / encoders
+    head_seconds_per_clip: float | None = None  # scoring less extraction, per clip
     metrics: dict[str, float] = field(default_factory=dict)
     tuned: bool = False
     tuned_study: str | None = None
@@ -187,7 +196,10 @@ class CellRecord:
             n_train=_int(params.get("n_train")), n_valid=_int(params.get("n_valid")),
             n_test=_int(params.get("n_test")),
             fit_seconds=metrics.get("fit_seconds"), predict_seconds=metrics.get("predict_seconds"),
-            extract_seconds=metrics.get("extract_seconds"), n_bad_tracks=_int(metrics.get("n_bad_tracks")),
+            extract_seconds=metrics.get("extract_seconds"),
+            **{k: metrics.get(k) for k in ("infer_seconds_per_clip", "features_seconds_per_clip",
+                                          "head_seconds_per_clip")},
+            n_bad_tracks=_int(metrics.get("n_bad_tracks")),
             group_leakage=metrics.get("group_leakage"),
             metrics={k: v for k, v in metrics.items() if k in METRICS},
             mlflow_run_id=run_id, finished_at=tags.get("finished_at"),

@@ -18,12 +18,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from musicbench.results.schema import CellRecord, columns
 from musicbench.runtime import atomic_write
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: what a failed record shares with the later records that supersede it
 RESOLVED = ("task", "version", "protocol", "system", "seed")
@@ -175,6 +176,8 @@ class ResultStore:
         return self.current()[0]
 
     def table(self) -> pd.DataFrame:
+        import pandas as pd  # here: a rerun with nothing to do reads records, never a table
+
         return pd.DataFrame([r.row() for r in self.records()], columns=columns())
 
     def write_csv(self) -> Path:

@@ -30,31 +30,16 @@ from musicbench.protocol.metrics import primary_metric
 from musicbench.results import CellRecord, ResultStore
 from musicbench.results.claims import Claims
 from musicbench.results.tracking import TrackingQueue
+from musicbench.runner import memo
+from musicbench.runner.cost import inference_cost
 from musicbench.runner.executors import Executor, make_executor
+from musicbench.runner.options import RunOptions
 from musicbench.runner.plan import CellPlan, plan_task
 from musicbench.runner.suite import Suite
 from musicbench.runner.validate import open_tracking, validate_run
 from musicbench.runtime import atomic_write, sweep_orphaned_writes
 from musicbench.systems import build_system
 from musicbench.tasks import ClipData, get_task
-
-
-@dataclass
-class RunOptions:
-    out: Path
-    data_home: str | None = None
-    index_dir: str | None = None
-    allow_partial: bool = False
-    tracking_uri: str | None = None
-    track: bool = True
-    device: str = "cpu"
-    quiet: bool = False
-    on_bad_track: str | None = None  # None: the suite's, then each task's setting
-    verify: bool = False  # md5 of every audio file against the index before the run
-    retry_failed: bool = False  # run only cells whose latest attempt failed
-    executor: str = "serial"
-    jobs: int | None = None  # workers of a parallel executor, and extraction processes
-    scheduler: str | None = None  # a Dask scheduler's address
 
 
 @dataclass
@@ -118,7 +103,10 @@ def run_cell(plan: CellPlan, deforms: list[str]) -> CellOutcome:
             extract = extraction_seconds() - x0
             details = {k: v for k, v in scored.result.items() if isinstance(v, (dict, list))}
             rec.metrics = {k: v for k, v in scored.result.items() if k not in details}
-            rec.details = {**details, "training": training}
+            cost, breakdown = inference_cost(est, test, scored.seconds - extract)
+            for k, v in cost.items():
+                setattr(rec, k, v)
+            rec.details = {**details, "training": training, "cost": breakdown}
             rec.fit_seconds = round(fit_seconds - fit_extract, 4)
             rec.predict_seconds = round(scored.seconds - extract, 4)
             rec.extract_seconds = round(fit_extract + extract, 4)
@@ -166,9 +154,17 @@ class Runner:
         return validate_run(self.suite, self.sources(), self.opts.device, self.log)
 
     def run(self) -> ResultStore:
+        finished = memo.finished(self.store, self.suite, self.opts)
+        if finished is not None:
+            self.counts["skipped"] = finished
+            return self.store
         sources = self.validate()
         items = [item for source in sources
                  for item in plan_task(self.suite, source, self.opts.device, self.log)]
+        if len(sources) == len(self.suite.tasks) and all(isinstance(i, CellPlan) for i in items):
+            files, folders = memo.inputs_of([open_clips(s) for s in sources])
+            memo.write(self.suite, self.opts,
+                       [k for plan in items for k in plan.keys.values()], files, folders)
         tracker = None
         if self.opts.track and self._logs_anything(items):  # still before anything is written
             tracker = open_tracking(self.suite.name, self.opts.tracking_uri)
@@ -273,8 +269,10 @@ class Runner:
             label = plan.label + (f" deform {rec.deform}" if rec.deform != "none" else "")
             if rec.ok:
                 metric = primary_metric(rec.kind)
+                e2e = rec.infer_seconds_per_clip
                 label += (f": {metric} {rec.metrics[metric]:.4f} (fit {rec.fit_seconds:.1f}s, "
-                          f"predict {rec.predict_seconds:.1f}s)")
+                          f"predict {rec.predict_seconds:.1f}s"
+                          + (f", {1000 * e2e:.1f} ms a clip end to end)" if e2e is not None else ")"))
             self._report(rec, label)
         self._log_records(plan, outcome.records)
 
