@@ -31,6 +31,13 @@ VERSIONED = ("torch", "librosa", "scikit-learn", "mirdata", "numpy", "mlflow", "
              "soundfile", "pandas")
 
 
+def benchmark_env(**extra: str) -> dict[str, str]:
+    """The environment of a child pytest-benchmark session: this one's, less the markers
+    of a pytest-xdist worker, which would make the child disable its benchmarks."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST_")}
+    return {**env, **extra}
+
+
 def cache_root() -> Path:
     """The on-disk cache shared by generated data, feature and embedding caches."""
     root = Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "musicbench")

@@ -52,7 +52,7 @@ def run_benchmarks(tree: Path, paths: list[str], out: Path, select: str | None =
            f"--benchmark-json={out}", "--rootdir", str(tree)]
     if select:
         cmd += ["-k", select]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tree), os.environ.get("PYTHONPATH", "")])}
+    env = benchmark_env(PYTHONPATH=os.pathsep.join([str(tree), os.environ.get("PYTHONPATH", "")]))
     res = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True)
     if not out.is_file():
         raise DataError(f"benchmarks did not run in {tree} (pytest exit {res.returncode}):\n"

@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
                f"--benchmark-json={raw}", "--rootdir", str(root.parent)]
         if args.select:
             cmd += ["-k", args.select]
-        env = {**os.environ, "MUSICBENCH_BENCH_DEVICE": args.device}
+        env = benchmark_env(MUSICBENCH_BENCH_DEVICE=args.device)
         rc = subprocess.run(cmd, cwd=root.parent, env=env).returncode
         if not raw.is_file():
             print(f"musicbench: benchmarks did not run (pytest exit {rc})", file=sys.stderr)
