@@ -26,7 +26,9 @@ def _save(store: ResultStore, rec: CellRecord, y: np.ndarray, scores: np.ndarray
           classes: list[str]) -> None:
     result = evaluate(rec.kind, y, scores, classes)
     ids = [f"{rec.split_hash}-{rec.fold}-{i}" for i in range(len(y))]
-    if rec.kind == "multiclass":
+    if rec.kind == "clustering":
+        preds = pd.DataFrame({"track_id": ids, "label": [classes[t] for t in y], "cluster": scores.argmax(1)})
+    elif rec.kind == "multiclass":
         preds = pd.DataFrame({"track_id": ids, "label": [classes[t] for t in y],
                               "prediction": [classes[p] for p in scores.argmax(1)]})
     else:
@@ -70,9 +72,10 @@ source = "B et al. 2021, Table 2"
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
     """Results that give every table rows: two systems with augmentation x deformation
-    variants, a second task they also ran on, a multilabel task, a split mismatch, a failed
-    cell and a stale one. The toy task's spec (in a workspace) has published figures, one
-    under the table's protocol and one under another, and a known fault of ``kfold``."""
+    variants, a clustering of the same split, few-shot runs of its protocol, a second task
+    they also ran on, a multilabel task, a split mismatch, a failed cell and a stale one. The
+    toy task's spec (in a workspace) has published figures, one under the table's protocol
+    and one under another, and a known fault of ``kfold``."""
     workspace = tmp_path_factory.mktemp("toy-workspace")
     (workspace / "datasets").mkdir()
     (workspace / "datasets" / "toy.toml").write_text(TOY_SPEC)
@@ -98,6 +101,20 @@ def _results(tmp_path_factory):
                                      n_train=60, n_test=n, n_tracks_used=90, n_tracks_index=90,
                                      group_leakage=0.0, fit_seconds=1.0 + skill, predict_seconds=0.1)
                     _save(store, rec, y, np.eye(3)[pred] + 0.01 * rng.random((n, 3)), CLASSES)
+        right = rng.random(n) < 0.7  # clusters numbered like the classes, where right
+        rec = CellRecord(cell_key=f"clusters-{fold}", task="toy", version="1", protocol="kfold:3",
+                         system="clusters", seed=0, fold=fold, split_hash="h1", kind="clustering", n_train=60,
+                         n_test=n, fit_seconds=0.0, predict_seconds=0.1)
+        _save(store, rec, y, np.eye(3)[np.where(right, y, (y + 1) % 3)], CLASSES)
+        for (system, shots), skill in np.ndenumerate(np.array([[0.5, 0.7], [0.4, 0.5]])):
+            system, shots = ("good", "weak")[system], (1, 5)[shots]  # few-shot: base fold x 2 draws
+            for draw in range(2):
+                right = rng.random(n) < skill
+                rec = CellRecord(cell_key=f"{system}-shots{shots}-{fold}-{draw}", task="toy", version="1",
+                                 protocol=f"kfold:3:shots={shots}", system=system, seed=0,
+                                 fold=2 * fold + draw, split_hash=f"s{shots}", kind="multiclass",
+                                 n_train=3 * shots, n_test=n, fit_seconds=0.1, predict_seconds=0.1)
+                _save(store, rec, y, np.eye(3)[np.where(right, y, (y + 1) % 3)], CLASSES)
         for system, skill in (("good", 0.8), ("weak", 0.6)):  # a second task for the cross-task tables
             right = rng.random(n) < skill
             rec = CellRecord(cell_key=f"{system}-toy2-{fold}", task="toy2", version="1", protocol="kfold:3",
@@ -174,7 +191,7 @@ def test_published_figures_are_rows_of_their_protocol_only_and_never_tested(repo
     assert any(n.startswith("⚠ Known fault of kfold:3 on toy") for n in toy.notes)
     # the figure is not a variant: nothing was tested against it and it holds no rank
     lb = report["leaderboard"]
-    toy_rows = lb[lb.split_hash == "h1"]
+    toy_rows = lb[(lb.split_hash == "h1") & (lb.kind == "multiclass")]  # the clustering ranks apart
     assert "Paper A" not in set(lb["system"]) and len(toy_rows) == toy_rows["rank"].max()
     other = blocks["toy2:1 — kfold:3 (split t2)"]
     assert not any(r[0] == PUBLISHED for r in other.rows) and not any("Known fault" in n for n in other.notes)

@@ -17,7 +17,7 @@ import pandas as pd
 
 from musicbench.errors import DataError
 from musicbench.protocol.metrics import get_metric, primary_metric
-from musicbench.report.tables import TABLE, VARIANT, failed_rows, ok_cells, table_kind
+from musicbench.report.tables import VARIANT, failed_rows, iter_tables, table_kind
 
 KEY = ["task", "version", "protocol", "system", "augment", "deform", "tuned"]
 FAILING = ("REGRESSION", "MISSING", "SPLIT CHANGED", "INCOMPLETE", "FAILED CELLS")
@@ -25,10 +25,10 @@ FAILING = ("REGRESSION", "MISSING", "SPLIT CHANGED", "INCOMPLETE", "FAILED CELLS
 
 def _means(results: pd.DataFrame, metric: str | None) -> list[dict[str, Any]]:
     rows = []
-    for tkey, cells in ok_cells(results).groupby(TABLE, sort=True):
+    for tkey, cells in iter_tables(results):
         m = metric or primary_metric(table_kind(cells))
         for vkey, g in cells.groupby(VARIANT, sort=True):
-            rows.append({**dict(zip(TABLE, tkey, strict=True)), **dict(zip(VARIANT, vkey, strict=True)),
+            rows.append({**tkey, **dict(zip(VARIANT, vkey, strict=True)),
                          "metric": m, "value": float(g[m].astype(float).mean()), "cells": len(g)})
     return rows
 

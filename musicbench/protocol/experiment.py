@@ -72,12 +72,13 @@ class Scoring:
 
 
 def score(est: Any, data: ClipData) -> Scoring:
-    """``est``'s scores on ``data`` (labels hidden from it) and every metric of the task kind
-    (unobserved tags left out), with the fold's tag vocabulary where the task chose one."""
+    """``est``'s scores on ``data`` (labels hidden from it) and every metric of the kind it is
+    evaluated as (the task's, or clustering: ``System.evaluation_kind``; unobserved tags left
+    out), with the fold's tag vocabulary where the task chose one."""
     t0 = time.perf_counter()
     scores = np.asarray(est.predict_scores(data.without_labels()), dtype=np.float64)
     seconds = time.perf_counter() - t0
-    result = evaluate(data.kind, data.y, scores, data.classes, data.mask)
+    result = evaluate(est.evaluation_kind(data.kind), data.y, scores, data.classes, data.mask)
     if data.vocabulary is not None:
         result["vocabulary"] = data.vocabulary.summary()
     return Scoring(scores, result, seconds)

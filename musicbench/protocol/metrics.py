@@ -28,7 +28,9 @@ def _skm():
     return metrics
 
 
-KINDS = ("multiclass", "multilabel", "regression")
+#: what records are scored as: the task kinds, and ``clustering`` (cluster assignments of a
+#: multiclass task's clips against their labels, ``System.evaluation``)
+KINDS = ("multiclass", "multilabel", "regression", "clustering")
 AGGREGATIONS = {"mean": np.nanmean, "median": np.nanmedian, "sum": np.nansum}
 RECALL_AT = (1, 5, 10)  # the k of the audio -> tag recall@k metrics
 #: the retrieval view of a multilabel task: tag -> audio mAP, audio -> tag mAP, recall@k
@@ -94,7 +96,8 @@ class Scored:
     """A fold part's targets and a system's scores, with what metrics share: the multiclass
     confusion matrix, the multilabel tags that are scorable (both classes present among the
     clips that observed the tag: ``mask`` 1, or every clip without a mask), the regression
-    scores per target (``classes`` are the target names, ``scores`` the predicted values)."""
+    scores per target (``classes`` are the target names, ``scores`` the predicted values),
+    the clusters (one-hot scores: each clip's cluster is its highest column)."""
 
     kind: str
     y: np.ndarray
@@ -106,6 +109,8 @@ class Scored:
         if self.kind == "regression":
             self.per_target = {t: regression_scores(self.y[:, j], self.scores[:, j])
                                for j, t in enumerate(self.classes)}
+        elif self.kind == "clustering":
+            self.cluster = self.scores.argmax(axis=1)
         elif self.kind == "multiclass":
             labels = np.arange(len(self.classes))
             self.y_pred = self.scores.argmax(axis=1)
@@ -319,10 +324,39 @@ def mirex_key_score(s: Scored) -> float:
     return float(weights[s.y, s.y_pred].mean())
 
 
+def _no_better_than_chance(n_classes: int) -> float:
+    return 0.0
+
+
+@metric(("clustering",), primary=True,
+        description="V-measure of the clusters against the labels: harmonic mean of homogeneity and "
+                    "completeness (MAEB's clustering score; equal to NMI with arithmetic averaging)")
+def v_measure(s: Scored) -> float:
+    return float(_skm().v_measure_score(s.y, s.cluster))
+
+
+@metric(("clustering",),
+        description="normalised mutual information of the clusters and the labels, geometric mean "
+                    "of the entropies (arithmetic averaging is the V-measure)")
+def nmi(s: Scored) -> float:
+    return float(_skm().normalized_mutual_info_score(s.y, s.cluster, average_method="geometric"))
+
+
+@metric(("clustering",), chance=_no_better_than_chance, bounds=(-1.0, 1.0),
+        description="adjusted Rand index of the clusters against the labels (0: chance, 1: the same "
+                    "partition)")
+def ari(s: Scored) -> float:
+    return float(_skm().adjusted_rand_score(s.y, s.cluster))
+
+
 def _details(s: Scored) -> dict[str, Any]:
     if s.kind == "regression":
         return {"per_target": {t: {k: (None if np.isnan(v) else v) for k, v in d.items()}
                                for t, d in s.per_target.items()}}
+    if s.kind == "clustering":
+        from sklearn.metrics.cluster import contingency_matrix
+
+        return {"contingency": contingency_matrix(s.y, s.cluster).tolist()}
     if s.kind == "multiclass":
         return {"per_class_recall": {c: (None if np.isnan(r) else float(r))
                                      for c, r in zip(s.classes, s.recall, strict=True)},

@@ -15,7 +15,9 @@ Grammar (the ``--protocol`` option):
 - ``manifest:PATH``: a folder with ``*train*``, ``*valid*`` and ``*test*`` lists of track
   ids or file paths (one per line), a user's own split;
 - ``NAME``: split lists the task spec declares under ``[protocols.NAME]`` and the package
-  ships, e.g. ``fault-filtered`` on GTZAN (``musicbench.tasks.literature``).
+  ships, e.g. ``fault-filtered`` on GTZAN (``musicbench.tasks.literature``);
+- any of these followed by ``:shots=K[:draws=D]``: few-shot folds, K training clips per
+  class drawn D times from each fold's training part (``musicbench.protocol.fewshot``).
 
 Where any other protocol gives no valid part, a stratified ``VALID_FRACTION`` of the
 training part is held out with the same seed. A multilabel task with ``top_k_tags`` or
@@ -37,14 +39,16 @@ from pathlib import Path
 import numpy as np
 
 from musicbench.errors import ConfigError, DataError, UnknownNameError
+from musicbench.protocol.fewshot import DRAWS, few_shot_parts, split_suffix, suffix
 from musicbench.tasks.literature import read_list
 from musicbench.tasks.loader import ClipSet
 from musicbench.tasks.parts import Vocabulary
 
 VALID_FRACTION = 0.1
 TARGET_BINS = 5  # regression tasks stratify on quantile bins of their targets
-PROTOCOL_HELP = ("official[:N], kfold:K[:SEED], group-kfold:FIELD[:K[:SEED]][:valid=stratified], manifest:PATH, "
-                 "NAME (split lists the task spec declares)")
+PROTOCOL_HELP = ("official[:N], kfold:K[:SEED], group-kfold:FIELD[:K[:SEED]][:valid=stratified], "
+                 "manifest:PATH, NAME (split lists the task spec declares), each optionally followed by "
+                 ":shots=K[:draws=D]")
 RESERVED = ("official", "kfold", "group-kfold", "manifest")
 _NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
 VALIDATIONS = ("group", "stratified")  # of group-kfold; the first is the default
@@ -92,8 +96,13 @@ class ProtocolSpec:
     seed: int = 0
     path: str | None = None
     valid: str = VALIDATIONS[0]  # group-kfold: how the validation part is held out
+    shots: int | None = None  # few-shot: training clips per class (``fewshot``)
+    draws: int = DRAWS  # few-shot: draws per base fold
 
     def __str__(self) -> str:
+        return self._base() + suffix(self.shots, self.draws)
+
+    def _base(self) -> str:
         if self.kind == "official":
             return "official" if self.k is None else f"official:{self.k}"
         if self.kind == "manifest":
@@ -119,6 +128,9 @@ def _int(text: str, what: str, spec: str, minimum: int) -> int:
 
 def parse_protocol(spec: str) -> ProtocolSpec:
     """Parse a protocol string; malformed ones get a message listing the grammar."""
+    base, shots, draws = split_suffix(spec.strip())
+    if shots is not None:
+        return replace(parse_protocol(base), shots=shots, draws=draws)
     head, _, rest = spec.strip().partition(":")
     parts = rest.split(":") if rest else []
     if head == "official" and len(parts) <= 1:
@@ -432,6 +444,10 @@ def resolve(protocol: str | ProtocolSpec, clipset: ClipSet) -> Split:
                 f"{'train' if not f.train else 'test'} part with the {len(ids)} clips present"
             )
     spec = clipset.task.spec
+    if p.shots is not None:  # no validation part; leakage counted on the drawn clips
+        group_of = clipset.attribute(p.field or spec.group) if p.field or spec.group else None
+        folds = [_fold(i, train, (), test, group_of)
+                 for i, train, test in few_shot_parts(clipset, folds, p.shots, p.draws, p.seed, str(p))]
     if spec.kind == "multilabel" and (spec.top_k_tags or spec.min_tag_count):
         folds = [replace(f, vocabulary=vocabulary(clipset, f.train)) for f in folds]
     fault = known_fault(spec, p)

@@ -33,7 +33,9 @@ def _scores(results: pd.DataFrame) -> pd.DataFrame:
     signed so that higher is better, with the task's chance level."""
     rows = []
     for tkey, cells in iter_tables(results):
-        metric = get_metric(primary_metric(table_kind(cells)))
+        kind = table_kind(cells)
+        metric = get_metric(primary_metric(kind))
+        task = task_label(tkey) + (" (clustering)" if kind == "clustering" else "")  # a task of its own
         sign = 1.0 if metric.higher_is_better else -1.0
         chance = _chance(cells, metric.name)
         for vkey, g in iter_variants(cells):
@@ -41,7 +43,7 @@ def _scores(results: pd.DataFrame) -> pd.DataFrame:
                 continue
             variant = variant_label(vkey["system"], vkey["augment"], "none", vkey["tuned_kind"])
             for fold, f in g.groupby("fold"):
-                rows.append({"task": task_label(tkey), "fold": int(fold), "metric": metric.name,
+                rows.append({"task": task, "fold": int(fold), "metric": metric.name,
                              "variant": variant,
                              "score": sign * float(f[metric.name].astype(float).mean()),
                              "chance": sign * chance})

@@ -73,7 +73,8 @@ def _p_adj(p, adjusted, correction: str) -> str:
 
 
 def _table_title(key: dict) -> str:
-    return f"{key['task']}:{key['version']} — {key['protocol']} (split {key['split_hash']})"
+    clustering = " — clustering" if key.get("kind") == "clustering" else ""
+    return f"{key['task']}:{key['version']} — {key['protocol']} (split {key['split_hash']}){clustering}"
 
 
 def _slug(*parts: object) -> str:
@@ -81,9 +82,11 @@ def _slug(*parts: object) -> str:
 
 
 def _by_table(df: pd.DataFrame):
+    """Blocks of one table key and, where the table says, one kind (a clustering's own)."""
     if df.empty:
         return
-    yield from ((dict(zip(TABLE, k, strict=True)), g) for k, g in df.groupby(TABLE, sort=True, dropna=False))
+    keys = TABLE + (["kind"] if "kind" in df.columns else [])
+    yield from ((dict(zip(keys, k, strict=True)), g) for k, g in df.groupby(keys, sort=True, dropna=False))
 
 
 def _has_variants(g: pd.DataFrame) -> bool:

@@ -67,6 +67,7 @@ def tradeoff_png(rows: pd.DataFrame, title: str) -> bytes:
     if len(front) > 1 or e2e:
         ax.legend(fontsize=8, loc="best")
     ax.set_xscale("log")
+    ax.minorticks_off()
     ax.set_xlabel("end-to-end inference throughput (clips/s: decode, features, head; log scale)" if e2e
                   else "inference throughput, head only (clips/s, log scale)")
     ax.set_ylabel(rows["metric"].iloc[0] if len(rows) else "score")
@@ -124,4 +125,31 @@ def critical_difference_png(names: list[str], mean_ranks: np.ndarray, cd: float,
         y = 0.35 + 0.3 * n
         ax.hlines(y, ranks[a] - 0.05, ranks[b] + 0.05, color="tab:blue", lw=4, alpha=0.8)
     ax.set_title(title, fontsize=9)
+    return _png(fig)
+
+
+def few_shot_png(g: pd.DataFrame, title: str) -> bytes:
+    """Score against shots (log axis) with 95% intervals, one line per variant; the whole
+    training part's score as a dashed line of the same colour."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.5, 4.2))
+    ax = fig.add_subplot()
+    for i, (label, v) in enumerate(g.groupby("variant", sort=False)):
+        colour = f"C{i % 10}"
+        pts = v[v["shots"].notna()]
+        k = pts["shots"].to_numpy(dtype=float)
+        err = np.vstack([pts["mean"] - pts["ci_low"], pts["ci_high"] - pts["mean"]]).astype(float)
+        ax.errorbar(k, pts["mean"].to_numpy(dtype=float), yerr=np.nan_to_num(err), marker="o", capsize=3,
+                    color=colour, label=label)
+        for full in v.loc[v["shots"].isna(), "mean"]:
+            ax.axhline(full, color=colour, ls="--", lw=1)
+    ax.set_xscale("log")
+    ax.minorticks_off()
+    ks = sorted(g["shots"].dropna().unique())
+    ax.set_xticks(ks, [str(int(k)) for k in ks])
+    ax.set_xlabel("training clips per class (dashed: the whole training part)")
+    ax.set_ylabel(g["metric"].iloc[0])
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, loc="lower right")
     return _png(fig)

@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from musicbench.report import across, display, published, tables
+from musicbench.report import across, display, fewshot, published, tables
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,7 @@ TABLES: dict[str, ReportTable] = {t.name: t for t in (
                 brief=True),
     ReportTable("failed", lambda r, o: tables.failed_cells(r), display.failed_section, brief=True),
     ReportTable("stale", lambda r, o: tables.stale_records(r), display.stale_section, brief=True),
+    ReportTable("few_shot", lambda r, o: fewshot.few_shot_curve(r), fewshot.few_shot_section),
     ReportTable("per_fold", lambda r, o: tables.per_fold(r), display.per_fold_section),
     ReportTable("per_class", lambda r, o: tables.per_class(r), display.per_class_section),
     ReportTable("per_tag", lambda r, o: tables.per_tag(r), display.per_tag_section),

@@ -64,9 +64,12 @@ def table_kind(cells: pd.DataFrame) -> str:
 
 
 def iter_tables(results: pd.DataFrame):
+    """Per table key, its cells, one kind at a time: a cluster family's records on a split
+    are a table of their own beside the classifiers' on the same split."""
     ok = ok_cells(results)
     for key, cells in ok.groupby(TABLE, sort=True, dropna=False):
-        yield dict(zip(TABLE, key, strict=True)), cells
+        for _, same_kind in cells.groupby("kind", sort=True, dropna=False):
+            yield dict(zip(TABLE, key, strict=True)), same_kind
 
 
 def iter_variants(cells: pd.DataFrame):
@@ -110,8 +113,11 @@ def _target_variance(p: pd.DataFrame) -> np.ndarray:
 def paired_test(a: pd.DataFrame, b: pd.DataFrame, kind: str) -> PairedTest | None:
     """Paired test of variant ``a`` against ``b`` over cells matched on fold and seed.
 
-    Returns None where no matched cell has per-track predictions on disk.
+    Returns None where no matched cell has per-track predictions on disk, and for
+    clusterings, whose scores are not sums over clips.
     """
+    if kind == "clustering":
+        return None
     cols = PAIR + ["predictions"]
     matched = a[cols].merge(b[cols], on=PAIR, suffixes=("_a", "_b"))
     diffs, pairs = [], []
@@ -267,7 +273,7 @@ def per_fold(results: pd.DataFrame) -> pd.DataFrame:
         metric = primary_metric(kind)
         for vkey, g in iter_variants(cells):
             for fold, f in g.groupby("fold", sort=True):
-                rows.append({**tkey, **vkey, "fold": int(fold), "metric": metric,
+                rows.append({**tkey, **vkey, "kind": kind, "fold": int(fold), "metric": metric,
                              "score": float(f[metric].astype(float).mean()), "n_test": int(f["n_test"].max()),
                              "seeds": f["seed"].nunique(),
                              **(_vocabulary_row(f) if kind == "multilabel" else {})})

@@ -51,13 +51,19 @@ class CellOutcome:
     predictions: dict[str, str]
 
 
-def predictions_csv(data: ClipData, scores) -> str:
+def predictions_csv(data: ClipData, scores, kind: str) -> str:
+    """Per track: label, prediction and every score column; a clustering's prediction is the
+    clip's cluster number, never a class name."""
     df = pd.DataFrame({"track_id": [c.track_id for c in data.clips]})
     if data.kind == "regression":  # each target's annotated and predicted value
         for j, target in enumerate(data.classes):
             df[f"target:{target}"] = [c.label[j] for c in data.clips]
             df[f"prediction:{target}"] = scores[:, j]
         return df.to_csv(index=False, float_format="%.6g")
+    if kind == "clustering":
+        df["label"] = [c.label for c in data.clips]
+        df["cluster"] = scores.argmax(axis=1)
+        return df.to_csv(index=False)
     if data.kind == "multiclass":
         df["label"] = [c.label for c in data.clips]
         df["prediction"] = [data.classes[i] for i in scores.argmax(axis=1)]
@@ -112,7 +118,7 @@ def run_cell(plan: CellPlan, deforms: list[str]) -> CellOutcome:
             rec.extract_seconds = round(fit_extract + extract, 4)
             rec.classes = list(test.classes)
             rec.predictions = f"predictions/{rec.cell_key}.csv"
-            out.predictions[rec.cell_key] = predictions_csv(test, scored.scores)
+            out.predictions[rec.cell_key] = predictions_csv(test, scored.scores, plan.kind)
             rec.status, rec.error = "ok", None
             rec.finished_at = datetime.now(UTC).isoformat()
         except Exception as exc:  # one broken cell must not stop the others

@@ -42,7 +42,7 @@ class CellPlan:
     source: TaskSource
     task: str  # task name, version: what records say
     version: str
-    kind: str
+    kind: str  # what the records are scored as: the task's kind, or the system's evaluation
     protocol: str
     split_hash: str
     fold: Fold
@@ -169,6 +169,7 @@ def plan_task(suite: Suite, source: TaskSource, device: str, log: Log) -> Iterat
                                                  preset=preset, family=family, params=params, seed=seed,
                                                  augment=augment, deform=deform, **tuning, **merge)
                                 for deform in suite.deform}
-                        yield CellPlan(source, task.name, task.version, task.spec.kind, split.protocol,
+                        yield CellPlan(source, task.name, task.version,
+                                       built.evaluation_kind(task.spec.kind), split.protocol,
                                        split.hash, fold, system, preset, overrides, params, seed, augment,
                                        keys, device, tuned, merge_valid=bool(merge))

@@ -21,6 +21,7 @@ FAMILIES = {
     "deep": "musicbench.systems.deep.system:DeepSystem",
     "probe": "musicbench.systems.probe:ProbeSystem",
     "metric": "musicbench.systems.metric:MetricSystem",
+    "cluster": "musicbench.systems.cluster:ClusterSystem",
 }
 
 

@@ -35,6 +35,9 @@ class System(BaseEstimator):
     """
 
     kinds: tuple[str, ...] = ("multiclass", "multilabel")
+    #: the metric kind its scores are evaluated as (``protocol.metrics.KINDS``); None: the
+    #: task's own kind. A clustering system's scores are cluster memberships, not classes.
+    evaluation: ClassVar[str | None] = None
     param_rules: ClassVar[dict[str, Rule]] = {"seed": SEED, "device": DEVICE}
     #: parameters added after cell keys were first made, with their defaults: at that value
     #: they stay out of a cell's key, so earlier results keep matching (``key_params``)
@@ -76,6 +79,10 @@ class System(BaseEstimator):
         can extract every clip its cells need in one parallel pass before they start;
         empty for a system that computes its inputs itself."""
         return []
+
+    def evaluation_kind(self, task_kind: str) -> str:
+        """The kind of the metrics its scores on a ``task_kind`` task are evaluated by."""
+        return self.evaluation or task_kind
 
     def training_report(self) -> dict[str, Any]:
         """JSON-safe facts about the last ``fit`` worth recording with a result (a neural

@@ -66,7 +66,8 @@ class Objective:
                  device: str = "cpu", fixed: dict[str, Any] | None = None):
         self.system, self.space, self.folds = system, space, folds
         self.seed, self.device, self.fixed = seed, device, dict(fixed or {})
-        self.metric = primary_metric(folds[0].train.kind)
+        built = build_system(system, device=device, **self.fixed)  # a cluster family: its V-measure
+        self.metric = primary_metric(built.evaluation_kind(folds[0].train.kind))
 
     def __call__(self, trial: Any) -> float:
         try:

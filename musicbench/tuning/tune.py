@@ -110,7 +110,8 @@ def prepare(cfg: TuneConfig, log: Any = None) -> Prepared:
         folds = [folds[cfg.fold]]
     attrs = {
         "system": cfg.system, "task": task.ref, "protocol": split.protocol,
-        "split_hash": split.hash, "folds": len(folds), "metric": primary_metric(task.spec.kind),
+        "split_hash": split.hash, "folds": len(folds),
+        "metric": primary_metric(probe.evaluation_kind(task.spec.kind)),
         "n_tracks_used": len(clipset), "n_tracks_index": clipset.n_index,
         "search_space": space.as_dict(), "fixed_params": dict(cfg.fixed),
     }

@@ -1,0 +1,124 @@
+"""The cluster family: how well a representation's space is organised, without a head.
+
+A clip's representation is built as a probe builds it (encoder embeddings and/or
+hand-crafted front ends, summarised over time); nothing is learnt from the training
+labels but their number. At scoring time k-means with k = the number of classes of the
+training part partitions the test part's representations (seeded by the cell's seed), and
+the partition is scored against the labels by V-measure, NMI and ARI
+(``evaluation = "clustering"``), as MAEB's clustering tasks are. Folds and seeds give
+the intervals, on the same leaderboard as any system.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from musicbench.errors import DataError
+from musicbench.features.summaries import Codebook
+from musicbench.systems.base import EpochCallback
+from musicbench.systems.params import COUNT, OneOf, Rule
+from musicbench.systems.probe import ProbeSystem
+from musicbench.tasks import ClipData
+
+
+class ClusterSystem(ProbeSystem):
+    """k-means on the representations of ``encoders`` (preset names) and/or ``features``
+    (front ends, with ``deltas``), each summarised by ``summary`` and concatenated; with
+    ``standardise`` each dimension is scaled to unit variance over the clips clustered,
+    then ``pca_components`` may reduce them. ``n_init`` k-means restarts keep the best
+    inertia. Multiclass tasks only: a multilabel clip belongs to several classes, which a
+    partition cannot express. ``fit`` reads the training part only for what needs no
+    label (a ``vq`` summary's codebook) and how many classes it holds (k; a class absent
+    from the data present is not a cluster).
+    """
+
+    kinds: ClassVar[tuple[str, ...]] = ("multiclass",)
+    evaluation: ClassVar[str | None] = "clustering"
+    param_rules: ClassVar[dict[str, Rule]] = {
+        **{k: rule for k, rule in ProbeSystem.param_rules.items()
+           if k in ("seed", "device", "encoders", "features", "n_fft", "hop_length", "n_mels", "n_mfcc",
+                    "n_bins", "deltas", "summary", "dct_coefficients", "codebook_size", "pca_components")},
+        "standardise": OneOf(True, False),
+        "n_init": COUNT,
+    }
+
+    def __init__(
+        self,
+        encoders=("aisfx",),
+        features=(),
+        n_fft: int = 2048,
+        hop_length: int = 512,
+        n_mels: int = 128,
+        n_mfcc: int = 20,
+        n_bins: int = 84,
+        deltas: int = 1,
+        summary: str = "mean",
+        dct_coefficients: int = 4,
+        codebook_size: int = 64,
+        pca_components: float | None = None,
+        standardise: bool = True,
+        n_init: int = 10,
+        seed: int = 0,
+        device: str = "cpu",
+    ):
+        self.encoders = encoders
+        self.features = features
+        self.n_fft = n_fft
+        self.hop_length = hop_length
+        self.n_mels = n_mels
+        self.n_mfcc = n_mfcc
+        self.n_bins = n_bins
+        self.deltas = deltas
+        self.summary = summary
+        self.dct_coefficients = dct_coefficients
+        self.codebook_size = codebook_size
+        self.pca_components = pca_components
+        self.standardise = standardise
+        self.n_init = n_init
+        self.seed = seed
+        self.device = device
+
+    def _fit(self, train: ClipData, valid: ClipData | None,
+             epoch_callback: EpochCallback | None) -> None:
+        self.cards_ = [ex.card().as_dict() for ex in self.encoder_extractors(train.sample_rate)]
+        if self.summary == "vq":
+            frames = self.frames(train)
+            self.codebooks_ = [Codebook(self.codebook_size, self.seed).fit([c[s] for c in frames])
+                               for s in range(len(frames[0]))]
+        self.n_classes_ = len(train.classes)
+        self.k_ = len(np.unique(train.y))
+
+    def _predict_scores(self, data: ClipData) -> np.ndarray:
+        """One-hot cluster memberships: cluster j in column j (columns past k stay 0)."""
+        if len(data) < self.k_:
+            raise DataError(f"{data.task.ref}: {len(data)} clip(s) to cluster, fewer than the k={self.k_} "
+                            "clusters (one per class); use a protocol with larger test parts")
+        x = self._summarise(self.frames(data))
+        clusters = kmeans(x, self.k_, self.standardise, self.pca_components, self.n_init, self.seed)
+        return np.eye(self.k_, self.n_classes_)[clusters]
+
+    def uses_validation(self) -> bool:
+        return False
+
+    def training_report(self) -> dict[str, Any]:
+        if not hasattr(self, "n_classes_"):
+            return {}
+        return {"encoders": self.cards_, "k": self.k_}
+
+
+def kmeans(x: np.ndarray, k: int, standardise: bool = True, pca_components: float | None = None,
+           n_init: int = 10, seed: int = 0) -> np.ndarray:
+    """Cluster numbers (0 .. k-1) of the rows of ``x``: optionally standardised and reduced
+    by PCA, then k-means with ``n_init`` seeded restarts."""
+    from sklearn.cluster import KMeans
+    from sklearn.decomposition import PCA
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    steps = ([StandardScaler()] if standardise else []) + (
+        [PCA(pca_components, random_state=seed)] if pca_components else [])
+    if steps:
+        x = make_pipeline(*steps).fit_transform(x)
+    return KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit_predict(x)
