@@ -59,7 +59,8 @@ def build_task(root: Path, per_class: int, rates: set[int]) -> dict[str, list[st
     for split, labels in splits.items():
         (task / f"{split}.json").write_text(json.dumps(labels))
     vocab = sorted(by_class)
-    (task / "labelvocabulary.csv").write_text("idx,label\n" + "".join(f"{i},{v}\n" for i, v in enumerate(vocab)))
+    rows = "".join(f"{i},{v}\n" for i, v in enumerate(vocab))
+    (task / "labelvocabulary.csv").write_text("idx,label\n" + rows)
     (task / "task_metadata.json").write_text(json.dumps({
         "task_name": "mridangam_stroke", "version": "hear-crosscheck", "embedding_type": "scene",
         "prediction_type": "multiclass", "split_mode": "trainvaltest", "splits": list(splits),

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from musicbench.report import tables
+from musicbench.report import paired, tables
 from musicbench.report.load import load_folders
 from musicbench.results import CellRecord, ResultStore
 from musicbench.runtime import atomic_write
@@ -41,7 +41,7 @@ def results(tmp_path_factory):
 
 def test_leaderboard_with_paired_tests(benchmark, results):
     def compile_board():
-        tables._predictions.cache_clear()
+        paired._predictions.cache_clear()
         return tables.leaderboard(results)
 
     board = benchmark.pedantic(compile_board, rounds=5, iterations=1, warmup_rounds=1)

@@ -79,7 +79,8 @@ def test_kfold_hear_task_runs_end_to_end_with_heareval_folds(workspace, clips):
     _spec(workspace, "hear_genre", "../genre-v1-full")
     task = get_task("hear_genre")
     spec = task.spec
-    assert (spec.kind, spec.classes, spec.default_protocol) == ("multiclass", tuple(sorted({c.label for c in clips})),
+    labels = tuple(sorted({c.label for c in clips}))
+    assert (spec.kind, spec.classes, spec.default_protocol) == ("multiclass", labels,
                                                                "official")
     clipset = task.clips()
     assert len(clipset) == len(clips) and clipset.by_id[f"fold01/{clips[1].track_id}"].label == clips[1].label
@@ -118,7 +119,8 @@ def test_trainvaltest_multilabel_hear_task(workspace, clips):
 
 def test_bad_hear_folders_are_refused_before_any_work(workspace, clips, capsys):
     small = {"train": clips[:4], "valid": clips[4:6], "test": clips[6:8]}
-    _task_folder(workspace / "events", clips, small, "multilabel", lambda c: [c.label], embedding_type="event")
+    _task_folder(workspace / "events", clips, small, "multilabel", lambda c: [c.label],
+                 embedding_type="event")
     _task_folder(workspace / "ok", clips, small, "multiclass", lambda c: [c.label])
     (workspace / "no_meta").mkdir()
     cases = [("events", "", "event tasks, with timestamped labels, are not supported"),
@@ -138,6 +140,7 @@ def test_bad_hear_folders_are_refused_before_any_work(workspace, clips, capsys):
         get_task("bad").clips()
     (workspace / "ok" / "test.json").write_text(json.dumps({"x.wav": ["rock", "jazz"]}))
     _spec(workspace, "bad", "../ok")
-    with pytest.raises(DataError, match=r"test\.json: 'x\.wav' has 2 labels; a multiclass task gives each file one"):
+    with pytest.raises(DataError,
+                       match=r"test\.json: 'x\.wav' has 2 labels; a multiclass task gives each file one"):
         get_task("bad").clips()
     assert not (workspace / "never").exists()

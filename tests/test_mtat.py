@@ -52,7 +52,8 @@ def mtat(tmp_path_factory):
         rows.append([str(i), str(i % 2), *("1" if t == c.label else "0" for t in TAGS), rel])
         ids.append(rel[:-4])
     rows.append([str(len(rows)), "1", "0", "0", "0", "0", "f/untagged-clip-00-none-0-29.mp3"])
-    sf.write(root / "f/untagged-clip-00-none-0-29.mp3", np.zeros(22050, np.float32) + 0.01, 22050, format="MP3")
+    quiet = np.zeros(22050, np.float32) + 0.01
+    sf.write(root / "f/untagged-clip-00-none-0-29.mp3", quiet, 22050, format="MP3")
     rows.append([str(len(rows)), "0", "1", "0", "0", "0", ""])  # MTAT lists a few clips with no audio
     _write_annotations(root / "annotations_final.csv", header, rows)
     return root, ids, [c.label for c in clips]
@@ -84,7 +85,8 @@ def test_rows_read_the_layout_with_tags_among_the_classes(mtat):
     root, ids, labels = mtat
     rows = mtat_rows(root, tuple(TAGS))
     assert sorted(rows) == sorted([*ids, "f/untagged-clip-00-none-0-29"])  # the row with no audio is left out
-    assert all(rows[i]["label"] == [g] for i, g in zip(ids, labels))  # 'no voice' never reaches a label
+    # 'no voice' never reaches a label
+    assert all(rows[i]["label"] == [g] for i, g in zip(ids, labels, strict=True))
     assert rows["f/untagged-clip-00-none-0-29"]["label"] == []
     assert rows[ids[0]]["path"].endswith(".mp3") and (root / rows[ids[0]]["path"]).is_file()
     assert set(mtat_rows(root, None)[ids[1]]["label"]) == {OTHER, labels[1]}  # every tag where no classes
@@ -96,8 +98,9 @@ def test_mtat_task_runs_end_to_end_on_mp3_with_the_tagging_metrics(workspace, mt
     clipset = get_task("my_mtat").clips()
     assert len(clipset) == len(ids) + 1 and clipset.classes == TAGS
     lists = workspace / "lists"
-    by_tag = {t: [i for i, g in zip(ids, labels) if g == t] for t in TAGS}
-    _lists(lists, {"train": [f"{i}.mp3" for t in TAGS for i in by_tag[t][:6]],  # paths, as the lists of the papers
+    by_tag = {t: [i for i, g in zip(ids, labels, strict=True) if g == t] for t in TAGS}
+    # paths, as the lists of the papers
+    _lists(lists, {"train": [f"{i}.mp3" for t in TAGS for i in by_tag[t][:6]],
                    "valid": [i for t in TAGS for i in by_tag[t][6:8]],
                    "test": [i for t in TAGS for i in by_tag[t][8:]]})
     _spec(workspace, root, '[protocols.mine]\nlists = "../lists"\n')

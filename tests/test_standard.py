@@ -183,7 +183,8 @@ def test_giantsteps_protocol_trains_on_one_dataset_and_tests_on_the_other():
 
 def test_official_n_runs_one_of_the_datasets_splits_and_refuses_others():
     samples = SHARED / "mirdata_sample"
-    clipset = get_task("giantsteps_key_mtg:sample", str(samples / "resources"), str(samples / "indexes")).clips()
+    task = get_task("giantsteps_key_mtg:sample", str(samples / "resources"), str(samples / "indexes"))
+    clipset = task.clips()
     every, first = resolve("official", clipset), resolve("official:0", clipset)
     assert str(parse_protocol("official:0")) == "official:0" and first.protocol == "official:0"
     assert first.folds == every.folds  # one official split: split 0 is all of it

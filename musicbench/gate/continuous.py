@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from musicbench.errors import ConfigError, DataError
+from musicbench.runtime import benchmark_env
 
 
 def repo_root(start: Path) -> Path:

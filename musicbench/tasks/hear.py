@@ -54,7 +54,8 @@ def read_metadata(root: Path) -> HearTask:
                         "scene-level HEAR tasks (one label set per clip); event tasks, with timestamped "
                         "labels, are not supported")
     if meta["prediction_type"] not in KINDS:
-        raise DataError(f"{meta_file}: prediction_type {meta['prediction_type']!r}; valid: {', '.join(KINDS)}")
+        raise DataError(f"{meta_file}: prediction_type {meta['prediction_type']!r}; "
+                        f"valid: {', '.join(KINDS)}")
     if meta["split_mode"] not in SPLIT_MODES:
         raise DataError(f"{meta_file}: split_mode {meta['split_mode']!r}; valid: {', '.join(SPLIT_MODES)}")
     splits = tuple(meta.get("splits") or ("train", "valid", "test"))
@@ -100,7 +101,8 @@ def hear_rows(root: Path, sample_rate: int) -> dict[str, dict[str, Any]]:
     for split in task.splits:
         labels_file = root / f"{split}.json"
         if not labels_file.is_file():
-            raise DataError(f"HEAR task folder {root}: split {split!r} of {METADATA} has no {labels_file.name}")
+            raise DataError(f"HEAR task folder {root}: split {split!r} of {METADATA} "
+                            f"has no {labels_file.name}")
         labels = _json(labels_file)
         if not isinstance(labels, dict):
             raise DataError(f"{labels_file}: expected an object mapping file names to label lists")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -18,6 +17,7 @@ from pathlib import Path
 import musicbench
 from musicbench import flags
 from musicbench.errors import ConfigError
+from musicbench.runtime import benchmark_env
 
 
 def add_parser(sub, name: str) -> None:
