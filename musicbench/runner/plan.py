@@ -157,6 +157,8 @@ def plan_task(suite: Suite, source: TaskSource, device: str, log: Log) -> Iterat
                 tuned.pop("per_fold", None)
                 family = get_preset(preset)["family"]
                 built = build_system(preset, device=device, **overrides)
+                if not suite.runs(built, task.spec.kind):
+                    continue
                 params = built.key_params()
                 merge = {} if built.uses_validation() else {"fit_on": "train+valid"}
                 for seed in suite.seeds:

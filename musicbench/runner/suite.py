@@ -26,6 +26,13 @@ class Suite:
     tuned: dict = field(default_factory=dict)  # system name -> {"study": .., "trials": ..}
     on_bad_track: str | None = None  # "error" or "skip"; None: each task's own setting
     skip_absent: bool = False  # a task whose data is not on this machine is skipped, with the reason
+    # each system runs on the tasks of the kinds it handles only (a suite mixing classification,
+    # regression and clustering); without it a task a system cannot handle is refused
+    by_kind: bool = False
+
+    def runs(self, system, kind: str) -> bool:
+        """Whether the built ``system`` runs on tasks of ``kind`` in this suite."""
+        return not self.by_kind or kind in system.kinds
 
     def resolve_system(self, name: str) -> tuple[str, dict]:
         """A suite system name -> (preset name, parameter overrides)."""

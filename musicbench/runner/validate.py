@@ -57,18 +57,23 @@ def open_tracking(experiment: str, uri: str | None) -> Tracker:
                           "or --no-mlflow") from None
 
 
-def check_task(source: TaskSource, protocols: tuple[str, ...], systems: dict[str, System]) -> None:
+def check_task(source: TaskSource, protocols: tuple[str, ...], systems: dict[str, System],
+               by_kind: bool = False, log: Callable[[str], None] = print) -> None:
     """The task's version and data, each protocol resolved on the clips present (fold
-    counts, group fields, manifest files), and each system able to handle its kind."""
+    counts, group fields, manifest files), and each system able to handle its kind (with
+    ``by_kind``, those that cannot are left out of the task and logged; none left is an error)."""
     clipset = open_clips(source)
     for protocol in protocols or (clipset.task.spec.default_protocol,):
         resolve_split(protocol, clipset)
     kind = clipset.task.spec.kind
     unfit = ["{} ({} tasks only)".format(name, " and ".join(system.kinds))
              for name, system in systems.items() if kind not in system.kinds]
-    if unfit:
+    if unfit and by_kind and len(unfit) < len(systems):
+        log(f"{source.ref} is {kind}: left out for {', '.join(unfit)}")
+    elif unfit:
         raise ConfigError(f"task {source.ref} is {kind}, which system(s) {', '.join(unfit)} do not "
-                          "handle; run them on other tasks, in a suite of their own")
+                          "handle; run them on other tasks, in a suite of their own"
+                          + ("" if by_kind else " or with by_kind = true"))
 
 
 def validate_run(suite: Suite, sources: list[TaskSource], device: str,
@@ -92,7 +97,7 @@ def validate_run(suite: Suite, sources: list[TaskSource], device: str,
     present = []
     for source in sources:
         try:
-            check_task(source, suite.protocols, systems)
+            check_task(source, suite.protocols, systems, suite.by_kind, log)
         except DataAbsent as exc:
             if not suite.skip_absent:
                 raise
