@@ -196,13 +196,26 @@ def _leaderboard(out: Path, store) -> str:
 
 
 def cmd_run(args) -> int:
+    """``run``; ``--quiet`` holds for this command and the workers it starts (they inherit
+    the environment), not for what the calling process does next."""
+    before = os.environ.get(QUIET_ENV)
+    if args.quiet:
+        os.environ[QUIET_ENV] = "1"
+    try:
+        return _run(args)
+    finally:
+        if before is None:
+            os.environ.pop(QUIET_ENV, None)
+        else:
+            os.environ[QUIET_ENV] = before
+
+
+def _run(args) -> int:
     from musicbench.results import ResultStore
     from musicbench.runner import memo
     from musicbench.runner.options import RunOptions
     from musicbench.runner.suite import Suite, get_suite
 
-    if args.quiet:
-        os.environ[QUIET_ENV] = "1"  # extraction workers inherit it
     if args.suite:
         suite = get_suite(args.suite)
     elif args.task:

@@ -269,5 +269,6 @@ def test_generated_data_stays_out_of_the_data_home(tmp_path):
                      "--data-home", str(home), "--out", str(tmp_path / "out"), "--no-mlflow",
                      "--quiet"]) == 0
         assert list(home.iterdir()) == []
+        assert "MUSICBENCH_QUIET" not in os.environ  # --quiet held for that command only
     finally:
         home.chmod(0o755)

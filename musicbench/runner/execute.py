@@ -167,13 +167,13 @@ class Runner:
         sources = self.validate()
         items = [item for source in sources
                  for item in plan_task(self.suite, source, self.opts.device, self.log)]
+        tracker = None
+        if self.opts.track and self._logs_anything(items):  # still before anything is written
+            tracker = open_tracking(self.suite.name, self.opts.tracking_uri)
         if len(sources) == len(self.suite.tasks) and all(isinstance(i, CellPlan) for i in items):
             files, folders = memo.inputs_of([open_clips(s) for s in sources])
             memo.write(self.suite, self.opts,
                        [k for plan in items for k in plan.keys.values()], files, folders)
-        tracker = None
-        if self.opts.track and self._logs_anything(items):  # still before anything is written
-            tracker = open_tracking(self.suite.name, self.opts.tracking_uri)
         sweep_orphaned_writes(self.opts.out)  # a killed run's half-written files
         self.store.begin_run([get_task(s.ref).ref for s in sources], self.suite.systems,
                              self.suite.protocols, self.suite.seeds)

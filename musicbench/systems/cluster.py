@@ -16,7 +16,6 @@ from typing import Any, ClassVar
 import numpy as np
 
 from musicbench.errors import DataError
-from musicbench.features.summaries import Codebook
 from musicbench.systems.base import EpochCallback
 from musicbench.systems.params import COUNT, OneOf, Rule
 from musicbench.systems.probe import ProbeSystem
@@ -83,10 +82,7 @@ class ClusterSystem(ProbeSystem):
     def _fit(self, train: ClipData, valid: ClipData | None,
              epoch_callback: EpochCallback | None) -> None:
         self.cards_ = [ex.card().as_dict() for ex in self.encoder_extractors(train.sample_rate)]
-        if self.summary == "vq":
-            frames = self.frames(train)
-            self.codebooks_ = [Codebook(self.codebook_size, self.seed).fit([c[s] for c in frames])
-                               for s in range(len(frames[0]))]
+        self._fit_codebooks(self.sources(train))
         self.n_classes_ = len(train.classes)
         self.k_ = len(np.unique(train.y))
 
@@ -95,7 +91,7 @@ class ClusterSystem(ProbeSystem):
         if len(data) < self.k_:
             raise DataError(f"{data.task.ref}: {len(data)} clip(s) to cluster, fewer than the k={self.k_} "
                             "clusters (one per class); use a protocol with larger test parts")
-        x = self._summarise(self.frames(data))
+        x = self._summarise(self.sources(data))
         clusters = kmeans(x, self.k_, self.standardise, self.pca_components, self.n_init, self.seed)
         return np.eye(self.k_, self.n_classes_)[clusters]
 
