@@ -27,7 +27,7 @@ from musicbench.systems import (
 from musicbench.tasks import ClipData
 from tests.conftest import multilabel, regression, with_unobserved
 
-QUICK = {"max_epochs": 2, "chunks_per_clip": 1}  # applied where a family has the parameter
+QUICK = {"max_epochs": 1, "chunks_per_clip": 1}  # applied where a family has the parameter
 
 
 def quick(name: str) -> dict:
