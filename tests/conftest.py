@@ -27,22 +27,6 @@ needs_shared = pytest.mark.skipif(
 )
 
 
-def pytest_collection_modifyitems(items):
-    """Groups for pytest-xdist's ``loadgroup``: a module's tests run on one worker, so its
-    module-scoped fixtures are built once; where such a fixture is parametrised (the
-    contract suites' fitted system or built encoder), each of its entries is a group of
-    its own, so a long suite spreads over the workers without building anything twice."""
-    for item in items:
-        group = item.module.__name__
-        params = getattr(getattr(item, "callspec", None), "params", {})
-        defs = item._fixtureinfo.name2fixturedefs
-        shared = [f"{name}={params[name]}" for name in sorted(params)
-                  if name in defs and defs[name][-1].scope == "module"]
-        if shared:
-            group += "[" + ",".join(shared) + "]"
-        item.add_marker(pytest.mark.xdist_group(group))
-
-
 @pytest.fixture(scope="session", autouse=True)
 def isolated_env(tmp_path_factory):
     """Caches, MLflow store and working files of the whole session live in a temp folder."""

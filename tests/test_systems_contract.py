@@ -25,7 +25,7 @@ from musicbench.systems import (
     valid_params,
 )
 from musicbench.tasks import ClipData
-from tests.conftest import multilabel, regression, with_unobserved
+from tests.conftest import multilabel, regression
 
 QUICK = {"max_epochs": 1, "chunks_per_clip": 1}  # applied where a family has the parameter
 
@@ -120,30 +120,6 @@ def test_scores_have_one_column_per_class(fitted, contract_fold):
     test = parts_for(name, contract_fold)[2]
     assert scores.shape == (len(test), len(test.classes))
     assert np.isfinite(scores).all()
-
-
-def test_both_kinds_supported_or_refused_clearly(fitted, contract_fold):
-    """A kind a system does not handle is refused before any state is fitted. Multilabel
-    fits leave unobserved (clip, tag) pairs out: whatever their labels, the scores are the
-    same (the first tag is observed on negatives only)."""
-    name, system, _ = fitted
-    for kind in ("multilabel", "multiclass", "regression"):
-        train, valid, test = as_kind(kind, contract_fold)
-        fresh = build(name)
-        if kind not in system.kinds:
-            with pytest.raises(ConfigError, match=f"handles {' and '.join(system.kinds)} tasks, not {kind}"):
-                fresh.fit(train, valid)
-            assert not [k for k in vars(fresh) if k.endswith("_")], "fitted state before the refusal"
-        elif kind == "multilabel":
-            masked = [with_unobserved(d) for d in (train, valid)]
-            scores = fresh.fit(*masked).predict_scores(test.without_labels())
-            assert scores.shape == (len(test), len(train.classes)) and np.isfinite(scores).all()
-            flipped = [with_unobserved(d, flip=True) for d in (train, valid)]
-            again = build(name).fit(*flipped).predict_scores(test.without_labels())
-            np.testing.assert_allclose(again, scores, rtol=1e-6, atol=1e-7)
-        elif kind != fitted_kind(system):  # the fixture fitted the other kind already
-            scores = fresh.fit(train, valid).predict_scores(test.without_labels())
-            assert scores.shape == (len(test), len(train.classes)) and np.isfinite(scores).all()
 
 
 def fitted_kind(system) -> str:
