@@ -20,5 +20,10 @@ if ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null && command -v apt-
     && [ "$(id -u)" = 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
 fi
+# librosa's numba kernels compiled and cached once, here, rather than by parallel test and
+# extraction workers all at once on first use
+.venv/bin/python -c 'from musicbench.features import FRONTENDS, FrontEnd
+from musicbench.features.frontends import warm
+warm([FrontEnd(name, 22050) for name in FRONTENDS])'
 .venv/bin/musicbench --version
 .venv/bin/musicbench list encoders

@@ -14,6 +14,7 @@ from musicbench.audio import ClipPolicy, load_audio
 from musicbench.errors import AudioError, ConfigError, DataError
 from musicbench.features.cache import Cost, FeatureCache, audio_digest, entry_key
 from musicbench.features.extractor import Extractor
+from musicbench.features.frontends import warm
 from musicbench.runtime import exit_with_parent, progress
 from musicbench.tasks import ClipData
 
@@ -243,6 +244,7 @@ def _extract_frames(data: ClipData, extractors: list[Extractor], cache: FeatureC
     if parallel:
         from joblib import Parallel, delayed
 
+        warm([extractors[j] for j in pooled])
         # about four batches per worker: few round-trips to the parent, still load-balanced
         batch = -(-len(args) // (4 * jobs))
         with worker_config():

@@ -100,3 +100,17 @@ class FrontEnd(Extractor):
             kwargs = {} if self.name == "flatness" else {"sr": sr}
             out = fn(y=y, **kwargs, **stft)
         return np.ascontiguousarray(out.T, dtype=np.float32)
+
+
+_warmed: set[FrontEnd] = set()
+
+
+def warm(extractors: list[Extractor]) -> None:
+    """Run each front end once on a short signal in this process, before worker processes
+    start: librosa's numba kernels are then compiled and in numba's cache, which the workers
+    load. Workers started together on a fresh install would otherwise all compile and cache
+    them at once, and can crash doing so (segmentation faults in cached gufuncs)."""
+    for ex in extractors:
+        if isinstance(ex, FrontEnd) and ex not in _warmed:
+            ex(0.1 * np.random.default_rng(0).standard_normal(ex.sample_rate).astype(np.float32))
+            _warmed.add(ex)
