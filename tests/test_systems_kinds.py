@@ -3,7 +3,7 @@ before any state is fitted, and multilabel fits leave unobserved pairs out.
 
 A module of its own beside ``test_systems_contract`` (whose helpers and fold it shares)
 because it fits each system up to three more times: under pytest-xdist's ``loadfile`` the
-two run on different workers.
+two run on different workers (the README's test command).
 """
 
 from __future__ import annotations
