@@ -52,3 +52,12 @@ def test_the_standard_suite_has_every_view():
         preset, overrides = suite.resolve_system(name)
         assert kinds & set(build_system(preset, **overrides).kinds), name
     assert suite.by_kind and {"multiclass", "multilabel", "regression"} <= kinds
+
+
+def test_a_suite_flag_that_is_not_true_or_false_is_refused(tmp_path, monkeypatch):
+    (tmp_path / "bench" / "suites").mkdir(parents=True)
+    (tmp_path / "bench" / "suites" / "odd.toml").write_text(
+        'tasks = ["synth_genre:mini"]\nsystems = ["mfcc-stats-svm"]\nby_kind = "yes"\n')
+    monkeypatch.setenv("MUSICBENCH_WORKSPACE", str(tmp_path))
+    with pytest.raises(ConfigError, match=r"odd.toml: by_kind is 'yes'; valid: true or false"):
+        get_suite("odd")

@@ -61,6 +61,9 @@ def get_suite(name: str) -> Suite:
     for name, variant in suite.variants.items():
         if set(variant) - {"system", "params"} or "system" not in variant:
             raise ConfigError(f"suite {where}: variant {name!r} needs 'system' and optional 'params'")
+    for flag in ("allow_partial", "skip_absent", "by_kind"):
+        if not isinstance(getattr(suite, flag), bool):
+            raise ConfigError(f"suite {where}: {flag} is {getattr(suite, flag)!r}; valid: true or false")
     if suite.on_bad_track not in (None, "error", "skip"):
         raise ConfigError(f"suite {where}: on_bad_track {suite.on_bad_track!r} must be 'error' or 'skip'")
     if suite.reference and suite.reference not in suite.systems:
