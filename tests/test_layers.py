@@ -1,6 +1,7 @@
 """Imports run one way: a module may import its own layer and the layers below it, never
-one above (function-level imports included). A new top-level module or subpackage must
-be given a layer here."""
+one above (function-level imports included, and the lazy ``"module:attr"`` references of
+registries, which import when looked up). A new top-level module or subpackage must be
+given a layer here."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ import ast
 from pathlib import Path
 
 import musicbench
+from musicbench.registry import is_reference
 
 LAYERS = [
-    {"errors", "runtime", "presets", "flags"},
+    {"errors", "runtime", "presets", "flags", "registry"},
     {"audio", "augment"},
     {"tasks"},
     {"protocol", "features", "encoders"},
@@ -19,7 +21,7 @@ LAYERS = [
     {"runner", "tuning", "throughput", "pretrain"},
     {"report"},
     {"gate"},
-    {"cli", "__main__", "hear"},
+    {"cli", "__main__", "hear", "extensions"},
 ]
 ROOT = Path(musicbench.__file__).resolve().parent
 
@@ -46,6 +48,9 @@ def _imports(path: Path):
                 yield node.module
         elif isinstance(node, ast.Import):
             yield from (a.name for a in node.names if a.name.startswith("musicbench."))
+        elif (isinstance(node, ast.Constant) and isinstance(node.value, str) and is_reference(node.value)
+              and node.value.startswith("musicbench.")):
+            yield node.value.partition(":")[0]
 
 
 def test_no_module_imports_a_higher_layer():
@@ -59,3 +64,12 @@ def test_no_module_imports_a_higher_layer():
             if other and other != "__version__" and _layer(other) > _layer(unit):
                 upward.append(f"{path.relative_to(ROOT.parent)} imports {target}")
     assert not upward, "imports against the layers:\n" + "\n".join(upward)
+
+
+def test_registry_references_count_as_imports(tmp_path):
+    """A lower layer naming a higher one's class as a lazy registry entry is caught."""
+    module = tmp_path / "families.py"
+    module.write_text('FAMILIES = Registry("encoder family", {\n'
+                      '    "deep": "musicbench.systems.deep.encoder:DeepEncoder",\n'
+                      '    "note": "not musicbench.systems:a reference",\n})\n')
+    assert list(_imports(module)) == ["musicbench.systems.deep.encoder"]

@@ -76,6 +76,19 @@ class OneOf(Rule):
         return names if len(self.options) == 1 else f"one of {names}"
 
 
+class Registered(Rule):
+    """A name of a registry, looked up when checked, so entries registered later count."""
+
+    def __init__(self, registry: Any):
+        self.registry = registry
+
+    def accepts(self, value: Any) -> bool:
+        return isinstance(value, str) and value in self.registry
+
+    def __str__(self) -> str:
+        return f"one of {', '.join(map(repr, self.registry.names()))}"
+
+
 class Either(Rule):
     """Valid under any of several rules (e.g. ``'scale'``, ``'auto'`` or a number > 0)."""
 

@@ -28,7 +28,7 @@ def family_name(system: Any) -> str:
     from musicbench.systems import FAMILIES
 
     path = f"{type(system).__module__}:{type(system).__qualname__}"
-    return next(name for name, where in FAMILIES.items() if where == path)
+    return next(name for name in FAMILIES if FAMILIES.source(name) == path)
 
 
 def save_checkpoint(system: DeepSystem | MetricSystem, path: str | Path) -> Path:

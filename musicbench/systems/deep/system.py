@@ -13,6 +13,7 @@ import torch
 from musicbench.errors import ConfigError
 from musicbench.runtime import cache_root
 from musicbench.systems.base import EpochCallback, System
+from musicbench.systems.deep.architectures import MODELS, SPECTRAL_FRONTENDS, build_model, reads_wave
 from musicbench.systems.deep.contrastive import (
     DEFAULT_VIEWS,
     VIEWS,
@@ -22,7 +23,6 @@ from musicbench.systems.deep.contrastive import (
     pretrain_backbone,
 )
 from musicbench.systems.deep.inputs import DeepInput, FeatureBank, clip_inputs
-from musicbench.systems.deep.models import MODELS, SPECTRAL_FRONTENDS, WAVE_MODELS, build_model
 from musicbench.systems.deep.trainer import TrainConfig, Trainer, resolve_device
 from musicbench.systems.params import (
     COUNT,
@@ -34,6 +34,7 @@ from musicbench.systems.params import (
     Names,
     Number,
     OneOf,
+    Registered,
     Rule,
 )
 from musicbench.tasks import ClipData
@@ -73,7 +74,7 @@ SUPERVISED_ONLY = ("dropout", "eval_overlap", "valid_chunks", "chunks_per_clip",
 class DeepSystem(System):
     """A CNN trained on fixed-length chunks of audio, scored per clip over all its chunks.
 
-    ``model`` is one of ``MODELS`` (see ``musicbench.systems.deep.models.build_model``);
+    ``model`` is one of ``MODELS`` (``musicbench.systems.deep.architectures``);
     ``frontend`` (``logmel`` or ``cqt``) feeds the spectrogram models, the waveform models
     read the audio resampled to ``sample_rate`` (None: the task's rate). Each clip's input
     is computed once and cached on disk (``musicbench.systems.deep.inputs``). Parameters a
@@ -104,7 +105,7 @@ class DeepSystem(System):
     param_rules: ClassVar[dict[str, Rule]] = {
         **System.param_rules,
         "head_loss": OneOf("mse", "huber"),
-        "model": OneOf(*MODELS),
+        "model": Registered(MODELS),
         "frontend": OneOf(*SPECTRAL_FRONTENDS),
         "sample_rate": Either(OneOf(None), COUNT),
         "n_fft": N_FFT,
@@ -229,7 +230,7 @@ class DeepSystem(System):
 
     def input_spec(self, source_rate: int) -> DeepInput:
         """What the network reads, for audio at ``source_rate``: the key of its cached input."""
-        kind = "wave" if self.model in WAVE_MODELS else self.frontend
+        kind = "wave" if reads_wave(self.model) else self.frontend
         return DeepInput(kind, source_rate, self.sample_rate or source_rate, n_fft=self.n_fft,
                          hop_length=self.hop_length, n_mels=self.n_mels, f_max=self.f_max,
                          n_bins=self.n_bins, fmin=self.fmin)
