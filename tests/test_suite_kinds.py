@@ -19,7 +19,7 @@ SYSTEMS = ("mfcc-stats-svm", "mfcc-stats-ridge", "mfcc-stats-cluster")
 def test_by_kind_plans_each_system_on_the_tasks_it_handles():
     suite = Suite("mixed", TASKS, SYSTEMS, ("kfold:3",), by_kind=True)
     logged = []
-    present = validate_run(suite, [TaskSource(t) for t in TASKS], "cpu", logged.append)
+    present = validate_run(suite, [TaskSource(t) for t in TASKS], "cpu", logged.append).sources
     assert [s.ref for s in present] == list(TASKS)
     assert any("synth_tempo:mini is regression: left out for mfcc-stats-svm" in m for m in logged), logged
     pairs = {(p.task, p.system, p.kind) for t in TASKS
