@@ -35,6 +35,7 @@ from musicbench.systems.deep.encoder import DeepEncoder
 from musicbench.systems.deep.inputs import DeepInput, FeatureBank
 from musicbench.systems.deep.system import DeepSystem
 from musicbench.systems.deep.trainer import TrainConfig, Trainer, eval_chunks, optimise, resolve_device
+from musicbench.systems.metric_net import BUILD, DeepBackbone, MetricNet, Pooled
 from musicbench.systems.params import COUNT, POSITIVE, Either, OneOf, Rule
 from musicbench.systems.probe import EncoderNames
 from musicbench.tasks import ClipData
@@ -101,51 +102,6 @@ def triplet_loss(sim: torch.Tensor, pos: torch.Tensor, valid: torch.Tensor, marg
     return torch.relu(dist - chosen + margin)[keep].mean() if keep.any() else dist.sum() * 0
 
 
-class MetricNet(nn.Module):
-    """The two branches. ``embed(chunks)``: the audio branch, ``[batch, dim]`` unit vectors;
-    ``tag_vectors()``: ``[tags, dim]`` unit vectors; ``forward``: their cosine similarities.
-
-    ``backbone`` maps input chunks to ``[batch, size]`` (a deep network's pooled feature
-    maps, or the flattened pooled encoder embedding); both branches end in a projection.
-    """
-
-    def __init__(self, backbone: nn.Module, size: int, n_tags: int, dim: int, hidden: int):
-        super().__init__()
-        self.backbone = backbone
-        self.audio_projection = nn.Sequential(nn.BatchNorm1d(size), nn.Linear(size, hidden), nn.ReLU(),
-                                              nn.Linear(hidden, dim))
-        self.tags = nn.Embedding(n_tags, dim)
-        self.tag_projection = nn.Linear(dim, dim)
-        self.embedding_size = dim
-
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        return nn.functional.normalize(self.audio_projection(self.backbone(x).float()), dim=1)
-
-    def tag_vectors(self) -> torch.Tensor:
-        return nn.functional.normalize(self.tag_projection(self.tags.weight), dim=1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.embed(x) @ self.tag_vectors().T
-
-
-class DeepBackbone(nn.Module):
-    """A deep-family network's penultimate layer (``ChunkClassifier.embed``)."""
-
-    def __init__(self, net: nn.Module):
-        super().__init__()
-        self.net = net
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net.embed(x)
-
-
-class Pooled(nn.Module):
-    """A clip's pooled encoder embedding, stored as a one-frame input: ``[b, size, 1]`` -> ``[b, size]``."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x[:, :, 0]
-
-
 class MetricSystem(System):
     """Audio and tags in one space, trained with a triplet loss (multilabel tasks only).
 
@@ -163,6 +119,7 @@ class MetricSystem(System):
     """
 
     kinds = ("multilabel",)
+    encoder_family = "metric"  # the encoder family that reads its checkpoints
     param_rules: ClassVar[dict[str, Rule]] = {
         **System.param_rules,
         "backbone": DeepPresets(),
@@ -238,12 +195,18 @@ class MetricSystem(System):
 
     def deep_system(self) -> DeepSystem:
         """The backbone's deep system, with this system's chunking and training settings
-        (a ``DeepSystem``: its input, network and trainer configuration)."""
+        (a ``DeepSystem``: its input, network and trainer configuration), built once for
+        the parameters it is asked for with."""
         from musicbench.systems import build_system
 
         own = {k: getattr(self, k) for k in TRAINING}
-        return build_system(self.backbone, seed=self.seed, device=self.device,
-                            **{**(self.backbone_params or {}), **own})
+        key = json.dumps([self.backbone, self.backbone_params, own, self.seed, self.device],
+                         sort_keys=True, default=str)
+        cached = self.__dict__.get("_deep_system")
+        if cached is None or cached[0] != key:
+            self._deep_system = (key, build_system(self.backbone, seed=self.seed, device=self.device,
+                                                   **{**(self.backbone_params or {}), **own}))
+        return self._deep_system[1]
 
     def input_spec(self, source_rate: int) -> DeepInput:
         return self.deep_system().input_spec(source_rate)
@@ -257,6 +220,11 @@ class MetricSystem(System):
         else:
             backbone = Pooled()
         return MetricNet(backbone, size, n_tags, self.dim, self.hidden)
+
+    def network_checkpoint(self, n_tags: int, spec: DeepInput) -> dict[str, Any]:
+        """What a checkpoint of the deep-backbone network stores to rebuild it."""
+        return {"build": BUILD, "args": {"backbone": self.deep_system().net_spec(1, spec).to_dict(),
+                                         "n_tags": n_tags, "dim": self.dim, "hidden": self.hidden}}
 
     def extractors(self, sample_rate: int) -> list[Extractor]:
         if self.encoder is not None:

@@ -13,7 +13,7 @@ import torch
 from musicbench.errors import ConfigError
 from musicbench.runtime import cache_root
 from musicbench.systems.base import EpochCallback, System
-from musicbench.systems.deep.architectures import MODELS, SPECTRAL_FRONTENDS, build_model, reads_wave
+from musicbench.systems.deep.architectures import MODELS, SPECTRAL_FRONTENDS, NetSettings, reads_wave
 from musicbench.systems.deep.contrastive import (
     DEFAULT_VIEWS,
     VIEWS,
@@ -23,6 +23,7 @@ from musicbench.systems.deep.contrastive import (
     pretrain_backbone,
 )
 from musicbench.systems.deep.inputs import DeepInput, FeatureBank, clip_inputs
+from musicbench.systems.deep.netspec import NetSpec
 from musicbench.systems.deep.trainer import TrainConfig, Trainer, resolve_device
 from musicbench.systems.params import (
     COUNT,
@@ -101,6 +102,7 @@ class DeepSystem(System):
     """
 
     kinds = ("multiclass", "multilabel", "regression")
+    encoder_family = "deep"  # the encoder family that reads its checkpoints
     added_params: ClassVar[dict[str, Any]] = {"head_loss": "mse"}
     param_rules: ClassVar[dict[str, Rule]] = {
         **System.param_rules,
@@ -258,14 +260,19 @@ class DeepSystem(System):
             extra={"backbone": backbone, "input": spec.config()},
         )
 
+    def net_spec(self, n_outputs: int, spec: DeepInput) -> NetSpec:
+        """The network of ``n_outputs`` outputs reading ``spec``, as its settings say."""
+        settings = NetSettings(n_fft=self.n_fft, hop_length=self.hop_length, n_harmonics=self.n_harmonics,
+                               n_f0=self.n_f0, width=self.width, n_blocks=self.n_blocks,
+                               channels=tuple(self.channels) if self.channels else None, dropout=self.dropout)
+        return NetSpec(self.model, spec, n_outputs, settings)
+
     def build_network(self, n_classes: int, spec: DeepInput) -> torch.nn.Module:
         """A freshly initialised network reading ``spec`` (seed torch first for reproducible weights)."""
-        in_bins = {"logmel": self.n_mels, "cqt": self.n_bins, "wave": 1}[spec.kind]
-        return build_model(
-            self.model, n_classes, in_bins, spec.sample_rate, n_fft=self.n_fft,
-            hop_length=self.hop_length, n_harmonics=self.n_harmonics, n_f0=self.n_f0,
-            width=self.width, n_blocks=self.n_blocks, channels=self.channels, dropout=self.dropout,
-        )
+        return self.net_spec(n_classes, spec).build()
+
+    def network_checkpoint(self, n_outputs: int, spec: DeepInput) -> dict[str, Any]:
+        return self.net_spec(n_outputs, spec).checkpoint()
 
     def bank(self, data: ClipData, spec: DeepInput, device: torch.device,
              transform: str | None = None) -> FeatureBank:
@@ -322,7 +329,8 @@ class DeepSystem(System):
         path = cache_root() / "pretrained" / f"{self.model}-{key.hexdigest()[:16]}.pt"
         if not path.is_file():
             inputs = audio if spec == wave else self.bank(unlabelled, spec, device)
-            pretrain_backbone(self, spec, audio, inputs, ids, path, f"{train.task.ref}: {len(ids)} clips")
+            pretrain_backbone(self.net_spec(1, spec), self.get_params(), self.pretrain_config(spec), audio,
+                              inputs, ids, path, f"{train.task.ref}: {len(ids)} clips")
         return path
 
     def _start_from(self, net: torch.nn.Module, path: Path) -> dict[str, Any]:
