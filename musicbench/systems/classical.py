@@ -108,8 +108,9 @@ class ClassicalSystem(FrameFeatureSystem):
     def _summarise(self, sources: list[Sequence[np.ndarray]]) -> np.ndarray:
         """Each source summarised on its own (their frame rates differ), then side by side."""
         codebooks = getattr(self, "codebooks_", [None] * len(sources))
-        return np.hstack([summarise(frames, self.summary, self.dct_coefficients, book)
-                          for frames, book in zip(sources, codebooks, strict=True)])
+        parts = [summarise(frames, self.summary, self.dct_coefficients, book)
+                 for frames, book in zip(sources, codebooks, strict=True)]
+        return parts[0] if len(parts) == 1 else np.hstack(parts)  # one source: no copy
 
     def _fit_codebooks(self, sources: list[Sequence[np.ndarray]]) -> None:
         """The ``vq`` summary's K-means codebooks, one per source, on training frames."""
