@@ -100,14 +100,17 @@ class Registry(Mapping[str, T], Generic[T]):
 
     def summary(self, name: str) -> str:
         """One line on what an entry is: its ``description``, ``doc`` or ``form``, else the
-        first line of its docstring (the entry is imported)."""
+        first sentence of its docstring (the entry is imported)."""
         entry = self[name]
         for attr in ("form", "description", "doc"):
             text = getattr(entry, attr, None)
             if isinstance(text, str) and text:
                 return text
         doc = entry.__doc__ if isinstance(entry, type) else None
-        return doc.strip().splitlines()[0] if doc else ""
+        if not doc:
+            return ""
+        paragraph = " ".join(doc.strip().split("\n\n")[0].split())
+        return paragraph.split(". ")[0].rstrip(".") + "."  # its first sentence
 
     def __repr__(self) -> str:
         return f"Registry({self.kind!r}, {self.names()})"

@@ -42,7 +42,8 @@ class ReportTable:
 TABLES: Registry[ReportTable] = Registry("report table", {t.name: t for t in (
     ReportTable("leaderboard", lambda r, o: tables.leaderboard(r, o.alpha, o.correction),
                 display.leaderboard_section, brief=True,
-                doc="mean and interval of each variant per task, protocol and split, testedagainst the best"),
+                doc="mean and interval of each variant per task, protocol and split, tested"
+                    " against the best"),
     ReportTable("published", lambda r, o: published.published(r), None, brief=True,
                 doc="the literature's figures under the protocol of a leaderboard (reference rows)"),
     ReportTable("protocol_faults", lambda r, o: published.protocol_faults(r), None, brief=True,

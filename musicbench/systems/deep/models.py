@@ -23,25 +23,26 @@ def _block(dims: int, c_in: int, c_out: int, pool: int) -> nn.Sequential:
                          pool_cls(pool, ceil_mode=True))
 
 
+def mean_max(x: torch.Tensor) -> torch.Tensor:
+    """``[batch, channels, time]`` -> ``[batch, 2 * channels]``: mean and max over time."""
+    return torch.cat([x.mean(dim=-1), x.amax(dim=-1)], dim=1)
+
+
 class PooledHead(nn.Module):
-    """Mean and max over time of ``[batch, channels, time]`` -> dropout -> linear."""
+    """Dropout -> linear on the ``[batch, 2 * channels]`` mean and max of the feature maps."""
 
     def __init__(self, channels: int, n_classes: int, dropout: float):
         super().__init__()
         self.dropout = nn.Dropout(dropout)
         self.linear = nn.Linear(2 * channels, n_classes)
 
-    @staticmethod
-    def pool(x: torch.Tensor) -> torch.Tensor:
-        """``[batch, channels, time]`` -> ``[batch, 2 * channels]``: the penultimate layer."""
-        return torch.cat([x.mean(dim=-1), x.amax(dim=-1)], dim=1)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.linear(self.dropout(self.pool(x)))
+        return self.linear(self.dropout(x))
 
 
 class ChunkClassifier(Backbone):
-    """(Learnable front end) -> input normalisation -> convolutional body -> pooled head.
+    """(Learnable front end) -> input normalisation -> convolutional body -> mean and max
+    over time (the embedding) -> pooled head.
 
     The input is a batch of chunks of a cached ``DeepInput``: ``[batch, bins, frames]``
     (``[batch, 1, samples]`` for waveform networks). A learnable front end (the harmonic
@@ -66,13 +67,9 @@ class ChunkClassifier(Backbone):
             x = x.amax(dim=2)
         return x
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``[batch, bins, frames]`` float32 chunks -> ``[batch, n_classes]`` logits."""
-        return self.head(self.features(x))
-
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """``[batch, bins, frames]`` chunks -> ``[batch, embedding_size]``: the head's input."""
-        return self.head.pool(self.features(x))
+        return mean_max(self.features(x))
 
     @property
     def embedding_size(self) -> int:
