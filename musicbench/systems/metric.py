@@ -17,7 +17,7 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,20 +30,22 @@ from musicbench.features import FeatureCache
 from musicbench.features.extractor import Extractor
 from musicbench.features.lazy import open_frames
 from musicbench.protocol.metrics import evaluate, metrics_for, primary_metric
-from musicbench.systems.base import EpochCallback, System
+from musicbench.systems.base import RUN, EpochCallback, System
 from musicbench.systems.deep.encoder import DeepEncoder
 from musicbench.systems.deep.inputs import DeepInput, FeatureBank
+from musicbench.systems.deep.params import CHUNKED_TRAINING
 from musicbench.systems.deep.system import DeepSystem
 from musicbench.systems.deep.trainer import TrainConfig, Trainer, eval_chunks, optimise, resolve_device
 from musicbench.systems.metric_net import BUILD, DeepBackbone, MetricNet, Pooled
-from musicbench.systems.params import COUNT, POSITIVE, Either, OneOf, Rule
+from musicbench.systems.params import COUNT, POSITIVE, Either, OneOf, Param, Params, Rule
 from musicbench.systems.probe import EncoderNames
 from musicbench.tasks import ClipData
 
 MINING = ("hard", "semi-hard", "all")
 #: chunking and training settings, the deep family's, passed on to the backbone's system
-TRAINING = ("chunk_seconds", "eval_overlap", "chunks_per_clip", "batch_size", "lr", "weight_decay",
-            "max_epochs", "patience", "augment_p", "amp")
+TRAINING = CHUNKED_TRAINING.only("chunk_seconds", "eval_overlap", "chunks_per_clip", "batch_size", "lr",
+                                 "weight_decay", "max_epochs", "patience", "augment_p", "amp"
+                                 ).but(lr=1e-3, weight_decay=1e-4)
 
 
 class DeepPresets(Rule):
@@ -120,65 +122,17 @@ class MetricSystem(System):
 
     kinds = ("multilabel",)
     encoder_family = "metric"  # the encoder family that reads its checkpoints
-    param_rules: ClassVar[dict[str, Rule]] = {
-        **System.param_rules,
-        "backbone": DeepPresets(),
-        "backbone_params": Dict(),
-        "encoder": Either(OneOf(None), EncoderNames()),
-        "dim": COUNT,
-        "hidden": COUNT,
-        "margin": POSITIVE,
-        "mining": OneOf(*MINING),
-        "symmetric": OneOf(True, False),
-        "monitor": OneOf(*metrics_for("multilabel", leaderboard_only=True)),
-        **{k: DeepSystem.param_rules[k] for k in TRAINING},
-    }
-
-    def __init__(
-        self,
-        backbone: str = "cnn1d-small",
-        backbone_params: dict[str, Any] | None = None,
-        encoder: str | None = None,
-        dim: int = 64,
-        hidden: int = 256,
-        margin: float = 0.2,
-        mining: str = "semi-hard",
-        symmetric: bool = True,
-        monitor: str = "map_audio_to_tag",
-        chunk_seconds: float = 1.5,
-        eval_overlap: float = 0.5,
-        chunks_per_clip: int = 1,
-        batch_size: int = 16,
-        lr: float = 1e-3,
-        weight_decay: float = 1e-4,
-        max_epochs: int = 30,
-        patience: int = 8,
-        augment_p: float = 0.5,
-        amp: bool | str = True,
-        seed: int = 0,
-        device: str = "cpu",
-    ):
-        self.backbone = backbone
-        self.backbone_params = backbone_params
-        self.encoder = encoder
-        self.dim = dim
-        self.hidden = hidden
-        self.margin = margin
-        self.mining = mining
-        self.symmetric = symmetric
-        self.monitor = monitor
-        self.chunk_seconds = chunk_seconds
-        self.eval_overlap = eval_overlap
-        self.chunks_per_clip = chunks_per_clip
-        self.batch_size = batch_size
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.max_epochs = max_epochs
-        self.patience = patience
-        self.augment_p = augment_p
-        self.amp = amp
-        self.seed = seed
-        self.device = device
+    params = Params(
+        backbone=Param("cnn1d-small", DeepPresets()),
+        backbone_params=Param(None, Dict()),
+        encoder=Param(None, Either(OneOf(None), EncoderNames())),
+        dim=Param(64, COUNT),
+        hidden=Param(256, COUNT),
+        margin=Param(0.2, POSITIVE),
+        mining=Param("semi-hard", OneOf(*MINING)),
+        symmetric=Param(True, OneOf(True, False)),
+        monitor=Param("map_audio_to_tag", OneOf(*metrics_for("multilabel", leaderboard_only=True))),
+    ) | TRAINING | RUN
 
     def _param_problems(self) -> list[str]:
         problems = super()._param_problems()

@@ -9,7 +9,6 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import SHARED, needs_shared
 from sklearn import metrics as skm
 
 from musicbench.cli import main
@@ -20,6 +19,8 @@ from musicbench.report.build import build
 from musicbench.report.load import load_folders
 from musicbench.results import ResultStore
 from musicbench.tasks import get_task
+
+from helpers import SHARED, needs_shared
 
 GENRES = ["electro", "jazz", "reggae", "rock"]
 

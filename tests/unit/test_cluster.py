@@ -15,7 +15,8 @@ from musicbench.runner.execute import Runner, RunOptions
 from musicbench.runner.suite import Suite
 from musicbench.systems import build_system
 from musicbench.systems.cluster import kmeans
-from tests.conftest import multilabel
+
+from helpers import multilabel
 
 CLASSES = ["a", "b", "c", "d", "e"]
 

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import SHARED, needs_shared
 
 from musicbench.tasks import get_spec, get_task, task_names
 from musicbench.tasks.spec import KINDS
+
+from helpers import SHARED, needs_shared
 
 MIRDATA_TASKS = [n for n in task_names() if get_spec(n).source == "mirdata"]
 

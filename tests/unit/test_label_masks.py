@@ -18,7 +18,8 @@ from musicbench.systems.deep.trainer import TrainConfig, Trainer
 from musicbench.systems.heads import TorchHead
 from musicbench.systems.tagwise import TagwiseClassifier
 from musicbench.tasks import ClipData
-from tests.conftest import multilabel
+
+from helpers import multilabel
 
 
 def _vectors(n: int = 60, tags: int = 3, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

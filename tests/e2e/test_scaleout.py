@@ -17,10 +17,9 @@ import time
 from pathlib import Path
 
 import pytest
+
+from jobs import CHEAP_SVM, check_cells_once, check_one_run_per_cell, check_trials_once, cli_env
 from servers import mlflow_server, postgres, postgres_bin
-from test_concurrency import check_cells_once, check_one_run_per_cell, check_trials_once
-from test_runner import cli_env
-from test_tuning import CHEAP_SVM
 
 pytestmark = [
     pytest.mark.slow,

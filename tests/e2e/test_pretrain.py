@@ -27,7 +27,8 @@ from musicbench.systems import build_system
 from musicbench.systems.deep.checkpoint import load_checkpoint
 from musicbench.systems.deep.contrastive import VIEWS, check_views, make_view, nt_xent
 
-REPO = Path(__file__).resolve().parent.parent
+from helpers import REPO
+
 TASK = "synth_genre:mini"
 TINY = ["--set", "width=4", "--set", "n_blocks=2", "--set", "chunk_seconds=0.5"]
 

@@ -8,11 +8,12 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 from musicbench.throughput import gpucheck
 
-SCRIPT = Path(__file__).resolve().parent.parent / "bench" / "gpu-check.sh"
+from helpers import REPO
+
+SCRIPT = REPO / "bench" / "gpu-check.sh"
 
 
 def _script(*args: str) -> subprocess.CompletedProcess:

@@ -2,6 +2,7 @@
 every registered family follows scikit-learn's estimator rules.
 
 Adding a preset to ``systems/`` or a family to ``FAMILIES`` is enough to be covered here.
+The contract fold and the quick builds are shared with ``test_system_kinds.py``.
 Neural presets are shortened (``max_epochs``) so the suite stays fast; learning quality
 is tested per family.
 """
@@ -24,45 +25,9 @@ from musicbench.systems import (
     system_names,
     valid_params,
 )
-from musicbench.tasks import ClipData
-from tests.conftest import multilabel, regression
+from musicbench.systems.params import Rule
 
-QUICK = {"max_epochs": 1, "chunks_per_clip": 1}  # applied where a family has the parameter
-
-
-def quick(name: str) -> dict:
-    valid = valid_params(family_class(get_preset(name)["family"]))
-    return {k: v for k, v in QUICK.items() if k in valid}
-
-
-def build(name: str, seed: int = 0):
-    return build_system(name, seed=seed, **quick(name))
-
-
-@pytest.fixture(scope="module")
-def contract_fold(synth_fold):
-    """Two clips per class of each part of the synthetic fold: the contract checks what
-    every system must do, not how well it learns (``test_classical_systems_learn...``
-    does), so the reference-size networks are fitted on as little as it takes."""
-    def few(part: ClipData, per_class: int = 2) -> ClipData:
-        keep, seen = [], {}
-        for i, clip in enumerate(part.clips):
-            if seen.get(clip.label, 0) < per_class:
-                seen[clip.label] = seen.get(clip.label, 0) + 1
-                keep.append(i)
-        return ClipData(part.task, [part.clips[i] for i in keep], part.classes, part.kind, part.y[keep])
-
-    return tuple(few(part) for part in synth_fold)
-
-
-def parts_for(name: str, contract_fold) -> tuple[ClipData, ...]:
-    """The contract fold as a task kind the system handles (multiclass where it can)."""
-    return as_kind(fitted_kind(build(name)), contract_fold)
-
-
-def as_kind(kind: str, contract_fold) -> tuple[ClipData, ...]:
-    convert = {"multiclass": lambda d: d, "multilabel": multilabel, "regression": regression}[kind]
-    return tuple(convert(part) for part in contract_fold)
+from helpers import build, parts_for, quick
 
 
 @pytest.fixture(scope="module", params=system_names())
@@ -122,10 +87,6 @@ def test_scores_have_one_column_per_class(fitted, contract_fold):
     assert np.isfinite(scores).all()
 
 
-def fitted_kind(system) -> str:
-    return next(k for k in ("multiclass", "multilabel", "regression") if k in system.kinds)
-
-
 def test_training_report_is_json(fitted):
     name, system, _ = fitted
     report = system.training_report()
@@ -173,8 +134,16 @@ def test_family_takes_seed_and_device(family):
     assert "seed" in params and "device" in params
 
 
-def test_every_parameter_has_a_rule(family):
-    assert set(family.param_rules) == set(valid_params(family))
+def test_constructor_is_made_from_the_declared_parameters(family):
+    """Every parameter is declared once with its default and rule; the constructor takes
+    exactly those, stores them untouched, and scikit-learn's ``clone`` round-trips them."""
+    assert valid_params(family) == list(family.params)
+    assert all(isinstance(p.rule, Rule) for p in family.params.values())
+    system = family(seed=7)
+    assert system.get_params(deep=False) == {k: p.default for k, p in family.params.items()} | {"seed": 7}
+    assert clone(system).get_params(deep=False) == system.get_params(deep=False)
+    with pytest.raises(TypeError, match=f"{family.__name__}: unexpected parameter.s. nonsense; valid: "):
+        family(nonsense=1)
 
 
 def test_defaults_are_valid_and_match_presets(family):

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SHARED, needs_shared
 
 from musicbench.cli import main
 from musicbench.errors import ConfigError, DataError
@@ -21,6 +20,8 @@ from musicbench.report.stats import paired_error_test
 from musicbench.systems import build_system
 from musicbench.systems.heads import TorchRegressor
 from musicbench.tasks import get_task
+
+from helpers import SHARED, needs_shared
 
 
 def test_regression_metrics_hand_computed():

@@ -305,9 +305,9 @@ def test_crepe_penultimate_layer_and_pooling():
 
 
 def test_hear_round_trip(tmp_path):
-    import hear_toy
-
     from musicbench.encoders.hear import HearEncoder
+
+    import hear_toy
 
     enc = HearEncoder("hear_toy")
     model = hear_toy.load_model()
@@ -374,10 +374,11 @@ def test_hear_preset_licence_and_version_reach_the_card(tmp_path, monkeypatch):
 def test_module_version_names_the_installing_distribution():
     import importlib.metadata
 
-    import hear_toy
     import torch.nn.functional
 
     from musicbench.encoders.hear import module_version
+
+    import hear_toy
 
     assert module_version(torch.nn.functional) == f"torch=={importlib.metadata.version('torch')}"
     assert module_version(hear_toy) == "hear_toy 0.0.1"  # a bare file: its __version__

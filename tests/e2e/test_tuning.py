@@ -23,24 +23,8 @@ from musicbench.tuning.space import parse_space
 from musicbench.tuning.study import N_STARTUP_TRIALS
 from musicbench.tuning.tune import TuneConfig, shares, tune
 
-CHEAP_SVM = """
-description = "MFCC stats + SVM with a classifier-only search space (fixed features: fast trials)"
-family = "classical"
+from jobs import CHEAP_SVM
 
-[params]
-features = ["mfcc"]
-n_mfcc = 13
-deltas = 0
-classifier = "svm"
-kernel = "rbf"
-C = 1.0
-gamma = "scale"
-
-[search_space]
-C = { type = "float", low = 0.01, high = 100.0, log = true }
-kernel = { type = "categorical", choices = ["rbf", "linear"] }
-gamma = { type = "float", low = 1e-4, high = 1.0, log = true, when = { kernel = "rbf" } }
-"""
 TASK = "synth_genre:mini"
 PROTOCOL = "group-kfold:performer:3"
 

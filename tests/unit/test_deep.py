@@ -17,7 +17,8 @@ from musicbench.systems.deep.frontend import CQT, LogMel
 from musicbench.systems.deep.inputs import DeepInput, FeatureBank, clip_inputs
 from musicbench.systems.deep.trainer import TrainConfig, Trainer, eval_chunks, resolve_device
 from musicbench.tasks import ClipData
-from tests.conftest import SHARED, needs_shared
+
+from helpers import SHARED, needs_shared
 
 SR = 22050
 TINY = dict(width=8, n_blocks=3, chunk_seconds=1.0, max_epochs=3, batch_size=8)

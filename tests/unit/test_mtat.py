@@ -22,9 +22,11 @@ from musicbench.tasks import get_task
 from musicbench.tasks.literature import read_list
 from musicbench.tasks.mtat import FOLDERS, mtat_rows
 
+from helpers import REPO
+
 TAGS = ["electro", "jazz", "reggae", "rock"]  # the task's classes: MTAT columns
 OTHER = "no voice"                            # a column of the file that is not a class
-MTAT_LISTS = Path(__file__).resolve().parent.parent / "datasets" / "splits" / "mtat_top50" / "won2020"
+MTAT_LISTS = REPO / "datasets" / "splits" / "mtat_top50" / "won2020"
 
 
 def _write_annotations(path: Path, header: list[str], rows: list[list[str]]) -> None:

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import zipfile
 
-from conftest import REPO
+from helpers import REPO
 
 
 def test_wheel_ships_presets_and_finds_them_when_installed(tmp_path):

@@ -1,7 +1,7 @@
 """Contract, per registered system preset: every task kind is either handled or refused
 before any state is fitted, and multilabel fits leave unobserved pairs out.
 
-A module of its own beside ``test_systems_contract`` (whose helpers and fold it shares)
+A module of its own beside ``test_systems.py`` (whose helpers and fold it shares)
 because it fits each system up to three more times: under pytest-xdist's ``loadfile`` the
 two run on different workers (the README's test command).
 """
@@ -13,12 +13,12 @@ import pytest
 
 from musicbench.errors import ConfigError
 from musicbench.systems import system_names
-from tests.conftest import with_unobserved
-from tests.test_systems_contract import as_kind, build, contract_fold, fitted_kind  # noqa: F401 - a fixture
+
+from helpers import as_kind, build, fitted_kind, with_unobserved
 
 
 @pytest.mark.parametrize("name", system_names())
-def test_every_kind_supported_or_refused_clearly(name, contract_fold):  # noqa: F811
+def test_every_kind_supported_or_refused_clearly(name, contract_fold):
     """A kind a system does not handle is refused before any state is fitted. Multilabel
     fits leave unobserved (clip, tag) pairs out: whatever their labels, the scores are the
     same (the first tag is observed on negatives only)."""

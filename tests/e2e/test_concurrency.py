@@ -10,15 +10,12 @@ import re
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-import optuna
-import pandas as pd
 import pytest
-from test_runner import cli_env
-from test_tuning import CHEAP_SVM
 
 from musicbench.results.claims import Claims
+
+from jobs import CHEAP_SVM, check_cells_once, check_one_run_per_cell, check_trials_once, cli_env
 
 RUN = ["run", "--task", "synth_genre:mini", "--system", "mfcc-stats-svm", "--system", "gmm",
        "--system", "mfcc-vq-svm", "--protocol", "kfold:5", "--out", "out"]
@@ -56,37 +53,6 @@ def cell_counts(stderr: str) -> tuple[int, int]:
     m = re.search(r"(\d+) cell\(s\) run, (\d+) already finished, 0 failed", stderr)
     assert m, stderr
     return int(m[1]), int(m[2])
-
-
-def check_cells_once(out: Path, n_cells: int) -> pd.DataFrame:
-    df = pd.read_csv(out / "results.csv")
-    assert len(df) == n_cells and df.cell_key.is_unique and (df.status == "ok").all()
-    return df
-
-
-def check_one_run_per_cell(uri: str, experiment: str, keys) -> None:
-    from mlflow import MlflowClient
-
-    client = MlflowClient(uri)
-    runs = client.search_runs([client.get_experiment_by_name(experiment).experiment_id], max_results=1000)
-    assert sorted(r.data.tags["musicbench.cell_key"] for r in runs) == sorted(keys)
-
-
-def check_trials_once(storage: str, study: str, n: int, tracking_uri: str) -> None:
-    from mlflow import MlflowClient
-
-    from musicbench.tuning.tracking import EXPERIMENT, TRIAL_TAG
-
-    trials = optuna.load_study(study_name=study, storage=storage).get_trials()
-    finished = [t for t in trials if t.state.is_finished() and t.state.name != "FAIL"]
-    assert len(finished) == n, [(t.number, t.state.name, t.user_attrs) for t in trials]
-    client = MlflowClient(tracking_uri)
-    exp = client.get_experiment_by_name(EXPERIMENT).experiment_id
-    parents = client.search_runs([exp], "tags.`musicbench.study_key` != ''")
-    assert len(parents) == 1
-    children = client.search_runs([exp], f"tags.`mlflow.parentRunId` = '{parents[0].info.run_id}'",
-                                  max_results=1000)
-    assert sorted(int(r.data.tags[TRIAL_TAG]) for r in children) == sorted(t.number for t in finished)
 
 
 @pytest.mark.slow

@@ -8,7 +8,7 @@ import shutil
 import subprocess
 import sys
 
-from conftest import SHARED, needs_shared
+from helpers import SHARED, needs_shared
 
 
 def cli(*args, cwd, env=None):

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from test_runner import MINI, run
 
 from musicbench.runner.executors import EXECUTORS, MAX_DEATHS, WorkerDied, make_executor
+
+from jobs import MINI, run
 
 PARALLEL = [e for e in EXECUTORS if e != "serial"]
 
@@ -110,7 +111,7 @@ def test_a_call_killing_every_worker_is_failed_not_retried_forever(name, tmp_pat
 
 
 def test_cli_refuses_bad_executor_options(tmp_path):
-    from test_runner import cli
+    from jobs import cli
 
     for args, msg in [(["--executor", "threads"], "invalid choice: 'threads'"),
                       (["--jobs", "0"], "expected a whole number >= 1"),

@@ -19,6 +19,8 @@ import pytest
 from musicbench.cli import main
 from musicbench.results import ResultStore
 
+from helpers import REPO
+
 TASK = "synth_genre:mini"
 
 
@@ -79,7 +81,7 @@ def test_missing_data_without_allow_partial_is_refused(workspace, capsys):
 def test_a_preset_with_a_bad_value_is_refused_naming_its_file(workspace, capsys, param, value):
     (workspace / "systems").mkdir()
     preset = workspace / "systems" / "bad-svm.toml"
-    text = (Path(__file__).resolve().parent.parent / "systems" / "mfcc-stats-svm.toml").read_text()
+    text = (REPO / "systems" / "mfcc-stats-svm.toml").read_text()
     preset.write_text(text.replace(f"\n{param} = ", f"\n{param} = {value}\n# was: ", 1))
     assert run("--task", TASK, "--system", "bad-svm", "--out", "out") == 2
     err = capsys.readouterr().err
@@ -100,7 +102,7 @@ def test_tuned_study_for_a_system_the_run_lacks_is_refused(workspace, capsys):
 
 def test_task_preset_with_an_unknown_key_lists_the_valid_keys(workspace, capsys):
     (workspace / "datasets").mkdir()
-    spec = (Path(__file__).resolve().parent.parent / "datasets" / "synth_genre.toml").read_text()
+    spec = (REPO / "datasets" / "synth_genre.toml").read_text()
     (workspace / "datasets" / "typo.toml").write_text(spec.replace("label =", "lable ="))
     assert run("--task", "typo:mini", "--system", "gmm", "--out", "out") == 2
     err = capsys.readouterr().err

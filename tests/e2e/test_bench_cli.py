@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 
 from musicbench.cli import main
 
-REPO = Path(__file__).resolve().parent.parent
+from helpers import REPO
+
 BENCH = '''
 def test_sum(benchmark, bench_device, hardware):
     benchmark.extra_info["clips_per_s"] = 123.0

@@ -22,7 +22,8 @@ from musicbench.encoders import tfcheckpoint as tfc
 from musicbench.encoders.tfcheckpoint import CheckpointError, _crc32c, read_checkpoint, read_index
 from musicbench.errors import UnknownNameError
 
-FIXTURES = Path(__file__).parent / "fixtures"
+from helpers import FIXTURES
+
 sys.path.insert(0, str(FIXTURES))
 from make_musicnn_reference import clips, tf2_values  # noqa: E402
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import pytest
 
@@ -22,7 +21,9 @@ from musicbench.report.load import load_experiment, load_folders
 from musicbench.results import SCHEMA_VERSION, CellRecord, ResultStore, columns
 from musicbench.results.schema import protocol_of
 
-OLD_RUN = Path(__file__).parent / "fixtures" / "schema1-run"
+from helpers import FIXTURES
+
+OLD_RUN = FIXTURES / "schema1-run"
 
 
 def _same(a, b, path="") -> None:

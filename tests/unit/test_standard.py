@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SHARED, needs_shared
 
 from musicbench.errors import ConfigError, DataError, UnknownNameError
 from musicbench.protocol.metrics import evaluate, get_metric
@@ -20,8 +19,10 @@ from musicbench.tasks.keys import KEYS, key_name, key_relation_score, parse_key
 from musicbench.tasks.literature import read_list
 from musicbench.tasks.loader import Clip
 
+from helpers import REPO, SHARED, needs_shared
+
 GENRES = ["blues", "classical", "country", "disco", "hip-hop", "jazz", "metal", "pop", "reggae", "rock"]
-SPLITS = Path(__file__).resolve().parent.parent / "datasets" / "splits"
+SPLITS = REPO / "datasets" / "splits"
 GTZAN_LISTS = SPLITS / "gtzan_genre" / "fault-filtered"
 
 

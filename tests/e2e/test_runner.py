@@ -9,24 +9,15 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import REPO
 
 from musicbench.results import columns
-from musicbench.runner.execute import Runner, RunOptions
 from musicbench.runner.suite import Suite
 
-MINI = Suite("unit", ("synth_genre:mini",), ("mfcc-stats-svm", "gmm"),
-             ("group-kfold:performer",), (0,))
-
-
-def run(suite: Suite, out: Path, **kw) -> Runner:
-    runner = Runner(suite, RunOptions(out=out, quiet=True, **kw))
-    runner.run()
-    return runner
+from helpers import REPO
+from jobs import MINI, cli, cli_env, run
 
 
 @pytest.fixture(scope="module")
@@ -132,16 +123,6 @@ def test_same_seed_same_metrics(tmp_path, finished):
     b = pd.read_csv(tmp_path / "again" / "results.csv").sort_values("cell_key")
     assert list(a.cell_key) == list(b.cell_key)
     assert a.accuracy.tolist() == b.accuracy.tolist()
-
-
-def cli_env() -> dict:
-    """The session's environment without MLFLOW_TRACKING_URI: the CLI's default store."""
-    return {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-
-
-def cli(*args, cwd, env: dict | None = None, **kw):
-    return subprocess.run([sys.executable, "-m", "musicbench", *args], cwd=cwd, env=env or cli_env(),
-                          capture_output=True, text=True, timeout=600, **kw)
 
 
 def test_killed_run_resumes_without_losing_or_duplicating_results(tmp_path):

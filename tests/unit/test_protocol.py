@@ -6,7 +6,6 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import SHARED, needs_shared
 from sklearn import metrics as skm
 
 from musicbench.errors import ConfigError, DataError
@@ -14,6 +13,8 @@ from musicbench.protocol.metrics import evaluate
 from musicbench.protocol.splits import LeakageWarning, parse_protocol, resolve, split_hash
 from musicbench.tasks import ClipSet, get_task
 from musicbench.tasks.loader import Clip
+
+from helpers import SHARED, needs_shared
 
 
 def quiet_resolve(protocol, clipset):

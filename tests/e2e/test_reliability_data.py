@@ -25,9 +25,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import soundfile as sf
-from conftest import REPO, SHARED, needs_shared
 
 from musicbench.cli import main
+
+from helpers import REPO, SHARED, needs_shared
 
 TASK = "mridangam_stroke"
 BAD = {"900001": "random", "900002": "silent", "900003": "truncated"}
