@@ -16,20 +16,38 @@ is recorded with every result.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
 from musicbench.errors import ConfigError
+from musicbench.registry import Registry
 
-TRANSFORMS = ("pitch", "stretch", "eq", "noise")
-ALL = "+".join(TRANSFORMS)
-_LIMITS = {"pitch": (-12.0, 12.0), "stretch": (0.25, 4.0), "eq": (0.0, 24.0), "noise": (-20.0, 80.0)}
+
+@dataclass(frozen=True)
+class Transform:
+    """``fn(audio, sr, rng, amount)``: ``amount`` fixed (deformation), or None to draw it from
+    ``rng`` (augmentation); a fixed amount must lie in ``limits``."""
+
+    fn: Callable[[np.ndarray, int, np.random.Generator, float | None], np.ndarray]
+    limits: tuple[float, float]
+    doc: str = ""
+
+    def check(self, name: str, spec: str, amount: float) -> None:
+        lo, hi = self.limits
+        if not lo <= amount <= hi:
+            raise ConfigError(f"augmentation {spec!r}: {name} amount must be in [{lo}, {hi}]")
+
+
+TRANSFORMS: Registry[Transform] = Registry("augmentation", doc="a step of an augmentation or "
+                                           "deformation spec (chained with +, amount fixed with :VALUE)")
 
 
 def parse(spec: str) -> list[tuple[str, float | None]]:
     """``"pitch:2+noise"`` -> ``[("pitch", 2.0), ("noise", None)]``; errors name the valid forms."""
     steps = []
-    for part in spec.replace("all", ALL).split("+"):
+    for part in spec.replace("all", "+".join(TRANSFORMS)).split("+"):
         name, _, value = part.strip().partition(":")
         if name not in TRANSFORMS:
             raise ConfigError(
@@ -42,9 +60,7 @@ def parse(spec: str) -> list[tuple[str, float | None]]:
                 amount = float(value)
             except ValueError:
                 raise ConfigError(f"augmentation {spec!r}: {value!r} is not a number") from None
-            lo, hi = _LIMITS[name]
-            if not lo <= amount <= hi or (name == "stretch" and amount <= 0):
-                raise ConfigError(f"augmentation {spec!r}: {name} amount must be in [{lo}, {hi}]")
+            TRANSFORMS[name].check(name, spec, amount)
         steps.append((name, amount))
     return steps
 
@@ -87,23 +103,40 @@ def _eq(audio: np.ndarray, sr: int, rng: np.random.Generator, max_db: float) -> 
     return out
 
 
-def apply(spec: str, audio: np.ndarray, sr: int, seed: int) -> np.ndarray:
-    """Apply the transforms of ``spec`` in order; float32 out, same number of channels."""
+def _pitch(y: np.ndarray, sr: int, rng: np.random.Generator, amount: float | None) -> np.ndarray:
     import librosa
 
+    steps = amount if amount is not None else rng.uniform(-2, 2)
+    return librosa.effects.pitch_shift(y, sr=sr, n_steps=float(steps))
+
+
+def _stretch(y: np.ndarray, sr: int, rng: np.random.Generator, amount: float | None) -> np.ndarray:
+    import librosa
+
+    rate = amount if amount is not None else rng.uniform(0.85, 1.15)
+    return librosa.effects.time_stretch(y, rate=float(rate))
+
+
+def _noise(y: np.ndarray, sr: int, rng: np.random.Generator, amount: float | None) -> np.ndarray:
+    snr = amount if amount is not None else rng.uniform(10, 30)
+    power = float(np.mean(np.square(y))) + 1e-12
+    return y + rng.standard_normal(y.shape) * np.sqrt(power / 10 ** (snr / 10))
+
+
+TRANSFORMS.register("pitch", Transform(_pitch, (-12.0, 12.0), "pitch shift in semitones, random in [-2, 2]"))
+TRANSFORMS.register("stretch", Transform(_stretch, (0.25, 4.0), "time stretch rate (> 1 faster), "
+                                         "random in [0.85, 1.15]"))
+TRANSFORMS.register("eq", Transform(lambda y, sr, rng, db: _eq(y, sr, rng, 6.0 if db is None else db),
+                                    (0.0, 24.0), "two random peaking/shelving filters, gains up to "
+                                                 "+-DB (default 6)"))
+TRANSFORMS.register("noise", Transform(_noise, (-20.0, 80.0), "additive Gaussian noise at SNR_DB, "
+                                       "random in [10, 30] dB"))
+
+
+def apply(spec: str, audio: np.ndarray, sr: int, seed: int) -> np.ndarray:
+    """Apply the transforms of ``spec`` in order; float32 out, same number of channels."""
     rng = np.random.default_rng(seed)
     y = np.asarray(audio, dtype=np.float32)
     for name, amount in parse(spec):
-        if name == "pitch":
-            steps = amount if amount is not None else rng.uniform(-2, 2)
-            y = librosa.effects.pitch_shift(y, sr=sr, n_steps=float(steps))
-        elif name == "stretch":
-            rate = amount if amount is not None else rng.uniform(0.85, 1.15)
-            y = librosa.effects.time_stretch(y, rate=float(rate))
-        elif name == "eq":
-            y = _eq(y, sr, rng, amount if amount is not None else 6.0)
-        else:
-            snr = amount if amount is not None else rng.uniform(10, 30)
-            power = float(np.mean(np.square(y))) + 1e-12
-            y = y + rng.standard_normal(y.shape) * np.sqrt(power / 10 ** (snr / 10))
+        y = TRANSFORMS[name].fn(y, sr, rng, amount)
     return np.ascontiguousarray(y, dtype=np.float32)

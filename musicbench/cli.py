@@ -12,9 +12,11 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from musicbench import flags
-from musicbench.errors import ConfigError, DataError, MusicbenchError
+from musicbench.errors import ConfigError, DataError, MusicbenchError, UnknownNameError
+from musicbench.runner.executors import summaries as executor_summaries
 from musicbench.runtime import QUIET_ENV
 
 RUN_ENVIRONMENT = """environment:
@@ -31,8 +33,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command")
 
-    p = sub.add_parser("list", help="list registered tasks, systems, suites or encoders")
-    p.add_argument("what", choices=["tasks", "systems", "suites", "encoders"])
+    p = sub.add_parser("list", help="list registered tasks, systems, suites, encoders, or the "
+                       "entries of any registry (metrics, protocols, executors, ...)")
+    p.add_argument("what", nargs="?", help=f"{', '.join(PRESET_LISTS)}, or a registry's kind "
+                   "(system-families, metrics, protocols, ...); none: every registry, by kind")
     p.add_argument("--params", action="store_true",
                    help="systems: also each one's parameters and Optuna search space")
 
@@ -60,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="results folder (default runs/SUITE)")
     flags.add_tracking(p)
     flags.add_device(p)
-    flags.add_executor(p)
+    flags.add_executor(p, executor_summaries())
     p.add_argument("--tuned", metavar="STUDY", help="use the best parameters of an Optuna study "
                    "(musicbench tune) for its system; rows are marked tuned")
     p.add_argument("--storage", help="Optuna storage URL of --tuned (default sqlite:///optuna.db)")
@@ -107,7 +111,39 @@ def _system_lines(name: str, params: bool) -> str:
     return "\n".join(lines)
 
 
+PRESET_LISTS = ("tasks", "systems", "suites", "encoders")
+
+
+def _registry_lists() -> dict[str, Any]:
+    """Every registry under its plural, hyphenated kind: ``system-families``, ``metrics``."""
+    from musicbench.errors import plural
+    from musicbench.extensions import all_registries
+
+    return {plural(kind).replace(" ", "-"): r for kind, r in all_registries().items()}
+
+
+def _list_registry(what: str, registry: Any) -> None:
+    print(f"{what}: {registry.doc}")
+    for name in registry.names():
+        try:
+            summary = registry.summary(name)
+        except ImportError as exc:  # an optional package that is not installed
+            summary = f"unavailable: {exc}"
+        print(f"  {name:22s} {summary}  [{registry.source(name)}]")
+
+
 def cmd_list(args) -> int:
+    if args.what is None:
+        for what, registry in sorted(_registry_lists().items()):
+            _list_registry(what, registry)
+        print(f"presets: {', '.join(PRESET_LISTS)} (musicbench list NAME)")
+        return 0
+    if args.what not in PRESET_LISTS:
+        registries = _registry_lists()
+        if args.what not in registries:
+            raise UnknownNameError("list", args.what, [*PRESET_LISTS, *registries])
+        _list_registry(args.what, registries[args.what])
+        return 0
     if args.what == "tasks":
         from musicbench.tasks import task_names
 

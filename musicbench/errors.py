@@ -9,12 +9,12 @@ class MusicbenchError(Exception):
     """Base class: the message says what was wrong and what to do about it."""
 
 
-def _plural(kind: str) -> str:
+def plural(kind: str) -> str:
     """'version of gtzan_genre' -> 'versions of gtzan_genre'; 'system family' -> 'system families'."""
     for sep in (" of ", " in "):
         head, found, tail = kind.partition(sep)
         if found:
-            return _plural(head) + found + tail
+            return plural(head) + found + tail
     return kind[:-1] + "ies" if kind.endswith("y") else kind + "s"
 
 
@@ -24,7 +24,7 @@ class UnknownNameError(MusicbenchError, KeyError):
     def __init__(self, kind: str, name: str, valid: Iterable[str]):
         self.kind, self.name, self.valid = kind, name, sorted(valid)
         super().__init__(
-            f"unknown {kind} {name!r}; valid {_plural(kind)}: {', '.join(self.valid) or '(none)'}"
+            f"unknown {kind} {name!r}; valid {plural(kind)}: {', '.join(self.valid) or '(none)'}"
         )
 
     def __str__(self) -> str:  # KeyError would repr() the message

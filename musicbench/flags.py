@@ -72,12 +72,11 @@ def positive_int(text: str) -> int:
     return value
 
 
-def add_executor(p: argparse.ArgumentParser) -> None:
-    """--executor, --jobs and --scheduler: where cells are computed (docs/scale-out.md)."""
-    p.add_argument("--executor", default="serial", choices=("serial", "processes", "dask"),
-                   help="serial: one cell after another in this process (default); processes: "
-                        "cells in parallel worker processes on this machine; dask: a Dask "
-                        "LocalCluster, or the scheduler given by --scheduler")
+def add_executor(p: argparse.ArgumentParser, executors: dict[str, str]) -> None:
+    """--executor, --jobs and --scheduler: where cells are computed (docs/scale-out.md);
+    ``executors``: each registered executor's name and what it does."""
+    p.add_argument("--executor", default="serial", choices=list(executors),
+                   help="; ".join(f"{name}: {what}" for name, what in executors.items()))
     p.add_argument("--jobs", type=positive_int, metavar="N",
                    help="worker processes of processes / a dask LocalCluster, and feature "
                         "extraction processes (default: all cores)")

@@ -10,7 +10,6 @@ file name.
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import os
 import tomllib
@@ -73,14 +72,6 @@ def check_keys(where: str, data: dict[str, Any], valid: list[str]) -> None:
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; "
                           f"valid keys: {', '.join(valid)}")
-
-
-def family_of(families: dict[str, str], kind: str, family: str) -> type:
-    """The class a registry names as ``module:Class``, imported only when asked for."""
-    if family not in families:
-        raise UnknownNameError(kind, family, families)
-    module, _, cls = families[family].partition(":")
-    return getattr(importlib.import_module(module), cls)
 
 
 def constructor_params(cls: type, exclude: tuple[str, ...] = ()) -> list[str]:

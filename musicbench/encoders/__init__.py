@@ -1,11 +1,13 @@
 """Frozen pretrained encoders: audio in, embeddings out, in the shape of the HEAR 2021 API.
 
 The registry works like the system registry: a preset in ``encoders/*.toml`` names its
-``family`` (a key of ``FAMILIES``), its ``description``, ``licence`` and default
-``[params]``. Register a new family by adding one line to ``FAMILIES``; register a new
-encoder by adding one preset file (a workspace ``encoders/`` folder adds to or overrides
-the shipped ones). Family modules are imported only when an encoder is built, so a missing
-optional package breaks only the encoders that need it.
+``family`` (a name of the ``FAMILIES`` registry), its ``description``, ``licence`` and
+default ``[params]``. Register a new family with one entry in ``FAMILIES`` (families of
+higher layers, the project's own trained networks, are registered by
+``musicbench.extensions``); register a new encoder by adding one preset file (a
+workspace ``encoders/`` folder adds to or overrides the shipped ones). Family modules
+are imported only when an encoder is built, so a missing optional package breaks only the
+encoders that need it.
 """
 
 from __future__ import annotations
@@ -14,20 +16,16 @@ from typing import Any
 
 from musicbench.encoders.base import Encoder, EncoderCard
 from musicbench.errors import ConfigError, MusicbenchError
-from musicbench.presets import check_param_names, constructor_params, family_of, load_preset, preset_files
+from musicbench.presets import check_param_names, constructor_params, load_preset, preset_files
+from musicbench.registry import Registry
 from musicbench.runtime import check_device
 
-FAMILIES = {
+FAMILIES: Registry[type[Encoder]] = Registry("encoder family", {
     "musicnn": "musicbench.encoders.musicnn:MusicnnEncoder",
     "aisfx": "musicbench.encoders.aisfx:AisfxEncoder",
     "crepe": "musicbench.encoders.crepe:CrepeEncoder",
     "hear": "musicbench.encoders.hear:HearEncoder",
-    # the project's own fitted deep systems; a higher layer, imported only by this name
-    "deep": "musicbench.systems.deep.encoder:DeepEncoder",
-    "metric": "musicbench.systems.metric:MetricEncoder",
-    # self-supervised backbones (``musicbench pretrain``); a higher layer, imported only by this name
-    "ssl": "musicbench.pretrain.encoder:SSLEncoder",
-}
+}, doc="what an encoder preset's 'family' names: a frozen network, audio in, embeddings out")
 
 
 def encoder_names() -> list[str]:
@@ -35,7 +33,7 @@ def encoder_names() -> list[str]:
 
 
 def encoder_family_class(family: str) -> type[Encoder]:
-    return family_of(FAMILIES, "encoder family", family)
+    return FAMILIES[family]
 
 
 def get_encoder_preset(name: str) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -9,22 +10,17 @@ import numpy as np
 
 from musicbench.errors import ConfigError, UnknownNameError
 from musicbench.features.extractor import Extractor
+from musicbench.registry import Registry
 
-# name -> the parameters that change its output (and so its cache key)
-FRONTENDS: dict[str, tuple[str, ...]] = {
-    "mel": ("n_fft", "hop_length", "n_mels"),
-    "logmel": ("n_fft", "hop_length", "n_mels"),
-    "cqt": ("hop_length", "n_bins", "fmin"),
-    "mfcc": ("n_fft", "hop_length", "n_mels", "n_mfcc"),
-    "chroma": ("n_fft", "hop_length"),
-    "rms": ("n_fft", "hop_length"),
-    "centroid": ("n_fft", "hop_length"),
-    "bandwidth": ("n_fft", "hop_length"),
-    "rolloff": ("n_fft", "hop_length"),
-    "contrast": ("n_fft", "hop_length"),
-    "flatness": ("n_fft", "hop_length"),
-    "zcr": ("n_fft", "hop_length"),
-}
+
+@dataclass(frozen=True)
+class Kind:
+    """A front end: ``compute(front_end, audio) -> [bins, frames]``, and ``params``, the fields
+    of ``FrontEnd`` that change its output (and so its cache key)."""
+
+    compute: Callable[[FrontEnd, np.ndarray], np.ndarray]
+    params: tuple[str, ...]
+    doc: str = ""
 
 
 @dataclass(frozen=True)
@@ -65,41 +61,75 @@ class FrontEnd(Extractor):
         """What defines the output: the cache key's front-end part."""
         params = asdict(self)
         return {"name": self.name, "sample_rate": self.sample_rate,
-                **{k: params[k] for k in FRONTENDS[self.name]}}
+                **{k: params[k] for k in FRONTENDS[self.name].params}}
 
     def __call__(self, audio: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(FRONTENDS[self.name].compute(self, audio).T, dtype=np.float32)
+
+    @property
+    def stft(self) -> dict[str, int]:
+        return {"n_fft": self.n_fft, "hop_length": self.hop_length}
+
+
+def _mel(fe: FrontEnd, y: np.ndarray) -> np.ndarray:
+    import librosa
+
+    return librosa.feature.melspectrogram(y=y, sr=fe.sample_rate, n_mels=fe.n_mels, **fe.stft)
+
+
+def _logmel(fe: FrontEnd, y: np.ndarray) -> np.ndarray:
+    import librosa
+
+    return librosa.power_to_db(_mel(fe, y), ref=1.0, top_db=None)
+
+
+def _mfcc(fe: FrontEnd, y: np.ndarray) -> np.ndarray:
+    import librosa
+
+    return librosa.feature.mfcc(S=_logmel(fe, y), n_mfcc=fe.n_mfcc)
+
+
+def _cqt(fe: FrontEnd, y: np.ndarray) -> np.ndarray:
+    import librosa
+
+    c = np.abs(librosa.cqt(y, sr=fe.sample_rate, hop_length=fe.hop_length, n_bins=fe.n_bins, fmin=fe.fmin))
+    return librosa.amplitude_to_db(c, ref=1.0, top_db=None)
+
+
+def _framed(name: str) -> Callable[[FrontEnd, np.ndarray], np.ndarray]:
+    """librosa's ``rms`` and ``zero_crossing_rate``: frames of ``n_fft`` samples."""
+    def compute(fe: FrontEnd, y: np.ndarray) -> np.ndarray:
         import librosa
 
-        y, sr, n_fft, hop = audio, self.sample_rate, self.n_fft, self.hop_length
-        stft = dict(n_fft=n_fft, hop_length=hop)
-        if self.name in ("mel", "logmel", "mfcc"):
-            mel = librosa.feature.melspectrogram(y=y, sr=sr, n_mels=self.n_mels, **stft)
-            if self.name == "mel":
-                out = mel
-            else:
-                out = librosa.power_to_db(mel, ref=1.0, top_db=None)
-                if self.name == "mfcc":
-                    out = librosa.feature.mfcc(S=out, n_mfcc=self.n_mfcc)
-        elif self.name == "cqt":
-            c = np.abs(librosa.cqt(y, sr=sr, hop_length=hop, n_bins=self.n_bins, fmin=self.fmin))
-            out = librosa.amplitude_to_db(c, ref=1.0, top_db=None)
-        elif self.name == "chroma":
-            out = librosa.feature.chroma_stft(y=y, sr=sr, **stft)
-        elif self.name == "rms":
-            out = librosa.feature.rms(y=y, frame_length=n_fft, hop_length=hop)
-        elif self.name == "zcr":
-            out = librosa.feature.zero_crossing_rate(y, frame_length=n_fft, hop_length=hop)
-        else:
-            fn = {
-                "centroid": librosa.feature.spectral_centroid,
-                "bandwidth": librosa.feature.spectral_bandwidth,
-                "rolloff": librosa.feature.spectral_rolloff,
-                "contrast": librosa.feature.spectral_contrast,
-                "flatness": librosa.feature.spectral_flatness,
-            }[self.name]
-            kwargs = {} if self.name == "flatness" else {"sr": sr}
-            out = fn(y=y, **kwargs, **stft)
-        return np.ascontiguousarray(out.T, dtype=np.float32)
+        return getattr(librosa.feature, name)(y=y, frame_length=fe.n_fft, hop_length=fe.hop_length)
+    return compute
+
+
+def _spectral(name: str, with_rate: bool = True) -> Callable[[FrontEnd, np.ndarray], np.ndarray]:
+    """A librosa spectral feature on the STFT (``chroma_stft``, ``spectral_centroid``, ...)."""
+    def compute(fe: FrontEnd, y: np.ndarray) -> np.ndarray:
+        import librosa
+
+        rate = {"sr": fe.sample_rate} if with_rate else {}
+        return getattr(librosa.feature, name)(y=y, **rate, **fe.stft)
+    return compute
+
+
+_STFT, _MEL = ("n_fft", "hop_length"), ("n_fft", "hop_length", "n_mels")
+FRONTENDS: Registry[Kind] = Registry("front end", {
+    "mel": Kind(_mel, _MEL, "mel power spectrogram"),
+    "logmel": Kind(_logmel, _MEL, "mel spectrogram in dB"),
+    "cqt": Kind(_cqt, ("hop_length", "n_bins", "fmin"), "constant-Q magnitude in dB"),
+    "mfcc": Kind(_mfcc, (*_MEL, "n_mfcc"), "MFCCs of the log-mel spectrogram"),
+    "chroma": Kind(_spectral("chroma_stft"), _STFT, "12 pitch classes from the STFT"),
+    "rms": Kind(_framed("rms"), _STFT, "root-mean-square energy"),
+    "centroid": Kind(_spectral("spectral_centroid"), _STFT, "spectral centroid (Hz)"),
+    "bandwidth": Kind(_spectral("spectral_bandwidth"), _STFT, "spectral bandwidth (Hz)"),
+    "rolloff": Kind(_spectral("spectral_rolloff"), _STFT, "85% roll-off frequency (Hz)"),
+    "contrast": Kind(_spectral("spectral_contrast"), _STFT, "spectral contrast of 7 bands"),
+    "flatness": Kind(_spectral("spectral_flatness", with_rate=False), _STFT, "spectral flatness"),
+    "zcr": Kind(_framed("zero_crossing_rate"), _STFT, "zero-crossing rate"),
+}, doc="what a system's 'features' name: frame-wise features computed with librosa and cached")
 
 
 _warmed: set[FrontEnd] = set()

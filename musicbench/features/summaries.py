@@ -124,4 +124,14 @@ def summarise(frames: Sequence[np.ndarray], how: str, dct_coefficients: int = 4,
         raise ConfigError(f"summary {how!r}: must be one of {', '.join(per_clip)}")
     if how == "vq" and codebook is None:
         raise ConfigError("summary 'vq' needs a codebook fitted on training frames")
-    return np.vstack([per_clip[how](f) for f in frames])
+    # rows written into one preallocated matrix: a list of per-clip rows stacked at the end
+    # would hold every summary twice at the peak
+    out = None
+    for i, f in enumerate(frames):
+        row = per_clip[how](f)
+        if out is None:
+            out = np.empty((len(frames), row.shape[-1]), dtype=row.dtype)
+        out[i] = row
+    if out is None:
+        raise ConfigError("no clips to summarise")
+    return out

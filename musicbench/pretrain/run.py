@@ -182,8 +182,8 @@ def pretrain(run: PretrainRun, log=print) -> dict[str, Any]:
             tracker.epoch(row)
 
     t0 = time.perf_counter()
-    _, history = pretrain_backbone(system, spec, audio, inputs, clips.ids, run.out, _data_line(clips.data),
-                                   state_path(run.out), on_epoch, config=config)
+    _, history = pretrain_backbone(system.net_spec(1, spec), system.get_params(), config, audio, inputs,
+                                   clips.ids, run.out, _data_line(clips.data), state_path(run.out), on_epoch)
     if len(done) < len(history):
         log(f"resumed after epoch {len(history) - len(done)} of {run.epochs}")
     result = card(run, system, clips, digest, history, run.out)

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from musicbench.errors import UnknownNameError
+from musicbench.registry import Registry
 from musicbench.tasks.keys import is_key_set, key_relation_score
 
 
@@ -74,7 +75,8 @@ class Metric:
         return a > b if self.higher_is_better else a < b
 
 
-METRICS: dict[str, Metric] = {}
+METRICS: Registry[Metric] = Registry("metric", doc="what a record scores: each declared once with its "
+                                     "task kinds, direction, bounds, aggregation and chance level")
 
 
 def metric(kinds: tuple[str, ...], name: str | None = None, **declaration: Any) -> Callable:
@@ -85,7 +87,7 @@ def metric(kinds: tuple[str, ...], name: str | None = None, **declaration: Any) 
         m = Metric(name or fn.__name__, kinds, fn, **declaration)
         if m.aggregation not in AGGREGATIONS:
             raise ValueError(f"metric {m.name}: aggregation must be one of {sorted(AGGREGATIONS)}")
-        METRICS[m.name] = m
+        METRICS.register(m.name, m)
         return fn
 
     return register
@@ -284,8 +286,6 @@ def mae(s: Scored) -> float:
 
 
 def get_metric(name: str) -> Metric:
-    if name not in METRICS:
-        raise UnknownNameError("metric", name, METRICS)
     return METRICS[name]
 
 

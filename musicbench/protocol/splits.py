@@ -38,12 +38,15 @@ import numpy as np
 from musicbench.errors import ConfigError, DataError, UnknownNameError
 from musicbench.protocol.fewshot import few_shot_parts
 from musicbench.protocol.grammar import (
+    NAMED,
+    PROTOCOLS,
     Fold,
     ProtocolSpec,
     Split,
     parse_protocol,
     split_hash,
 )
+from musicbench.registry import resolve as resolve_reference
 from musicbench.tasks.literature import read_list
 from musicbench.tasks.loader import ClipSet
 from musicbench.tasks.parts import Vocabulary
@@ -149,7 +152,7 @@ def _fold(i: int, train, valid, test, group_of) -> Fold:
     return Fold(i, tuple(sorted(train)), tuple(sorted(valid)), tuple(sorted(test)), leakage)
 
 
-def _kfold(clipset: ClipSet, ids: list[str], p: ProtocolSpec, group_of) -> list[Fold]:
+def kfold_folds(clipset: ClipSet, ids: list[str], p: ProtocolSpec, group_of) -> list[Fold]:
     from sklearn.model_selection import KFold, StratifiedKFold
 
     if p.k > len(ids):
@@ -166,7 +169,9 @@ def _kfold(clipset: ClipSet, ids: list[str], p: ProtocolSpec, group_of) -> list[
     return _folds_from_test_sets(clipset, ids, tests, p.seed, group_of)
 
 
-def _group_kfold(clipset: ClipSet, ids: list[str], p: ProtocolSpec) -> list[Fold]:
+def group_kfold_folds(clipset: ClipSet, ids: list[str], p: ProtocolSpec, group_of=None) -> list[Fold]:
+    """Folds that keep the groups of ``p.field`` apart (``group_of`` is not used: the
+    protocol's own field is)."""
     group_of = clipset.attribute(p.field)
     unnamed = [t for t in ids if group_of[t] is None]
     if unnamed:
@@ -197,7 +202,8 @@ def _group_kfold(clipset: ClipSet, ids: list[str], p: ProtocolSpec) -> list[Fold
     return folds
 
 
-def _official(clipset: ClipSet, ids: list[str], only: int | None, group_of) -> list[Fold]:
+def official_folds(clipset: ClipSet, ids: list[str], p: ProtocolSpec, group_of) -> list[Fold]:
+    only = p.k
     task = clipset.task
     off = task.spec.official
     if off is None:
@@ -241,7 +247,7 @@ def _official(clipset: ClipSet, ids: list[str], only: int | None, group_of) -> l
     return [_fold(0, train, valid, test, group_of)]
 
 
-def _manifest(clipset: ClipSet, ids: list[str], p: ProtocolSpec, group_of) -> list[Fold]:
+def manifest_folds(clipset: ClipSet, ids: list[str], p: ProtocolSpec, group_of) -> list[Fold]:
     root = Path(os.path.expanduser(p.path))
     if not root.is_dir():
         raise ConfigError(f"protocol {p}: {root} is not a folder of train/valid/test lists")
@@ -257,13 +263,12 @@ def _manifest(clipset: ClipSet, ids: list[str], p: ProtocolSpec, group_of) -> li
     return _from_lists(clipset, ids, p, files, group_of, strict=True)
 
 
-def _named(clipset: ClipSet, ids: list[str], p: ProtocolSpec, group_of) -> list[Fold]:
+def named_folds(clipset: ClipSet, ids: list[str], p: ProtocolSpec, group_of) -> list[Fold]:
     task = clipset.task
     named = task.spec.protocols.get(p.path)
     if named is None:
         raise UnknownNameError(f"protocol of {task.name}", p.path,
-                               [*task.spec.protocols, "official", "kfold:K", "group-kfold:FIELD",
-                                "manifest:PATH"])
+                               [*task.spec.protocols, *(PROTOCOLS[n].short for n in PROTOCOLS if n != NAMED)])
     for part, f in named.files().items():
         if not f.is_file():
             raise ConfigError(f"protocol {p} of {task.name}: its {part} list {f} is missing; the folder "
@@ -329,18 +334,10 @@ def resolve(protocol: str | ProtocolSpec, clipset: ClipSet) -> Split:
     """Cut ``clipset`` under ``protocol``; warns loudly about group leakage."""
     p = parse_protocol(protocol) if isinstance(protocol, str) else protocol
     ids = sorted(c.track_id for c in clipset.clips)
-    group_field = p.field if p.kind == "group-kfold" else clipset.task.spec.group
-    group_of = clipset.attribute(group_field) if group_field and p.kind != "group-kfold" else None
-    if p.kind == "kfold":
-        folds = _kfold(clipset, ids, p, group_of)
-    elif p.kind == "group-kfold":
-        folds = _group_kfold(clipset, ids, p)
-    elif p.kind == "official":
-        folds = _official(clipset, ids, p.k, group_of)
-    elif p.kind == "named":
-        folds = _named(clipset, ids, p, group_of)
-    else:
-        folds = _manifest(clipset, ids, p, group_of)
+    kind = PROTOCOLS[p.kind]
+    group_field = p.field if kind.own_groups else clipset.task.spec.group
+    group_of = clipset.attribute(group_field) if group_field and not kind.own_groups else None
+    folds = resolve_reference(kind.folds)(clipset, ids, p, group_of)
     for f in folds:
         if not f.train or not f.test:
             raise DataError(

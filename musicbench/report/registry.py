@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from musicbench.registry import Registry
 from musicbench.report import across, display, fewshot, published, tables
 
 
@@ -35,30 +36,47 @@ class ReportTable:
     section: Callable[[Any, bool], display.Section | None] | None
     csv: bool = True
     brief: bool = False  # part of the leaderboard that 'musicbench run' prints
+    doc: str = ""
 
 
-TABLES: dict[str, ReportTable] = {t.name: t for t in (
+TABLES: Registry[ReportTable] = Registry("report table", {t.name: t for t in (
     ReportTable("leaderboard", lambda r, o: tables.leaderboard(r, o.alpha, o.correction),
-                display.leaderboard_section, brief=True),
-    ReportTable("published", lambda r, o: published.published(r), None, brief=True),
-    ReportTable("protocol_faults", lambda r, o: published.protocol_faults(r), None, brief=True),
-    ReportTable("across_tasks", lambda r, o: across.across_tasks(r), display.across_tasks_section),
-    ReportTable("critical_difference", lambda r, o: across.critical_difference(r, o.alpha), None),
+                display.leaderboard_section, brief=True,
+                doc="mean and interval of each variant per task, protocol and split, tested"
+                    " against the best"),
+    ReportTable("published", lambda r, o: published.published(r), None, brief=True,
+                doc="the literature's figures under the protocol of a leaderboard (reference rows)"),
+    ReportTable("protocol_faults", lambda r, o: published.protocol_faults(r), None, brief=True,
+                doc="known faults of the protocols a leaderboard uses"),
+    ReportTable("across_tasks", lambda r, o: across.across_tasks(r), display.across_tasks_section,
+                doc="mean ranks of the systems over tasks"),
+    ReportTable("critical_difference", lambda r, o: across.critical_difference(r, o.alpha), None,
+                doc="Friedman test and Nemenyi critical difference of the ranks over tasks"),
     ReportTable("split_mismatches", lambda r, o: tables.split_mismatches(r), display.mismatch_section,
-                brief=True),
-    ReportTable("failed", lambda r, o: tables.failed_cells(r), display.failed_section, brief=True),
-    ReportTable("stale", lambda r, o: tables.stale_records(r), display.stale_section, brief=True),
-    ReportTable("few_shot", lambda r, o: fewshot.few_shot_curve(r), fewshot.few_shot_section),
-    ReportTable("per_fold", lambda r, o: tables.per_fold(r), display.per_fold_section),
-    ReportTable("per_class", lambda r, o: tables.per_class(r), display.per_class_section),
-    ReportTable("per_tag", lambda r, o: tables.per_tag(r), display.per_tag_section),
-    ReportTable("retrieval", lambda r, o: tables.retrieval(r), display.retrieval_section),
-    ReportTable("confusions", lambda r, o: tables.confusions(r), None, csv=False),
+                brief=True, doc="variants of one protocol that ran on different splits"),
+    ReportTable("failed", lambda r, o: tables.failed_cells(r), display.failed_section, brief=True,
+                doc="cells that failed, with their errors"),
+    ReportTable("stale", lambda r, o: tables.stale_records(r), display.stale_section, brief=True,
+                doc="failures made stale by later work, counted"),
+    ReportTable("few_shot", lambda r, o: fewshot.few_shot_curve(r), fewshot.few_shot_section,
+                doc="score against training clips per class, with intervals"),
+    ReportTable("per_fold", lambda r, o: tables.per_fold(r), display.per_fold_section,
+                doc="the primary metric of each variant on each fold"),
+    ReportTable("per_class", lambda r, o: tables.per_class(r), display.per_class_section,
+                doc="recall, precision and F1 per class"),
+    ReportTable("per_tag", lambda r, o: tables.per_tag(r), display.per_tag_section,
+                doc="ROC-AUC and PR-AUC per tag"),
+    ReportTable("retrieval", lambda r, o: tables.retrieval(r), display.retrieval_section,
+                doc="audio-to-tag and tag-to-audio retrieval scores"),
+    ReportTable("confusions", lambda r, o: tables.confusions(r), None, csv=False,
+                doc="confusion matrices, drawn in the per-class section"),
     ReportTable("ablations", lambda r, o: tables.ablations(r, o.reference_system, o.alpha, o.correction),
-                display.ablation_section),
-    ReportTable("robustness", lambda r, o: tables.robustness(r), display.robustness_section),
-    ReportTable("throughput", lambda r, o: tables.throughput(r), display.throughput_section),
-)}
+                display.ablation_section, doc="each variant against its reference system, paired"),
+    ReportTable("robustness", lambda r, o: tables.robustness(r), display.robustness_section,
+                doc="the primary metric per train-time augmentation and test-time deformation"),
+    ReportTable("throughput", lambda r, o: tables.throughput(r), display.throughput_section,
+                doc="end-to-end and head-only cost per clip, fit time"),
+)}, doc="what a report compiles from records: a CSV table and the section that shows it")
 
 
 def sections(report: Any, figures: bool = True) -> list[display.Section]:

@@ -36,9 +36,8 @@ from musicbench.runner.executors import Executor, make_executor
 from musicbench.runner.options import RunOptions
 from musicbench.runner.plan import CellPlan, plan_task
 from musicbench.runner.suite import Suite
-from musicbench.runner.validate import open_tracking, validate_run
+from musicbench.runner.validate import Validated, open_tracking, validate_run
 from musicbench.runtime import atomic_write, sweep_orphaned_writes
-from musicbench.systems import build_system
 from musicbench.tasks import ClipData, get_task
 
 
@@ -87,7 +86,7 @@ def run_cell(plan: CellPlan, deforms: list[str]) -> CellOutcome:
     out = CellOutcome([], {})
     try:
         clipset = open_clips(plan.source)
-        est = build_system(plan.preset, seed=plan.seed, device=plan.device, **plan.overrides)
+        est = plan.build()
         aug = None if plan.augment == "none" else validate_spec(plan.augment)
         vocab = plan.fold.vocabulary
         x0 = extraction_seconds()
@@ -153,10 +152,11 @@ class Runner:
                            self.opts.on_bad_track or self.suite.on_bad_track, self.opts.verify)
                 for ref in self.suite.tasks]
 
-    def validate(self) -> list[TaskSource]:
+    def validate(self) -> Validated:
         """Bad input fails before any work, and before anything is written (the tracking
         store is checked in ``run``, once it is known that something will be logged).
-        Returns the sources to run (a ``skip_absent`` suite's tasks whose data is here)."""
+        Returns the sources to run (a ``skip_absent`` suite's tasks whose data is here),
+        with the systems and splits planning uses."""
         return validate_run(self.suite, self.sources(), self.opts.device, self.log)
 
     def run(self) -> ResultStore:
@@ -164,9 +164,10 @@ class Runner:
         if finished is not None:
             self.counts["skipped"] = finished
             return self.store
-        sources = self.validate()
+        validated = self.validate()
+        sources = validated.sources
         items = [item for source in sources
-                 for item in plan_task(self.suite, source, self.opts.device, self.log)]
+                 for item in plan_task(self.suite, source, self.opts.device, self.log, validated)]
         tracker = None
         if self.opts.track and self._logs_anything(items):  # still before anything is written
             tracker = open_tracking(self.suite.name, self.opts.tracking_uri)
@@ -332,9 +333,8 @@ def extract_for(plans: list[CellPlan], jobs: int | None, log: Callable[[str], No
     for plan in plans:
         sys_key = json.dumps([plan.preset, plan.overrides, plan.device], sort_keys=True, default=str)
         if sys_key not in systems:
-            clips = open_clips(plan.source)
-            est = build_system(plan.preset, seed=plan.seed, device=plan.device, **plan.overrides)
-            systems[sys_key] = est.extractors(clips.task.spec.clip.sample_rate)
+            rate = open_clips(plan.source).task.spec.clip.sample_rate
+            systems[sys_key] = (plan.estimator or plan.build()).extractors(rate)
         if not systems[sys_key]:
             continue
         fold = plan.fold

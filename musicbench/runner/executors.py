@@ -26,9 +26,9 @@ from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.context import BaseContext
 from typing import Any
 
-from musicbench.errors import ConfigError, UnknownNameError
+from musicbench.errors import ConfigError
+from musicbench.registry import Registry
 
-EXECUTORS = ("serial", "processes", "dask")
 MAX_DEATHS = 3  # a cell whose worker dies this many times is recorded as failed
 Done = list[tuple[str, Any]]
 
@@ -76,6 +76,13 @@ class Executor(ABC):
     """Computes calls submitted by key; ``slots`` is how many run at once."""
 
     slots: int = 1
+    takes_scheduler = False  # whether ``--scheduler ADDRESS`` means anything to it
+
+    @classmethod
+    def create(cls, jobs: int, scheduler: str | None = None, gpu: bool = False,
+               log: Callable[[str], None] | None = None) -> Executor:
+        """The executor for ``jobs`` parallel calls, from the run's options."""
+        return cls()
 
     def __enter__(self) -> Executor:
         return self
@@ -97,6 +104,8 @@ class Executor(ABC):
 
 
 class SerialExecutor(Executor):
+    """One cell after another in this process (the default)."""
+
     def __init__(self) -> None:
         self._done: Done = []
 
@@ -112,10 +121,17 @@ class SerialExecutor(Executor):
 
 
 class ProcessExecutor(Executor):
-    """A pool of ``jobs`` processes. A killed worker breaks the whole pool: the pool is
+    """Cells in parallel worker processes on this machine.
+
+    A pool of ``jobs`` processes. A killed worker breaks the whole pool: the pool is
     started again and the calls it was running are retried, each alone, so that a call
     that kills its worker is identified and failed after ``max_deaths`` deaths while the
     innocent ones complete."""
+
+    @classmethod
+    def create(cls, jobs: int, scheduler: str | None = None, gpu: bool = False,
+               log: Callable[[str], None] | None = None) -> Executor:
+        return cls(jobs)
 
     def __init__(self, jobs: int, max_deaths: int = MAX_DEATHS):
         self.slots = jobs
@@ -196,9 +212,18 @@ class ProcessExecutor(Executor):
 
 
 class DaskExecutor(Executor):
-    """Dask distributed: a ``LocalCluster`` of ``jobs`` workers, or the scheduler at
+    """A Dask LocalCluster, or the scheduler given by --scheduler.
+
+    Dask distributed: a ``LocalCluster`` of ``jobs`` workers, or the scheduler at
     ``address``. The scheduler retries a call whose worker died on another worker and
     gives up after ``distributed.scheduler.allowed-failures`` deaths (``KilledWorker``)."""
+
+    takes_scheduler = True
+
+    @classmethod
+    def create(cls, jobs: int, scheduler: str | None = None, gpu: bool = False,
+               log: Callable[[str], None] | None = None) -> Executor:
+        return cls(jobs, scheduler, gpu, log=log)
 
     def __init__(self, jobs: int, address: str | None = None, gpu: bool = False,
                  max_deaths: int = MAX_DEATHS, log: Callable[[str], None] | None = None):
@@ -280,15 +305,23 @@ class DaskExecutor(Executor):
 def make_executor(name: str, jobs: int | None = None, scheduler: str | None = None, gpu: bool = False,
                   log: Callable[[str], None] | None = None) -> Executor:
     """The executor ``name`` (one of ``EXECUTORS``); ``jobs`` defaults to the cores."""
-    if name not in EXECUTORS:
-        raise UnknownNameError("executor", name, EXECUTORS)
+    cls = EXECUTORS[name]
     if jobs is not None and jobs < 1:
         raise ConfigError(f"--jobs {jobs}: must be >= 1")
-    if scheduler and name != "dask":
-        raise ConfigError(f"--scheduler is for --executor dask, not {name}")
-    jobs = jobs or os.cpu_count() or 1
-    if name == "serial":
-        return SerialExecutor()
-    if name == "processes":
-        return ProcessExecutor(jobs)
-    return DaskExecutor(jobs, scheduler, gpu, log=log)
+    if scheduler and not cls.takes_scheduler:
+        with_scheduler = [n for n in EXECUTORS.names() if EXECUTORS[n].takes_scheduler]
+        raise ConfigError(f"--scheduler is for --executor {' or '.join(with_scheduler)}, not {name}")
+    return cls.create(jobs or os.cpu_count() or 1, scheduler, gpu, log=log)
+
+
+def summaries() -> dict[str, str]:
+    """Each executor's name and the first line of its docstring, for ``--executor``'s help."""
+    return {name: (EXECUTORS[name].__doc__ or "").strip().splitlines()[0].rstrip(".")
+            for name in EXECUTORS}
+
+
+EXECUTORS: Registry[type[Executor]] = Registry("executor", {
+    "serial": SerialExecutor,
+    "processes": ProcessExecutor,
+    "dask": DaskExecutor,
+}, doc="what --executor names: runs a plan's cells (in process, a process pool, Dask)")

@@ -23,8 +23,9 @@ from musicbench.protocol.experiment import TaskSource, open_clips, resolve_split
 from musicbench.protocol.splits import Fold
 from musicbench.results import CellRecord
 from musicbench.runner.suite import Suite
-from musicbench.systems import build_system, get_preset
-from musicbench.tasks import get_task
+from musicbench.runner.validate import Validated
+from musicbench.systems import System, build_system, get_preset
+from musicbench.tasks import ClipSet, get_task
 
 Log = Callable[[str], None]
 
@@ -37,7 +38,8 @@ def cell_key(**parts: Any) -> str:
 @dataclass(frozen=True)
 class CellPlan:
     """Everything that defines one fit and its scorings, and nothing live (no clips, no
-    model): a worker re-opens the task from ``source``."""
+    fitted model): a worker re-opens the task from ``source`` and fits a copy of
+    ``estimator``, the system built (and validated) when the cell was planned."""
 
     source: TaskSource
     task: str  # task name, version: what records say
@@ -56,6 +58,16 @@ class CellPlan:
     device: str = "cpu"
     tuned: dict[str, Any] = field(default_factory=dict)  # {"study": .., "trials": ..} when tuned
     merge_valid: bool = False  # the system learns nothing from a validation part: fit on both
+    estimator: System | None = field(default=None, compare=False)
+    clips: dict[str, Any] = field(default_factory=dict)  # what records say of the clip set
+
+    def build(self) -> System:
+        """A fresh, unfitted copy of the planned system with the cell's seed."""
+        from sklearn.base import clone
+
+        if self.estimator is None:
+            return build_system(self.preset, seed=self.seed, device=self.device, **self.overrides)
+        return clone(self.estimator).set_params(seed=self.seed)
 
     @property
     def fit_ids(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -78,7 +90,6 @@ class CellPlan:
 
     def record(self, deform: str) -> CellRecord:
         """The record of one scoring, before it has a status."""
-        clips = open_clips(self.source)
         return CellRecord(
             cell_key=self.keys[deform], task=self.task, version=self.version, protocol=self.protocol,
             system=self.system, seed=self.seed, fold=self.fold.index, split_hash=self.split_hash,
@@ -86,9 +97,14 @@ class CellPlan:
             tuned=bool(self.tuned), tuned_study=self.tuned.get("study"),
             tuned_trials=self.tuned.get("trials"), tuned_kind=self.tuned.get("kind"), params=self.params,
             n_train=len(self.fit_ids[0]), n_valid=len(self.fit_ids[1]), n_test=len(self.fold.test),
-            n_tracks_used=len(clips), n_tracks_index=clips.n_index, n_bad_tracks=len(clips.bad),
-            bad_tracks=" ".join(sorted(clips.bad)) or None, group_leakage=self.fold.leakage,
+            group_leakage=self.fold.leakage, **(self.clips or clip_counts(open_clips(self.source))),
         )
+
+
+def clip_counts(clips: ClipSet) -> dict[str, Any]:
+    """What every record of a task says of its clip set."""
+    return {"n_tracks_used": len(clips), "n_tracks_index": clips.n_index, "n_bad_tracks": len(clips.bad),
+            "bad_tracks": " ".join(sorted(clips.bad)) or None}
 
 
 def unresolved_records(suite: Suite, task: Any, protocol: str, exc: Exception,
@@ -124,9 +140,12 @@ def fold_params(tuned: dict[str, Any], split_protocol: str, split_hash: str, fol
     return dict(tuned["per_fold"][fold])
 
 
-def plan_task(suite: Suite, source: TaskSource, device: str, log: Log) -> Iterator[CellPlan | CellRecord]:
+def plan_task(suite: Suite, source: TaskSource, device: str, log: Log,
+              validated: Validated | None = None) -> Iterator[CellPlan | CellRecord]:
     """The cells of one task, in run order; a task or protocol that cannot be resolved
-    yields failed records instead of cells."""
+    yields failed records instead of cells. The systems and splits of ``validated`` are
+    used as they are; without it (or for a system tuned per fold) they are built here."""
+    validated = validated or Validated([])
     task = get_task(source.ref, source.data_home, source.index_dir)
     protocols = suite.protocols or (task.spec.default_protocol,)
     try:
@@ -141,10 +160,16 @@ def plan_task(suite: Suite, source: TaskSource, device: str, log: Log) -> Iterat
     if clipset.bad:
         log(f"{task.ref}: left out {len(clipset.bad)} damaged track(s) (--on-bad-track skip):\n  "
             + "\n  ".join(f"{t}: {why}" for t, why in sorted(clipset.bad.items())))
-    spec = task.spec.identity()
+    spec, counts = task.spec.identity(), clip_counts(clipset)
     for protocol in protocols:
         try:
-            split = resolve_split(protocol, clipset, log)
+            resolved = validated.splits.get((source, protocol))
+            if resolved is None:
+                split = resolve_split(protocol, clipset, log)
+            else:
+                split = resolved.split
+                for message in resolved.warnings:
+                    log(f"WARNING: {message}")
         except MusicbenchError as exc:
             log(f"FAILED {task.ref} {protocol}: {exc}")
             yield from unresolved_records(suite, task, protocol, exc, device)
@@ -153,10 +178,12 @@ def plan_task(suite: Suite, source: TaskSource, device: str, log: Log) -> Iterat
             for system in suite.systems:
                 preset, overrides = suite.resolve_system(system)
                 tuned = dict(suite.tuned.get(system) or {})
-                overrides = {**overrides, **fold_params(tuned, split.protocol, split.hash, fold.index)}
+                per_fold = fold_params(tuned, split.protocol, split.hash, fold.index)
+                overrides = {**overrides, **per_fold}
                 tuned.pop("per_fold", None)
                 family = get_preset(preset)["family"]
-                built = build_system(preset, device=device, **overrides)
+                built = validated.systems.get(system) if not per_fold else None
+                built = built or build_system(preset, device=device, **overrides)
                 if not suite.runs(built, task.spec.kind):
                     continue
                 params = built.key_params()
@@ -174,4 +201,5 @@ def plan_task(suite: Suite, source: TaskSource, device: str, log: Log) -> Iterat
                         yield CellPlan(source, task.name, task.version,
                                        built.evaluation_kind(task.spec.kind), split.protocol,
                                        split.hash, fold, system, preset, overrides, params, seed, augment,
-                                       keys, device, tuned, merge_valid=bool(merge))
+                                       keys, device, tuned, merge_valid=bool(merge), estimator=built,
+                                       clips=counts)

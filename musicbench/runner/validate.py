@@ -7,11 +7,12 @@ message naming the value or file and what is valid, and nothing is written."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 
 from musicbench.augment import validate_spec
 from musicbench.errors import ConfigError, DataAbsent
 from musicbench.protocol.experiment import TaskSource, open_clips, resolve_split
-from musicbench.protocol.splits import parse_protocol
+from musicbench.protocol.splits import Split, parse_protocol
 from musicbench.results.tracking import Tracker
 from musicbench.runner.suite import Suite
 from musicbench.runtime import check_device
@@ -57,14 +58,35 @@ def open_tracking(experiment: str, uri: str | None) -> Tracker:
                           "or --no-mlflow") from None
 
 
+@dataclass
+class ResolvedSplit:
+    """A protocol resolved on a task's clips, and the warnings to log where it is planned."""
+
+    split: Split
+    warnings: list[str]
+
+
+@dataclass
+class Validated:
+    """What validation built and resolved, for planning to use rather than do again: the
+    sources to run, each system built once (unseeded), each (source, protocol) split."""
+
+    sources: list[TaskSource]
+    systems: dict[str, System] = field(default_factory=dict)
+    splits: dict[tuple[TaskSource, str], ResolvedSplit] = field(default_factory=dict)
+
+
 def check_task(source: TaskSource, protocols: tuple[str, ...], systems: dict[str, System],
-               by_kind: bool = False, log: Callable[[str], None] = print) -> None:
+               by_kind: bool = False, log: Callable[[str], None] = print) -> dict[str, ResolvedSplit]:
     """The task's version and data, each protocol resolved on the clips present (fold
     counts, group fields, manifest files), and each system able to handle its kind (with
-    ``by_kind``, those that cannot are left out of the task and logged; none left is an error)."""
+    ``by_kind``, those that cannot are left out of the task and logged; none left is an
+    error). Returns the resolved splits by protocol."""
     clipset = open_clips(source)
+    splits = {}
     for protocol in protocols or (clipset.task.spec.default_protocol,):
-        resolve_split(protocol, clipset)
+        messages: list[str] = []
+        splits[protocol] = ResolvedSplit(resolve_split(protocol, clipset, messages.append), messages)
     kind = clipset.task.spec.kind
     unfit = ["{} ({} tasks only)".format(name, " and ".join(system.kinds))
              for name, system in systems.items() if kind not in system.kinds]
@@ -74,14 +96,15 @@ def check_task(source: TaskSource, protocols: tuple[str, ...], systems: dict[str
         raise ConfigError(f"task {source.ref} is {kind}, which system(s) {', '.join(unfit)} do not "
                           "handle; run them on other tasks, in a suite of their own"
                           + ("" if by_kind else " or with by_kind = true"))
+    return splits
 
 
 def validate_run(suite: Suite, sources: list[TaskSource], device: str,
-                 log: Callable[[str], None] = print) -> list[TaskSource]:
+                 log: Callable[[str], None] = print) -> Validated:
     """Raise on the first thing that would make a cell fail for a reason known up front
     (the tracking URI is opened by the runner, where it is used). Returns the sources to
-    run: all of them, less those whose data is absent where the suite says ``skip_absent``
-    (each logged with the reason)."""
+    run (all of them, less those whose data is absent where the suite says
+    ``skip_absent``, each logged with the reason), with the systems and splits built."""
     check_seeds(suite.seeds)
     check_device(device)
     for spec in suite.protocols:
@@ -94,17 +117,18 @@ def validate_run(suite: Suite, sources: list[TaskSource], device: str,
         preset, overrides = suite.resolve_system(name)
         systems[name] = build_system(preset, device=device, **overrides)
     check_tuned(suite)
-    present = []
+    validated = Validated([], systems)
     for source in sources:
         try:
-            check_task(source, suite.protocols, systems, suite.by_kind, log)
+            splits = check_task(source, suite.protocols, systems, suite.by_kind, log)
         except DataAbsent as exc:
             if not suite.skip_absent:
                 raise
             log(f"SKIPPED {source.ref}: its data is absent here ({exc})")
             continue
-        present.append(source)
-    if not present:
+        validated.sources.append(source)
+        validated.splits.update({(source, protocol): split for protocol, split in splits.items()})
+    if not validated.sources:
         raise DataAbsent(f"suite {suite.name}: the data of none of its tasks ({', '.join(suite.tasks)}) is "
                          "here; see the reasons above")
-    return present
+    return validated

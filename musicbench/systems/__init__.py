@@ -1,8 +1,9 @@
 """The system registry: presets in ``systems/*.toml``, families imported lazily.
 
-A preset names its ``family`` (a key of ``FAMILIES``), its default ``[params]`` and its
-Optuna ``[search_space]``. Register a new family by adding one line to ``FAMILIES``;
-register a new system by adding one preset file. ``build_system`` refuses unknown
+A preset names its ``family`` (a name of the ``FAMILIES`` registry), its default
+``[params]`` and its Optuna ``[search_space]``. Register a new family with one entry in
+``FAMILIES`` (``FAMILIES.register``, or a lazy ``module:Class`` string); register a new
+system by adding one preset file. ``build_system`` refuses unknown
 parameter names and values out of range (``System.validate_params``) when a system is
 built, so a bad preset fails before any work starts.
 """
@@ -12,17 +13,18 @@ from __future__ import annotations
 from typing import Any
 
 from musicbench.errors import ConfigError
-from musicbench.presets import check_param_names, constructor_params, family_of, load_preset, preset_files
+from musicbench.presets import check_param_names, constructor_params, load_preset, preset_files
+from musicbench.registry import Registry
 from musicbench.systems.base import System
 
-FAMILIES = {
+FAMILIES: Registry[type[System]] = Registry("system family", {
     "classical": "musicbench.systems.classical:ClassicalSystem",
     "gmm": "musicbench.systems.density:GMMSystem",
     "deep": "musicbench.systems.deep.system:DeepSystem",
     "probe": "musicbench.systems.probe:ProbeSystem",
     "metric": "musicbench.systems.metric:MetricSystem",
     "cluster": "musicbench.systems.cluster:ClusterSystem",
-}
+}, doc="what a system preset's 'family' names: the estimator class built from its params")
 
 
 def system_names() -> list[str]:
@@ -30,7 +32,7 @@ def system_names() -> list[str]:
 
 
 def family_class(family: str) -> type[System]:
-    return family_of(FAMILIES, "system family", family)
+    return FAMILIES[family]
 
 
 def get_preset(name: str) -> dict[str, Any]:
@@ -63,4 +65,4 @@ def build_system(name: str, seed: int = 0, device: str = "cpu", **overrides: Any
     return system
 
 
-__all__ = ["System", "build_system", "family_class", "get_preset", "system_names", "valid_params"]
+__all__ = ["FAMILIES", "System", "build_system", "family_class", "get_preset", "system_names", "valid_params"]

@@ -11,20 +11,24 @@ from sklearn.base import BaseEstimator
 
 from musicbench.errors import ConfigError
 from musicbench.features.extractor import Extractor
-from musicbench.systems.params import DEVICE, SEED, Rule
+from musicbench.systems.params import DEVICE, SEED, Param, Params, init_from
 from musicbench.tasks import ClipData
 
 #: Called as ``epoch_callback(epoch, valid_score)`` after each epoch of an iterative
 #: learner; it may raise (``optuna.TrialPruned``) to stop a poor trial early.
 EpochCallback = Callable[[int, float], None]
 
+#: what every family takes last, from the run rather than its preset
+RUN = Params(seed=Param(0, SEED), device=Param("cpu", DEVICE))
+
 
 class System(BaseEstimator):
     """A music classifier. Parameters are plain constructor attributes (``get_params``).
 
-    ``__init__`` stores its arguments untouched; ``validate_params()`` checks them against
-    ``param_rules`` (one rule per parameter) and ``fit`` calls it first, so ``clone`` and
-    ``set_params`` never raise and a bad value is reported where it is used.
+    A family declares ``params`` (groups of ``Param``: default and rule, composed once);
+    its ``__init__`` is made from them and stores its arguments untouched.
+    ``validate_params()`` checks them against their rules and ``fit`` calls it first, so
+    ``clone`` and ``set_params`` never raise and a bad value is reported where it is used.
 
     ``fit(train, valid=None, epoch_callback=None)`` learns from ``train`` (``valid`` is
     for early stopping and checkpoint selection, never the test fold);
@@ -38,15 +42,18 @@ class System(BaseEstimator):
     #: the metric kind its scores are evaluated as (``protocol.metrics.KINDS``); None: the
     #: task's own kind. A clustering system's scores are cluster memberships, not classes.
     evaluation: ClassVar[str | None] = None
-    param_rules: ClassVar[dict[str, Rule]] = {"seed": SEED, "device": DEVICE}
-    #: parameters added after cell keys were first made, with their defaults: at that value
-    #: they stay out of a cell's key, so earlier results keep matching (``key_params``)
-    added_params: ClassVar[dict[str, Any]] = {}
+    params: ClassVar[Params] = RUN
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "params" in cls.__dict__:
+            cls.__init__ = init_from(cls.params)
 
     def key_params(self) -> dict[str, Any]:
-        """The parameters that define a cell (not the run's seed and device)."""
+        """The parameters that define a cell (not the run's seed and device; not one added
+        after keys were first made, at its default)."""
         return {k: v for k, v in self.get_params().items()
-                if k not in ("seed", "device") and not (k in self.added_params and v == self.added_params[k])}
+                if k not in RUN and not (self.params[k].added and v == self.params[k].default)}
 
     def validate_params(self) -> None:
         """Raise a ``ConfigError`` naming every invalid parameter and what would be valid."""
@@ -57,9 +64,9 @@ class System(BaseEstimator):
 
     def _param_problems(self) -> list[str]:
         """One line per parameter its rule rejects; families add checks across parameters."""
-        params = self.get_params(deep=False)
-        return [f"{name}={params[name]!r} must be {rule}"
-                for name, rule in self.param_rules.items() if not rule.accepts(params[name])]
+        values = self.get_params(deep=False)
+        return [f"{name}={values[name]!r} must be {p.rule}"
+                for name, p in self.params.items() if not p.rule.accepts(values[name])]
 
     def fit(self, train: ClipData, valid: ClipData | None = None,
             epoch_callback: EpochCallback | None = None) -> System:

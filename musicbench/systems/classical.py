@@ -9,9 +9,9 @@ import numpy as np
 
 from musicbench.errors import ConfigError
 from musicbench.features.summaries import SUMMARIES, Codebook, summarise
-from musicbench.systems.base import EpochCallback
-from musicbench.systems.frames import FrameFeatureSystem
-from musicbench.systems.params import COUNT, NON_NEGATIVE, POSITIVE, Either, Number, OneOf, Rule
+from musicbench.systems.base import RUN, EpochCallback
+from musicbench.systems.frames import FRONT_END, FrameFeatureSystem
+from musicbench.systems.params import COUNT, NON_NEGATIVE, POSITIVE, Either, Number, OneOf, Param, Params
 from musicbench.systems.tagwise import TagwiseClassifier
 from musicbench.tasks import ClipData
 
@@ -19,6 +19,25 @@ CLASSIFIERS = ("svm", "knn", "logreg", "mlp", "ridge", "svr")
 CLASSIFICATION_ONLY = ("svm", "logreg")  # heads meaningless for regression targets
 REGRESSION_ONLY = ("ridge", "svr")  # regressors, meaningless for classes
 KERNELS = ("linear", "poly", "rbf", "sigmoid")
+
+#: how a clip's frames become one vector, and what reduces it
+SUMMARY = Params(
+    summary=Param("stats", OneOf(*SUMMARIES)),
+    dct_coefficients=Param(4, COUNT),
+    codebook_size=Param(64, Number(2, integer=True)),
+    pca_components=Param(None, Either(OneOf(None), COUNT, Number(0, 1, low_open=True, high_open=True))),
+)
+#: the scikit-learn head on the summaries and its settings
+CLASSIFIER = Params(
+    classifier=Param("svm", OneOf(*CLASSIFIERS)),
+    C=Param(10.0, POSITIVE),
+    kernel=Param("rbf", OneOf(*KERNELS)),
+    gamma=Param("scale", Either(OneOf("scale", "auto"), POSITIVE)),
+    n_neighbors=Param(5, COUNT),
+    mlp_hidden=Param(128, COUNT),
+    mlp_alpha=Param(1e-3, NON_NEGATIVE),
+    class_weight=Param("balanced", OneOf(None, "balanced")),
+)
 
 
 class ClassicalSystem(FrameFeatureSystem):
@@ -34,67 +53,7 @@ class ClassicalSystem(FrameFeatureSystem):
     system handles (``kinds``) follow from its ``classifier``.
     """
 
-    param_rules: ClassVar[dict[str, Rule]] = {
-        **FrameFeatureSystem.param_rules,
-        "summary": OneOf(*SUMMARIES),
-        "dct_coefficients": COUNT,
-        "codebook_size": Number(2, integer=True),
-        "pca_components": Either(OneOf(None), COUNT, Number(0, 1, low_open=True, high_open=True)),
-        "classifier": OneOf(*CLASSIFIERS),
-        "C": POSITIVE,
-        "kernel": OneOf(*KERNELS),
-        "gamma": Either(OneOf("scale", "auto"), POSITIVE),
-        "n_neighbors": COUNT,
-        "mlp_hidden": COUNT,
-        "mlp_alpha": NON_NEGATIVE,
-        "class_weight": OneOf(None, "balanced"),
-    }
-
-    def __init__(
-        self,
-        features=("mfcc",),
-        n_fft: int = 2048,
-        hop_length: int = 512,
-        n_mels: int = 128,
-        n_mfcc: int = 20,
-        n_bins: int = 84,
-        deltas: int = 1,
-        summary: str = "stats",
-        dct_coefficients: int = 4,
-        codebook_size: int = 64,
-        pca_components: float | None = None,
-        classifier: str = "svm",
-        C: float = 10.0,
-        kernel: str = "rbf",
-        gamma: str | float = "scale",
-        n_neighbors: int = 5,
-        mlp_hidden: int = 128,
-        mlp_alpha: float = 1e-3,
-        class_weight: str | None = "balanced",
-        seed: int = 0,
-        device: str = "cpu",
-    ):
-        self.features = features
-        self.n_fft = n_fft
-        self.hop_length = hop_length
-        self.n_mels = n_mels
-        self.n_mfcc = n_mfcc
-        self.n_bins = n_bins
-        self.deltas = deltas
-        self.summary = summary
-        self.dct_coefficients = dct_coefficients
-        self.codebook_size = codebook_size
-        self.pca_components = pca_components
-        self.classifier = classifier
-        self.C = C
-        self.kernel = kernel
-        self.gamma = gamma
-        self.n_neighbors = n_neighbors
-        self.mlp_hidden = mlp_hidden
-        self.mlp_alpha = mlp_alpha
-        self.class_weight = class_weight
-        self.seed = seed
-        self.device = device
+    params = FRONT_END | SUMMARY | CLASSIFIER | RUN
 
     @property
     def kinds(self) -> tuple[str, ...]:
@@ -108,8 +67,9 @@ class ClassicalSystem(FrameFeatureSystem):
     def _summarise(self, sources: list[Sequence[np.ndarray]]) -> np.ndarray:
         """Each source summarised on its own (their frame rates differ), then side by side."""
         codebooks = getattr(self, "codebooks_", [None] * len(sources))
-        return np.hstack([summarise(frames, self.summary, self.dct_coefficients, book)
-                          for frames, book in zip(sources, codebooks, strict=True)])
+        parts = [summarise(frames, self.summary, self.dct_coefficients, book)
+                 for frames, book in zip(sources, codebooks, strict=True)]
+        return parts[0] if len(parts) == 1 else np.hstack(parts)  # one source: no copy
 
     def _fit_codebooks(self, sources: list[Sequence[np.ndarray]]) -> None:
         """The ``vq`` summary's K-means codebooks, one per source, on training frames."""

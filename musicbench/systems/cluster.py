@@ -16,9 +16,10 @@ from typing import Any, ClassVar
 import numpy as np
 
 from musicbench.errors import DataError
-from musicbench.systems.base import EpochCallback
-from musicbench.systems.params import COUNT, OneOf, Rule
-from musicbench.systems.probe import ProbeSystem
+from musicbench.systems.base import RUN, EpochCallback
+from musicbench.systems.frames import FRONT_END
+from musicbench.systems.params import COUNT, OneOf, Param, Params
+from musicbench.systems.probe import ENCODERS, POOLED_SUMMARY, ProbeSystem
 from musicbench.tasks import ClipData
 
 
@@ -35,49 +36,10 @@ class ClusterSystem(ProbeSystem):
 
     kinds: ClassVar[tuple[str, ...]] = ("multiclass",)
     evaluation: ClassVar[str | None] = "clustering"
-    param_rules: ClassVar[dict[str, Rule]] = {
-        **{k: rule for k, rule in ProbeSystem.param_rules.items()
-           if k in ("seed", "device", "encoders", "features", "n_fft", "hop_length", "n_mels", "n_mfcc",
-                    "n_bins", "deltas", "summary", "dct_coefficients", "codebook_size", "pca_components")},
-        "standardise": OneOf(True, False),
-        "n_init": COUNT,
-    }
-
-    def __init__(
-        self,
-        encoders=("aisfx",),
-        features=(),
-        n_fft: int = 2048,
-        hop_length: int = 512,
-        n_mels: int = 128,
-        n_mfcc: int = 20,
-        n_bins: int = 84,
-        deltas: int = 1,
-        summary: str = "mean",
-        dct_coefficients: int = 4,
-        codebook_size: int = 64,
-        pca_components: float | None = None,
-        standardise: bool = True,
-        n_init: int = 10,
-        seed: int = 0,
-        device: str = "cpu",
-    ):
-        self.encoders = encoders
-        self.features = features
-        self.n_fft = n_fft
-        self.hop_length = hop_length
-        self.n_mels = n_mels
-        self.n_mfcc = n_mfcc
-        self.n_bins = n_bins
-        self.deltas = deltas
-        self.summary = summary
-        self.dct_coefficients = dct_coefficients
-        self.codebook_size = codebook_size
-        self.pca_components = pca_components
-        self.standardise = standardise
-        self.n_init = n_init
-        self.seed = seed
-        self.device = device
+    params = ENCODERS | ProbeSystem.params.only(*FRONT_END) | POOLED_SUMMARY | Params(
+        standardise=Param(True, OneOf(True, False)),
+        n_init=Param(10, COUNT),
+    ) | RUN
 
     def _fit(self, train: ClipData, valid: ClipData | None,
              epoch_callback: EpochCallback | None) -> None:

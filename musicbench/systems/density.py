@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import numpy as np
 from scipy.special import softmax
 
 from musicbench.features.summaries import sample_frames
-from musicbench.systems.base import EpochCallback
-from musicbench.systems.frames import FrameFeatureSystem
-from musicbench.systems.params import COUNT, NON_NEGATIVE, OneOf, Rule
+from musicbench.systems.base import RUN, EpochCallback
+from musicbench.systems.frames import FRONT_END, FrameFeatureSystem
+from musicbench.systems.params import COUNT, NON_NEGATIVE, OneOf, Param, Params
 from musicbench.tasks import ClipData
 
 
@@ -23,43 +21,12 @@ class GMMSystem(FrameFeatureSystem):
     """
 
     kinds = ("multiclass",)
-    param_rules: ClassVar[dict[str, Rule]] = {
-        **FrameFeatureSystem.param_rules,
-        "n_components": COUNT,
-        "covariance_type": OneOf("full", "tied", "diag", "spherical"),
-        "reg_covar": NON_NEGATIVE,
-        "max_frames": COUNT,
-    }
-
-    def __init__(
-        self,
-        features=("mfcc",),
-        n_fft: int = 2048,
-        hop_length: int = 512,
-        n_mels: int = 128,
-        n_mfcc: int = 20,
-        n_bins: int = 84,
-        deltas: int = 1,
-        n_components: int = 8,
-        covariance_type: str = "diag",
-        reg_covar: float = 1e-3,
-        max_frames: int = 20_000,
-        seed: int = 0,
-        device: str = "cpu",
-    ):
-        self.features = features
-        self.n_fft = n_fft
-        self.hop_length = hop_length
-        self.n_mels = n_mels
-        self.n_mfcc = n_mfcc
-        self.n_bins = n_bins
-        self.deltas = deltas
-        self.n_components = n_components
-        self.covariance_type = covariance_type
-        self.reg_covar = reg_covar
-        self.max_frames = max_frames
-        self.seed = seed
-        self.device = device
+    params = FRONT_END | Params(
+        n_components=Param(8, COUNT),
+        covariance_type=Param("diag", OneOf("full", "tied", "diag", "spherical")),
+        reg_covar=Param(1e-3, NON_NEGATIVE),
+        max_frames=Param(20_000, COUNT),
+    ) | RUN
 
     def _fit(self, train: ClipData, valid: ClipData | None,
              epoch_callback: EpochCallback | None) -> None:

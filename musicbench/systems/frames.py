@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager
 from functools import partial
-from typing import ClassVar
 
 import numpy as np
 
@@ -14,29 +13,28 @@ from musicbench.features.lazy import ClipFrames, open_frames
 from musicbench.features.summaries import add_deltas
 from musicbench.runtime import single_threaded
 from musicbench.systems.base import System
-from musicbench.systems.params import COUNT, N_FFT, Names, Number, Rule
+from musicbench.systems.params import COUNT, N_FFT, Names, Number, Param, Params
 from musicbench.tasks import ClipData
+
+#: the librosa front ends (names of ``FRONTENDS``) a clip's frames come from, their
+#: settings, and delta / double-delta frames appended (``deltas``)
+FRONT_END = Params(
+    features=Param(("mfcc",), Names(tuple(FRONTENDS))),
+    n_fft=Param(2048, N_FFT),
+    hop_length=Param(512, COUNT),
+    n_mels=Param(128, COUNT),
+    n_mfcc=Param(20, COUNT),
+    n_bins=Param(84, COUNT),
+    deltas=Param(1, Number(0, 2, integer=True)),
+)
 
 
 class FrameFeatureSystem(System):
-    """Base for systems built on librosa frame features; parameters live in subclasses.
+    """Base for systems built on librosa frame features (the ``FRONT_END`` parameters).
 
-    Subclasses define ``features`` (front-end names), ``n_fft``, ``hop_length``,
-    ``n_mels``, ``n_mfcc``, ``n_bins`` and ``deltas`` as constructor parameters. Fitting
-    and scoring run with one BLAS thread: these small-matrix models gain nothing from
-    more, and spin-waiting threads slow them badly on a busy machine.
+    Fitting and scoring run with one BLAS thread: these small-matrix models gain nothing
+    from more, and spin-waiting threads slow them badly on a busy machine.
     """
-
-    param_rules: ClassVar[dict[str, Rule]] = {
-        **System.param_rules,
-        "features": Names(tuple(FRONTENDS)),
-        "n_fft": N_FFT,
-        "hop_length": COUNT,
-        "n_mels": COUNT,
-        "n_mfcc": COUNT,
-        "n_bins": COUNT,
-        "deltas": Number(0, 2, integer=True),
-    }
 
     def _param_problems(self) -> list[str]:
         problems = super()._param_problems()

@@ -17,7 +17,7 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,19 +30,22 @@ from musicbench.features import FeatureCache
 from musicbench.features.extractor import Extractor
 from musicbench.features.lazy import open_frames
 from musicbench.protocol.metrics import evaluate, metrics_for, primary_metric
-from musicbench.systems.base import EpochCallback, System
+from musicbench.systems.base import RUN, EpochCallback, System
 from musicbench.systems.deep.encoder import DeepEncoder
 from musicbench.systems.deep.inputs import DeepInput, FeatureBank
+from musicbench.systems.deep.params import CHUNKED_TRAINING
 from musicbench.systems.deep.system import DeepSystem
 from musicbench.systems.deep.trainer import TrainConfig, Trainer, eval_chunks, optimise, resolve_device
-from musicbench.systems.params import COUNT, POSITIVE, Either, OneOf, Rule
+from musicbench.systems.metric_net import BUILD, DeepBackbone, MetricNet, Pooled
+from musicbench.systems.params import COUNT, POSITIVE, Either, OneOf, Param, Params, Rule
 from musicbench.systems.probe import EncoderNames
 from musicbench.tasks import ClipData
 
 MINING = ("hard", "semi-hard", "all")
 #: chunking and training settings, the deep family's, passed on to the backbone's system
-TRAINING = ("chunk_seconds", "eval_overlap", "chunks_per_clip", "batch_size", "lr", "weight_decay",
-            "max_epochs", "patience", "augment_p", "amp")
+TRAINING = CHUNKED_TRAINING.only("chunk_seconds", "eval_overlap", "chunks_per_clip", "batch_size", "lr",
+                                 "weight_decay", "max_epochs", "patience", "augment_p", "amp"
+                                 ).but(lr=1e-3, weight_decay=1e-4)
 
 
 class DeepPresets(Rule):
@@ -101,51 +104,6 @@ def triplet_loss(sim: torch.Tensor, pos: torch.Tensor, valid: torch.Tensor, marg
     return torch.relu(dist - chosen + margin)[keep].mean() if keep.any() else dist.sum() * 0
 
 
-class MetricNet(nn.Module):
-    """The two branches. ``embed(chunks)``: the audio branch, ``[batch, dim]`` unit vectors;
-    ``tag_vectors()``: ``[tags, dim]`` unit vectors; ``forward``: their cosine similarities.
-
-    ``backbone`` maps input chunks to ``[batch, size]`` (a deep network's pooled feature
-    maps, or the flattened pooled encoder embedding); both branches end in a projection.
-    """
-
-    def __init__(self, backbone: nn.Module, size: int, n_tags: int, dim: int, hidden: int):
-        super().__init__()
-        self.backbone = backbone
-        self.audio_projection = nn.Sequential(nn.BatchNorm1d(size), nn.Linear(size, hidden), nn.ReLU(),
-                                              nn.Linear(hidden, dim))
-        self.tags = nn.Embedding(n_tags, dim)
-        self.tag_projection = nn.Linear(dim, dim)
-        self.embedding_size = dim
-
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        return nn.functional.normalize(self.audio_projection(self.backbone(x).float()), dim=1)
-
-    def tag_vectors(self) -> torch.Tensor:
-        return nn.functional.normalize(self.tag_projection(self.tags.weight), dim=1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.embed(x) @ self.tag_vectors().T
-
-
-class DeepBackbone(nn.Module):
-    """A deep-family network's penultimate layer (``ChunkClassifier.embed``)."""
-
-    def __init__(self, net: nn.Module):
-        super().__init__()
-        self.net = net
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net.embed(x)
-
-
-class Pooled(nn.Module):
-    """A clip's pooled encoder embedding, stored as a one-frame input: ``[b, size, 1]`` -> ``[b, size]``."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x[:, :, 0]
-
-
 class MetricSystem(System):
     """Audio and tags in one space, trained with a triplet loss (multilabel tasks only).
 
@@ -163,65 +121,18 @@ class MetricSystem(System):
     """
 
     kinds = ("multilabel",)
-    param_rules: ClassVar[dict[str, Rule]] = {
-        **System.param_rules,
-        "backbone": DeepPresets(),
-        "backbone_params": Dict(),
-        "encoder": Either(OneOf(None), EncoderNames()),
-        "dim": COUNT,
-        "hidden": COUNT,
-        "margin": POSITIVE,
-        "mining": OneOf(*MINING),
-        "symmetric": OneOf(True, False),
-        "monitor": OneOf(*metrics_for("multilabel", leaderboard_only=True)),
-        **{k: DeepSystem.param_rules[k] for k in TRAINING},
-    }
-
-    def __init__(
-        self,
-        backbone: str = "cnn1d-small",
-        backbone_params: dict[str, Any] | None = None,
-        encoder: str | None = None,
-        dim: int = 64,
-        hidden: int = 256,
-        margin: float = 0.2,
-        mining: str = "semi-hard",
-        symmetric: bool = True,
-        monitor: str = "map_audio_to_tag",
-        chunk_seconds: float = 1.5,
-        eval_overlap: float = 0.5,
-        chunks_per_clip: int = 1,
-        batch_size: int = 16,
-        lr: float = 1e-3,
-        weight_decay: float = 1e-4,
-        max_epochs: int = 30,
-        patience: int = 8,
-        augment_p: float = 0.5,
-        amp: bool | str = True,
-        seed: int = 0,
-        device: str = "cpu",
-    ):
-        self.backbone = backbone
-        self.backbone_params = backbone_params
-        self.encoder = encoder
-        self.dim = dim
-        self.hidden = hidden
-        self.margin = margin
-        self.mining = mining
-        self.symmetric = symmetric
-        self.monitor = monitor
-        self.chunk_seconds = chunk_seconds
-        self.eval_overlap = eval_overlap
-        self.chunks_per_clip = chunks_per_clip
-        self.batch_size = batch_size
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.max_epochs = max_epochs
-        self.patience = patience
-        self.augment_p = augment_p
-        self.amp = amp
-        self.seed = seed
-        self.device = device
+    encoder_family = "metric"  # the encoder family that reads its checkpoints
+    params = Params(
+        backbone=Param("cnn1d-small", DeepPresets()),
+        backbone_params=Param(None, Dict()),
+        encoder=Param(None, Either(OneOf(None), EncoderNames())),
+        dim=Param(64, COUNT),
+        hidden=Param(256, COUNT),
+        margin=Param(0.2, POSITIVE),
+        mining=Param("semi-hard", OneOf(*MINING)),
+        symmetric=Param(True, OneOf(True, False)),
+        monitor=Param("map_audio_to_tag", OneOf(*metrics_for("multilabel", leaderboard_only=True))),
+    ) | TRAINING | RUN
 
     def _param_problems(self) -> list[str]:
         problems = super()._param_problems()
@@ -238,12 +149,18 @@ class MetricSystem(System):
 
     def deep_system(self) -> DeepSystem:
         """The backbone's deep system, with this system's chunking and training settings
-        (a ``DeepSystem``: its input, network and trainer configuration)."""
+        (a ``DeepSystem``: its input, network and trainer configuration), built once for
+        the parameters it is asked for with."""
         from musicbench.systems import build_system
 
         own = {k: getattr(self, k) for k in TRAINING}
-        return build_system(self.backbone, seed=self.seed, device=self.device,
-                            **{**(self.backbone_params or {}), **own})
+        key = json.dumps([self.backbone, self.backbone_params, own, self.seed, self.device],
+                         sort_keys=True, default=str)
+        cached = self.__dict__.get("_deep_system")
+        if cached is None or cached[0] != key:
+            self._deep_system = (key, build_system(self.backbone, seed=self.seed, device=self.device,
+                                                   **{**(self.backbone_params or {}), **own}))
+        return self._deep_system[1]
 
     def input_spec(self, source_rate: int) -> DeepInput:
         return self.deep_system().input_spec(source_rate)
@@ -257,6 +174,11 @@ class MetricSystem(System):
         else:
             backbone = Pooled()
         return MetricNet(backbone, size, n_tags, self.dim, self.hidden)
+
+    def network_checkpoint(self, n_tags: int, spec: DeepInput) -> dict[str, Any]:
+        """What a checkpoint of the deep-backbone network stores to rebuild it."""
+        return {"build": BUILD, "args": {"backbone": self.deep_system().net_spec(1, spec).to_dict(),
+                                         "n_tags": n_tags, "dim": self.dim, "hidden": self.hidden}}
 
     def extractors(self, sample_rate: int) -> list[Extractor]:
         if self.encoder is not None:

@@ -1,16 +1,21 @@
-"""Rules for system parameters: each says whether a value is valid and, in words, what is.
+"""System parameters declared once: each with its default and the rule its values pass.
 
-A family declares one rule per constructor parameter (``System.param_rules``); the rules
-are checked by ``System.validate_params`` rather than in ``__init__``, as scikit-learn
-estimators do, so ``clone``/``set_params`` never raise and a bad preset is refused with
-a message that names the parameter and its valid range.
+Parameters come in groups (``Params``: the front end, the summary, the classifier, chunked
+training, ...) that families compose (``FRONT_END | SUMMARY | ...``), changing a default
+where theirs differs (``.but(summary="mean")``). A family's ``params`` gives its
+constructor (``init_from``: scikit-learn's explicit signature, arguments stored untouched)
+and its rules, which ``System.validate_params`` checks rather than ``__init__``, as
+scikit-learn estimators do: ``clone``/``set_params`` never raise and a bad preset is
+refused with a message that names the parameter and its valid range.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 import re
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, replace
 from numbers import Integral, Real
 from typing import Any
 
@@ -74,6 +79,19 @@ class OneOf(Rule):
     def __str__(self) -> str:
         names = ", ".join(map(repr, self.options))
         return names if len(self.options) == 1 else f"one of {names}"
+
+
+class Registered(Rule):
+    """A name of a registry, looked up when checked, so entries registered later count."""
+
+    def __init__(self, registry: Any):
+        self.registry = registry
+
+    def accepts(self, value: Any) -> bool:
+        return isinstance(value, str) and value in self.registry
+
+    def __str__(self) -> str:
+        return f"one of {', '.join(map(repr, self.registry.names()))}"
 
 
 class Either(Rule):
@@ -141,3 +159,67 @@ POSITIVE = Number(0, low_open=True)
 NON_NEGATIVE = Number(0)
 FRACTION = Number(0, 1)
 N_FFT = PowerOfTwo(64)
+
+
+@dataclass(frozen=True)
+class Param:
+    """One constructor parameter. ``added``: it came after cell keys were first made, so at
+    its default it stays out of a cell's key and earlier results keep matching."""
+
+    default: Any
+    rule: Rule
+    added: bool = False
+
+
+class Params(Mapping[str, Param]):
+    """An ordered group of parameters by name."""
+
+    def __init__(self, entries: Mapping[str, Param] | None = None, /, **params: Param):
+        self._entries = {**(entries or {}), **params}
+
+    def __getitem__(self, name: str) -> Param:
+        return self._entries[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __or__(self, other: Params) -> Params:
+        """Both groups; ``other``'s entries replace this one's of the same name."""
+        return Params({**self._entries, **other._entries})
+
+    def but(self, **changes: Any) -> Params:
+        """This group with other defaults (a bare value keeps the rule) or other entries."""
+        unknown = changes.keys() - self._entries.keys()
+        if unknown:
+            raise KeyError(f"no parameter {', '.join(sorted(unknown))} in {', '.join(self)}")
+        return Params({name: (changes[name] if isinstance(changes.get(name), Param)
+                              else replace(p, default=changes[name]) if name in changes else p)
+                       for name, p in self._entries.items()})
+
+    def only(self, *names: str) -> Params:
+        return Params({name: self._entries[name] for name in names})
+
+    def rules(self) -> dict[str, Rule]:
+        return {name: p.rule for name, p in self._entries.items()}
+
+
+def init_from(params: Params) -> Callable[..., None]:
+    """An ``__init__`` taking ``params`` as keywords with their defaults and storing each
+    untouched; its explicit signature is what ``get_params`` and ``clone`` read."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        unknown = sorted(kwargs.keys() - params.keys())
+        if unknown:
+            raise TypeError(f"{type(self).__name__}: unexpected parameter(s) {', '.join(unknown)}; "
+                            f"valid: {', '.join(params)}")
+        for name, p in params.items():
+            setattr(self, name, kwargs.get(name, p.default))
+
+    __init__.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+        + [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=p.default)
+           for name, p in params.items()])
+    return __init__

@@ -23,8 +23,9 @@ from musicbench.features import FRONTENDS, FeatureCache
 from musicbench.features.lazy import ClipFrames, open_frames
 from musicbench.features.summaries import POOLINGS, SUMMARIES
 from musicbench.protocol.metrics import evaluate, primary_metric
-from musicbench.systems.base import EpochCallback
-from musicbench.systems.classical import ClassicalSystem
+from musicbench.systems.base import RUN, EpochCallback
+from musicbench.systems.classical import CLASSIFIER, SUMMARY, ClassicalSystem
+from musicbench.systems.frames import FRONT_END
 from musicbench.systems.heads import TorchHead, TorchRegressor
 from musicbench.systems.params import (
     COUNT,
@@ -34,6 +35,8 @@ from musicbench.systems.params import (
     ListOf,
     Names,
     OneOf,
+    Param,
+    Params,
     Rule,
 )
 from musicbench.systems.tagwise import observed
@@ -60,6 +63,23 @@ def _grid_rule(item: Rule) -> Rule:
     return Either(item, ListOf(item))
 
 
+#: the encoder presets whose embeddings a representation is built from
+ENCODERS = Params(encoders=Param(("aisfx",), EncoderNames()))
+#: the classical summaries, or pooling of embeddings over time (the default)
+POOLED_SUMMARY = SUMMARY.but(summary=Param("mean", OneOf(*POOLINGS, *SUMMARIES)))
+#: the classical heads with a grid of C, and torch heads (``lr``, ``weight_decay``: grids)
+PROBE_HEAD = CLASSIFIER.but(
+    classifier=Param("logreg", OneOf(*HEADS)),
+    C=Param((0.01, 0.1, 1.0, 10.0, 100.0), _grid_rule(POSITIVE)),
+    mlp_hidden=256,
+) | Params(
+    lr=Param((1e-3, 1e-2), _grid_rule(POSITIVE)),
+    weight_decay=Param((1e-4, 1e-2), _grid_rule(NON_NEGATIVE)),
+    epochs=Param(300, COUNT),
+    loss=Param("mse", OneOf("mse", "huber"), added=True),
+)
+
+
 class ProbeSystem(ClassicalSystem):
     """Probes on frozen embeddings of ``encoders`` (preset names), optionally beside the
     hand-crafted front ends ``features`` (with ``deltas``), each summarised over time by
@@ -74,62 +94,9 @@ class ProbeSystem(ClassicalSystem):
     validation score of every grid point.
     """
 
-    param_rules: ClassVar[dict[str, Rule]] = {
-        **ClassicalSystem.param_rules,
-        "encoders": EncoderNames(),
-        "features": Names(tuple(FRONTENDS), empty=True),
-        "summary": OneOf(*POOLINGS, *SUMMARIES),
-        "classifier": OneOf(*HEADS),
-        "C": _grid_rule(POSITIVE),
-        "lr": _grid_rule(POSITIVE),
-        "weight_decay": _grid_rule(NON_NEGATIVE),
-        "epochs": COUNT,
-        "loss": OneOf("mse", "huber"),
-    }
+    params = ENCODERS | FRONT_END.but(features=Param((), Names(tuple(FRONTENDS), empty=True))) \
+        | POOLED_SUMMARY | PROBE_HEAD | RUN
     native_multilabel: ClassVar[tuple[str, ...]] = ("linear", "mlp")
-    added_params: ClassVar[dict[str, Any]] = {"loss": "mse"}
-
-    def __init__(
-        self,
-        encoders=("aisfx",),
-        features=(),
-        n_fft: int = 2048,
-        hop_length: int = 512,
-        n_mels: int = 128,
-        n_mfcc: int = 20,
-        n_bins: int = 84,
-        deltas: int = 1,
-        summary: str = "mean",
-        dct_coefficients: int = 4,
-        codebook_size: int = 64,
-        pca_components: float | None = None,
-        classifier: str = "logreg",
-        C=(0.01, 0.1, 1.0, 10.0, 100.0),
-        kernel: str = "rbf",
-        gamma: str | float = "scale",
-        n_neighbors: int = 5,
-        mlp_hidden: int = 256,
-        mlp_alpha: float = 1e-3,
-        class_weight: str | None = "balanced",
-        lr=(1e-3, 1e-2),
-        weight_decay=(1e-4, 1e-2),
-        epochs: int = 300,
-        loss: str = "mse",
-        seed: int = 0,
-        device: str = "cpu",
-    ):
-        super().__init__(
-            features=features, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels, n_mfcc=n_mfcc,
-            n_bins=n_bins, deltas=deltas, summary=summary, dct_coefficients=dct_coefficients,
-            codebook_size=codebook_size, pca_components=pca_components, classifier=classifier, C=C,
-            kernel=kernel, gamma=gamma, n_neighbors=n_neighbors, mlp_hidden=mlp_hidden,
-            mlp_alpha=mlp_alpha, class_weight=class_weight, seed=seed, device=device,
-        )
-        self.encoders = encoders
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.epochs = epochs
-        self.loss = loss
 
     def _param_problems(self) -> list[str]:
         problems = super()._param_problems()

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from musicbench.errors import DataError
+from musicbench.errors import ConfigError, DataError
+from musicbench.tasks.spec import OfficialSplit
 
 METADATA = "task_metadata.json"
 VOCABULARY = "labelvocabulary.csv"
@@ -119,3 +120,23 @@ def hear_rows(root: Path, sample_rate: int) -> dict[str, dict[str, Any]]:
     if not rows:
         raise DataError(f"HEAR task folder {root}: its split files list no audio")
     return rows
+
+
+def hear_defaults(data: dict[str, Any], official: OfficialSplit | None,
+                   where: str) -> tuple[dict[str, Any], OfficialSplit | None]:
+    """A HEAR task folder declares its kind, classes and splits; the spec may restate the
+    kind but not contradict it, and the folder's splits are the official protocol."""
+    from musicbench.tasks.sources import spec_path
+
+    if not data.get("root"):
+        raise ConfigError(f"task spec {where}: source = \"hear\" needs root = PATH (a HEAR task folder "
+                          "holding task_metadata.json)")
+    task = read_metadata(spec_path(where, data["root"]))
+    if data.get("kind", task.kind) != task.kind:
+        raise ConfigError(f"task spec {where}: kind {data['kind']!r}, but the HEAR task is {task.kind!r}")
+    if official is None:
+        official = (OfficialSplit(attribute="split", folds="rotate") if task.split_mode != "trainvaltest"
+                    else OfficialSplit(attribute="split", train=("train",), valid=("valid",), test=("test",)))
+    data = {"dataset": task.name, "version": "local", "kind": task.kind, "classes": task.classes,
+            "default_protocol": "official", **data}
+    return data, official

@@ -17,7 +17,7 @@ import numpy as np
 from musicbench.audio import check_audio, load_audio
 from musicbench.errors import ConfigError, DataAbsent, DataError, UnknownNameError
 from musicbench.tasks.clips import Clip, ClipSet
-from musicbench.tasks.spec import TaskSpec, get_spec
+from musicbench.tasks.spec import SOURCES, TaskSpec, get_spec
 
 INDEX_DIR_ENV = "MUSICBENCH_INDEX_DIR"
 DATA_HOME_ENV = "MUSICBENCH_DATA_HOME"
@@ -110,40 +110,7 @@ class Task:
         return self.open_dataset(require_index=True)
 
     def open_dataset(self, require_index: bool) -> Any:
-        spec = self.spec
-        if spec.source == "synthetic":
-            from musicbench.tasks.synth import SynthDataset
-
-            # generated into the cache: a data home is often shared and read-only; it is used
-            # only where it holds a folder made for the dataset (DATA_HOME/synth_genre)
-            root = self.data_home_root or os.environ.get(DATA_HOME_ENV)
-            home = Path(root) / spec.dataset if root else None
-            return SynthDataset(spec.dataset, spec.synth, self.version, spec.clip.sample_rate,
-                                str(home) if home and home.is_dir() else None)
-        if spec.source in ("folder", "csv"):
-            from musicbench.tasks.sources import PlainDataset, spec_path
-
-            return PlainDataset(spec.source, spec_path(spec.path, spec.root or spec.manifest), spec.kind,
-                                ranges=spec.ranges)
-        if spec.source == "hear":
-            from musicbench.tasks.sources import PlainDataset, spec_path
-
-            return PlainDataset("hear", spec_path(spec.path, spec.root), spec.kind, spec.classes,
-                                spec.clip.sample_rate)
-        if spec.source == "mtat":
-            from musicbench.tasks.mtat import open_mtat
-
-            return open_mtat(self)
-        ds = self._mirdata(spec.dataset, self.version, require_index, own_index=True)
-        if not spec.join:
-            return ds
-        from musicbench.tasks.joined import JoinedDataset
-
-        # mirdata's sample of a joined task is the samples of all its datasets
-        versions = {name: SAMPLE_VERSION if self.version == SAMPLE_VERSION else version
-                    for name, version in spec.join.items()}
-        return JoinedDataset({spec.dataset: ds, **{name: self._mirdata(name, version, require_index)
-                                                   for name, version in versions.items()}})
+        return SOURCES[self.spec.source].call("open", self, require_index)
 
     def _mirdata(self, dataset: str, version: str, require_index: bool, own_index: bool = False) -> Any:
         """A mirdata dataset at ``version``, its index from the index folder (or the task's
@@ -377,14 +344,29 @@ class Task:
 
 def task_versions(spec: TaskSpec) -> list[str]:
     """The versions a task can be run at (``TASK:VERSION``), its default first."""
-    if spec.source == "synthetic":
-        found = list(spec.synth.get("versions", {}))
-    elif spec.source != "mirdata":  # a user's own files: one version
-        found = []
-    else:
-        found = [v for v in importlib.import_module(f"mirdata.datasets.{spec.dataset}").INDEXES
-                 if v not in ("default", "test")]
+    source = SOURCES[spec.source]
+    found = source.call("versions", spec) if source.versions else []
     return [spec.version] + [v for v in found if v != spec.version]
+
+
+def mirdata_versions(spec: TaskSpec) -> list[str]:
+    return [v for v in importlib.import_module(f"mirdata.datasets.{spec.dataset}").INDEXES
+            if v not in ("default", "test")]
+
+
+def open_mirdata(task: Task, require_index: bool) -> Any:
+    """The task's mirdata dataset, or its datasets joined as one (``join``)."""
+    spec = task.spec
+    ds = task._mirdata(spec.dataset, task.version, require_index, own_index=True)
+    if not spec.join:
+        return ds
+    from musicbench.tasks.joined import JoinedDataset
+
+    # mirdata's sample of a joined task is the samples of all its datasets
+    versions = {name: SAMPLE_VERSION if task.version == SAMPLE_VERSION else version
+                for name, version in spec.join.items()}
+    return JoinedDataset({spec.dataset: ds, **{name: task._mirdata(name, version, require_index)
+                                               for name, version in versions.items()}})
 
 
 def get_task(

@@ -72,7 +72,12 @@ def mtat_rows(root: Path, classes: tuple[str, ...] | None) -> dict[str, dict[str
     return rows
 
 
-def open_mtat(task: Any) -> Any:
+def mtat_defaults(data: dict[str, Any], official: Any, where: str) -> tuple[dict[str, Any], Any]:
+    """A user's copy: one version, as for own files."""
+    return {"dataset": "magnatagatune", "version": "local", **data}, official
+
+
+def open_mtat(task: Any, require_index: bool = True) -> Any:
     """The MTAT copy of ``task`` (a ``Task``) as a dataset: the spec's ``root``, else the
     data home (``ROOT/magnatagatune`` or the folder itself)."""
     from musicbench.tasks.loader import DATA_HOME_ENV, resolve_data_home

@@ -25,6 +25,7 @@ from typing import Any
 from mirdata import core
 
 from musicbench.errors import ConfigError, DataError
+from musicbench.tasks.spec import OfficialSplit
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".au", ".aiff", ".aif", ".m4a")
 PLAIN = ("folder", "csv", "mtat", "hear")
@@ -168,3 +169,35 @@ class PlainDataset(core.Dataset):
             return {name: target_value(raw.get(name), name, bounds) for name, bounds in self.ranges.items()}
         except ValueError as exc:
             raise DataError(f"{where}: {exc}") from None
+
+
+def plain_defaults(data: dict[str, Any], official: OfficialSplit | None,
+                    where: str) -> tuple[dict[str, Any], OfficialSplit | None]:
+    """A folder or CSV source: no dataset or version to name; a manifest's ``group`` column
+    is the group field and its ``split`` column the official split unless the spec says
+    otherwise, and the default protocol follows from them."""
+    key = "root" if data["source"] == "folder" else "manifest"
+    if not data.get(key):
+        raise ConfigError(f"task spec {where}: source = {data['source']!r} needs {key} = PATH")
+    data = {"dataset": data["source"], "version": "local", **data}
+    targets = tuple(data.get("targets", ())) if data.get("kind") == "regression" else ()
+    columns = manifest_columns(spec_path(where, data[key]), targets) if key == "manifest" else []
+    if "group" in columns:
+        data.setdefault("group", "group")
+    if "split" in columns and official is None:
+        official = OfficialSplit(attribute="split", train=("train",), valid=("valid", "validation"),
+                                 test=("test",))
+    if "default_protocol" not in data:
+        data["default_protocol"] = ("official" if official else
+                                    f"group-kfold:{data['group']}" if data.get("group") else "kfold:5")
+    return data, official
+
+
+def open_plain(task: Any, require_index: bool = True) -> PlainDataset:
+    """A folder, CSV or HEAR source's files of ``task`` (a ``Task``) as a dataset."""
+    spec = task.spec
+    if spec.source == "hear":
+        return PlainDataset("hear", spec_path(spec.path, spec.root), spec.kind, spec.classes,
+                            spec.clip.sample_rate)
+    return PlainDataset(spec.source, spec_path(spec.path, spec.root or spec.manifest), spec.kind,
+                        ranges=spec.ranges)

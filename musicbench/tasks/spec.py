@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from musicbench.audio import ClipPolicy
-from musicbench.errors import ConfigError
+from musicbench.errors import ConfigError, UnknownNameError
 from musicbench.presets import check_keys, load_preset, preset_files
+from musicbench.registry import Registry, resolve
 from musicbench.tasks.literature import NamedProtocol, ReferenceFigure, parse_protocols, parse_references
 
 KINDS = ("multiclass", "multilabel", "regression")
@@ -39,7 +40,51 @@ class OfficialSplit:
     parts: dict[str, str] = field(default_factory=dict)  # method part name -> our part
 
 
-SOURCES = ("mirdata", "synthetic", "folder", "csv", "mtat", "hear")
+@dataclass(frozen=True)
+class Source:
+    """Where a task's clips come from: each callable a lazy ``module:function`` reference,
+    imported only when a task of the source is parsed or opened.
+
+    ``open(task, require_index)``: the mirdata-style dataset (``core.Dataset`` or one of
+    its shape); ``defaults(data, official, where)``: the spec's TOML data and official
+    split, completed with what the source implies (dataset, version, kind, splits) before
+    the spec is built; ``versions(spec)``: the versions its data comes in (None: a user's
+    own files, one version); ``named``: the spec must name ``dataset`` and ``version``;
+    ``joins``: it can read several datasets as one (``join``); ``kinds``: the task kinds
+    it can give, and ``kinds_hint`` what to use instead.
+    """
+
+    doc: str
+    open: str
+    defaults: str | None = None
+    versions: str | None = None
+    named: bool = False
+    joins: bool = False
+    kinds: tuple[str, ...] = KINDS
+    kinds_hint: str = ""
+
+    def call(self, what: str, *args: Any) -> Any:
+        return resolve(getattr(self, what))(*args)
+
+
+SOURCES: Registry[Source] = Registry("task source", {
+    "mirdata": Source("a mirdata loader's dataset ('dataset', 'version', 'label')",
+                      "musicbench.tasks.loader:open_mirdata",
+                      versions="musicbench.tasks.loader:mirdata_versions", named=True, joins=True),
+    "synthetic": Source("clips generated into the cache on first use ('synth')",
+                        "musicbench.tasks.synth:open_synth",
+                        versions="musicbench.tasks.synth:synth_versions", named=True),
+    "folder": Source("your audio, one subfolder per class ('root')", "musicbench.tasks.sources:open_plain",
+                     "musicbench.tasks.sources:plain_defaults", kinds=("multiclass",),
+                     kinds_hint="a folder source gives one class per clip (its subfolder); use source = "
+                                "\"csv\" for tags or targets"),
+    "csv": Source("your audio listed in a CSV or TSV manifest ('manifest')",
+                  "musicbench.tasks.sources:open_plain", "musicbench.tasks.sources:plain_defaults"),
+    "mtat": Source("a MagnaTagATune copy in its own layout ('root' or the data home)",
+                   "musicbench.tasks.mtat:open_mtat", "musicbench.tasks.mtat:mtat_defaults"),
+    "hear": Source("a HEAR 2021 task folder ('root')", "musicbench.tasks.sources:open_plain",
+                   "musicbench.tasks.hear:hear_defaults"),
+}, doc="what a task spec's 'source' names: where its clips and labels are read from")
 LABEL_FORMATS = ("key",)  # label_format: how annotations are read into class names
 FROM_DATA = "from-data"  # classes: whatever labels the data holds, sorted
 
@@ -119,12 +164,12 @@ class TaskSpec:
                 data["classes"] = None
             elif "classes" in data:
                 data["classes"] = tuple(data["classes"])
-            if data.get("source") in ("folder", "csv"):
-                data, official = _plain_defaults(data, official, where)
-            elif data.get("source") == "mtat":  # a user's copy: one version, as for own files
-                data = {"dataset": "magnatagatune", "version": "local", **data}
-            elif data.get("source") == "hear":
-                data, official = _hear_defaults(data, official, where)
+            try:
+                source = SOURCES[data.get("source", _default("source"))]
+            except UnknownNameError as exc:
+                raise ConfigError(f"task spec {where}: {exc}") from None
+            if source.defaults:
+                data, official = source.call("defaults", data, official, where)
             spec = cls(official=official, clip=clip, path=where, **data)
         except TypeError as exc:
             raise ConfigError(f"task spec {where}: {exc}") from None
@@ -133,9 +178,7 @@ class TaskSpec:
         if spec.on_bad_track not in ("error", "skip"):
             raise ConfigError(
                 f"task spec {where}: on_bad_track {spec.on_bad_track!r} must be 'error' or 'skip'")
-        if spec.source not in SOURCES:
-            raise ConfigError(f"task spec {where}: source must be one of {', '.join(SOURCES)}")
-        if spec.source in ("mirdata", "synthetic") and not (spec.dataset and spec.version):
+        if source.named and not (spec.dataset and spec.version):
             raise ConfigError(f"task spec {where}: a {spec.source} task needs 'dataset' and 'version'")
         for key in ("top_k_tags", "min_tag_count"):
             value = getattr(spec, key)
@@ -147,12 +190,14 @@ class TaskSpec:
             raise ConfigError(f"task spec {where}: label_format {spec.label_format!r}: one of "
                               f"{LABEL_FORMATS}, for multiclass tasks")
         _check_targets(spec, where)
-        if spec.join and spec.source != "mirdata":
-            raise ConfigError(f"task spec {where}: join = {{...}} joins mirdata datasets; source must be "
-                              "'mirdata'")
-        if spec.source == "folder" and spec.kind != "multiclass":
-            raise ConfigError(f"task spec {where}: a folder source gives one class per clip (its "
-                              "subfolder): kind must be 'multiclass'; use source = \"csv\" for tags")
+        if spec.join and not source.joins:
+            joining = [name for name in SOURCES if SOURCES[name].joins]
+            raise ConfigError(f"task spec {where}: join = {{...}} joins datasets of source "
+                              f"{' or '.join(map(repr, joining))}, not {spec.source!r}")
+        if spec.kind not in source.kinds:
+            gives = " or ".join(map(repr, source.kinds))
+            raise ConfigError(f"task spec {where}: with source = {spec.source!r}, kind must be {gives}, "
+                              f"not {spec.kind!r}; {source.kinds_hint}")
         return spec
 
 
@@ -186,51 +231,6 @@ def _check_targets(spec: TaskSpec, where: str) -> None:
     if set(spec.ranges) != set(spec.targets):
         raise ConfigError(f"task spec {where}: ranges must give [low, high] for every target and no other: "
                           f"targets {list(spec.targets)}, ranges for {sorted(spec.ranges)}")
-
-
-def _hear_defaults(data: dict[str, Any], official: OfficialSplit | None,
-                   where: str) -> tuple[dict[str, Any], OfficialSplit | None]:
-    """A HEAR task folder declares its kind, classes and splits; the spec may restate the
-    kind but not contradict it, and the folder's splits are the official protocol."""
-    from musicbench.tasks.hear import read_metadata
-    from musicbench.tasks.sources import spec_path
-
-    if not data.get("root"):
-        raise ConfigError(f"task spec {where}: source = \"hear\" needs root = PATH (a HEAR task folder "
-                          "holding task_metadata.json)")
-    task = read_metadata(spec_path(where, data["root"]))
-    if data.get("kind", task.kind) != task.kind:
-        raise ConfigError(f"task spec {where}: kind {data['kind']!r}, but the HEAR task is {task.kind!r}")
-    if official is None:
-        official = (OfficialSplit(attribute="split", folds="rotate") if task.split_mode != "trainvaltest"
-                    else OfficialSplit(attribute="split", train=("train",), valid=("valid",), test=("test",)))
-    data = {"dataset": task.name, "version": "local", "kind": task.kind, "classes": task.classes,
-            "default_protocol": "official", **data}
-    return data, official
-
-
-def _plain_defaults(data: dict[str, Any], official: OfficialSplit | None,
-                    where: str) -> tuple[dict[str, Any], OfficialSplit | None]:
-    """A folder or CSV source: no dataset or version to name; a manifest's ``group`` column
-    is the group field and its ``split`` column the official split unless the spec says
-    otherwise, and the default protocol follows from them."""
-    from musicbench.tasks.sources import manifest_columns, spec_path
-
-    key = "root" if data["source"] == "folder" else "manifest"
-    if not data.get(key):
-        raise ConfigError(f"task spec {where}: source = {data['source']!r} needs {key} = PATH")
-    data = {"dataset": data["source"], "version": "local", **data}
-    targets = tuple(data.get("targets", ())) if data.get("kind") == "regression" else ()
-    columns = manifest_columns(spec_path(where, data[key]), targets) if key == "manifest" else []
-    if "group" in columns:
-        data.setdefault("group", "group")
-    if "split" in columns and official is None:
-        official = OfficialSplit(attribute="split", train=("train",), valid=("valid", "validation"),
-                                 test=("test",))
-    if "default_protocol" not in data:
-        data["default_protocol"] = ("official" if official else
-                                    f"group-kfold:{data['group']}" if data.get("group") else "kfold:5")
-    return data, official
 
 
 def with_settings(data: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:

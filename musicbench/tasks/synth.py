@@ -283,3 +283,20 @@ class SynthDataset(core.Dataset):
             os.rename(tmp, home)
         except OSError:  # another process generated it first
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def open_synth(task: Any, require_index: bool = True) -> SynthDataset:
+    """A synthetic task's clips, generated into the cache on first use: a data home is often
+    shared and read-only, so it is used only where it holds a folder made for the dataset
+    (``DATA_HOME/synth_genre``)."""
+    from musicbench.tasks.loader import DATA_HOME_ENV
+
+    spec = task.spec
+    root = task.data_home_root or os.environ.get(DATA_HOME_ENV)
+    home = Path(root) / spec.dataset if root else None
+    return SynthDataset(spec.dataset, spec.synth, task.version, spec.clip.sample_rate,
+                        str(home) if home and home.is_dir() else None)
+
+
+def synth_versions(spec: Any) -> list[str]:
+    return list(spec.synth.get("versions", {}))

@@ -1,46 +1,42 @@
 """Checkpoints of fitted deep systems: a state dict and a JSON description, loadable with
-``torch.load(weights_only=True)`` (tensors and strings only, nothing to unpickle)."""
+``torch.load(weights_only=True)`` (tensors and strings only, nothing to unpickle).
+
+The description names the network's builder and its arguments (``network``, a
+``NetSpec``'s or another network's), the encoder family that reads the checkpoint, the
+parameters it was trained with and what it was trained on; loading imports only the
+builder."""
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import io
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
 from musicbench.errors import ConfigError
-from musicbench.runtime import atomic_write, cache_root
+from musicbench.registry import resolve
+from musicbench.runtime import atomic_write
 from musicbench.systems.deep.inputs import DeepInput
+from musicbench.systems.deep.netspec import legacy_network
 
-if TYPE_CHECKING:
-    from musicbench.systems.deep.system import DeepSystem
-    from musicbench.systems.metric import MetricSystem
-
-FORMAT = 2
+FORMAT = 3
+READABLE = (2, 3)  # format 2 stored the family and its parameters instead of the network
 
 
-def family_name(system: Any) -> str:
-    """The registered family of ``system``'s class (what rebuilds its network on loading)."""
-    from musicbench.systems import FAMILIES
-
-    path = f"{type(system).__module__}:{type(system).__qualname__}"
-    return next(name for name, where in FAMILIES.items() if where == path)
-
-
-def save_checkpoint(system: DeepSystem | MetricSystem, path: str | Path) -> Path:
-    """Write a fitted ``system``'s network and what rebuilds it (family, parameters,
-    classes, sample rate, kind, the task it was trained on) to ``path``, atomically.
-    Any family whose systems have a ``Trainer`` (``trainer_``), an ``input_`` and a
-    ``build_network(n_classes, input)`` can be saved."""
+def save_checkpoint(system: Any, path: str | Path) -> Path:
+    """Write a fitted ``system``'s network and what rebuilds it (builder and arguments,
+    parameters, classes, sample rate, kind, the task it was trained on) to ``path``,
+    atomically. Any system with a ``Trainer`` (``trainer_``), an ``input_``, a
+    ``network_checkpoint(n_outputs, input)`` and an ``encoder_family`` can be saved."""
     if not hasattr(system, "trainer_"):
         raise ConfigError("only a fitted deep system can be saved: call fit first")
     trainer = system.trainer_
     params = {k: v for k, v in system.get_params().items() if k != "device"}
-    meta = {"format": FORMAT, "family": family_name(system), "params": params,
+    meta = {"format": FORMAT, "encoder": system.encoder_family, "params": params,
+            "network": system.network_checkpoint(len(trainer.classes), system.input_),
             "classes": list(trainer.classes), "kind": trainer.kind,
             "input": dataclasses.asdict(system.input_), "task": system.task_}
     return write_checkpoint(path, trainer.model, meta)
@@ -60,8 +56,6 @@ def load_checkpoint(path: str | Path) -> tuple[torch.nn.Module, DeepInput, dict[
     """The network (eval mode, on CPU), the input it reads and the description of a saved
     checkpoint (a fitted system's, or a pretrained backbone's: no classes, an untrained
     one-output head)."""
-    from musicbench.systems import family_class
-
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"checkpoint {path} does not exist: save one with DeepSystem.save "
@@ -71,39 +65,20 @@ def load_checkpoint(path: str | Path) -> tuple[torch.nn.Module, DeepInput, dict[
         meta = json.loads(blob["meta"])
     except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same advice
         raise ConfigError(f"checkpoint {path} is not a musicbench deep-system checkpoint: {exc}") from None
-    if meta.get("format") != FORMAT:
-        raise ConfigError(f"checkpoint {path}: format {meta.get('format')!r}, expected {FORMAT}")
-    spec = DeepInput(**meta["input"])
-    system = family_class(meta.get("family", "deep"))(**meta["params"])
-    net = system.build_network(len(meta["classes"]) or 1, spec)
+    if meta.get("format") not in READABLE:
+        raise ConfigError(f"checkpoint {path}: format {meta.get('format')!r}, expected one of {READABLE}")
+    network = meta.get("network") or legacy_network(meta, str(path))
+    net = resolve(network["build"])(**network["args"])
     net.load_state_dict(blob["state_dict"])
-    return net.eval(), spec, meta
+    return net.eval(), DeepInput(**meta["input"]), meta
 
 
-def trained_checkpoint(system: str, task: str, seed: int = 0, **overrides: Any) -> Path:
-    """The checkpoint of preset ``system`` fitted on every clip of ``task`` (no validation
-    part: the last epoch is kept), trained on first use into the cache and reused after.
-    Training runs on one CPU thread, where it is bitwise deterministic (threaded
-    reductions differ in the last bits), so every machine builds the same weights and
-    the same cache keys downstream."""
-    from musicbench.protocol.experiment import fit
-    from musicbench.systems import build_system, get_preset
-    from musicbench.tasks import get_task
-
-    spec = {"system": system, "preset": get_preset(system)["params"], "task": task, "seed": seed,
-            "overrides": overrides, "format": FORMAT}
-    key = hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
-    path = cache_root() / "checkpoints" / f"{system}-{key}.pt"
-    if not path.is_file():
-        est = build_system(system, seed=seed, **overrides)
-        if not hasattr(est, "save"):
-            raise ConfigError(f"system {system} is not a deep system; it has no checkpoint to save")
-        clipset = get_task(task).clips()
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            fit(est, clipset.part([c.track_id for c in clipset.clips]), None, seed)
-        finally:
-            torch.set_num_threads(threads)
-        est.save(path)
-    return path
+def encoder_family(meta: dict[str, Any]) -> str:
+    """The encoder family that reads a checkpoint described by ``meta``: ``metric`` for a
+    metric system's, ``ssl`` for a ``musicbench pretrain`` backbone, ``deep`` for a fitted
+    deep system's (so a checkpoint alone, without a preset, becomes the right encoder)."""
+    if "encoder" in meta:
+        return meta["encoder"]
+    if meta.get("family") == "metric":
+        return "metric"
+    return "ssl" if meta.get("kind") == "self-supervised" else "deep"

@@ -33,11 +33,11 @@ from torch import nn
 from musicbench.augment import TRANSFORMS, apply, seed_for
 from musicbench.errors import ConfigError
 from musicbench.runtime import atomic_write
-from musicbench.systems.deep.inputs import DeepInput, FeatureBank
+from musicbench.systems.deep.inputs import FeatureBank
 from musicbench.systems.deep.trainer import STRETCH_MARGIN, mixed_precision, optimise, warmup_cosine
 
 if TYPE_CHECKING:
-    from musicbench.systems.deep.system import DeepSystem
+    from musicbench.systems.deep.netspec import NetSpec
 
 VIEWS = ("crop", "gain", "polarity", *TRANSFORMS)
 DEFAULT_VIEWS = ("crop", "gain", "polarity", "noise", "eq")  # pitch and stretch cost most on CPU
@@ -281,22 +281,23 @@ def calibrate_norm(net: nn.Module, inputs: FeatureBank, chunk: int, seed: int, b
     net.eval()
 
 
-def pretrain_backbone(system: DeepSystem, spec: DeepInput, audio: FeatureBank, inputs: FeatureBank,
-                      ids: list[str], out: Path, data: str, state_path: Path | None = None,
-                      on_epoch: EpochLog | None = None,
-                      config: PretrainConfig | None = None) -> tuple[Path, list[dict[str, Any]]]:
-    """Pretrain ``system``'s network (reading ``spec``) on clips and save the backbone to ``out``.
+def pretrain_backbone(net_spec: NetSpec, params: dict[str, Any], config: PretrainConfig, audio: FeatureBank,
+                      inputs: FeatureBank, ids: list[str], out: Path, data: str,
+                      state_path: Path | None = None,
+                      on_epoch: EpochLog | None = None) -> tuple[Path, list[dict[str, Any]]]:
+    """Pretrain the network of ``net_spec`` on clips and save the backbone to ``out``.
 
-    ``audio`` holds the clips' waveforms at the network's rate, ``inputs`` their cached
-    network inputs (batch-norm statistics are estimated on them afterwards), ``data``
-    says where the clips came from; ``config`` defaults to the system's own
-    (``pretrain_config``). Returns the checkpoint and the per-epoch history.
+    ``params`` are the parameters of the system it is a backbone of (the checkpoint keeps
+    them), ``audio`` holds the clips' waveforms at the network's rate, ``inputs`` their
+    cached network inputs (batch-norm statistics are estimated on them afterwards),
+    ``data`` says where the clips came from. Returns the checkpoint and the per-epoch
+    history.
     """
     from musicbench.systems.deep.checkpoint import FORMAT, write_checkpoint
 
-    config = config or system.pretrain_config(spec)
+    spec = net_spec.input
     torch.manual_seed(config.seed)
-    net = system.build_network(1, spec)
+    net = net_spec.build()
     chunk = spec.frames(config.chunk_samples)
     trainer = Pretrainer(net, spec.module(), chunk, config, audio.device)
     # On CPU, one torch thread: the views' NumPy work between torch operations leaves idle
@@ -305,8 +306,8 @@ def pretrain_backbone(system: DeepSystem, spec: DeepInput, audio: FeatureBank, i
     with torch_threads(1) if audio.device.type == "cpu" else nullcontext():
         trainer.fit(audio, ids, state_path, on_epoch)
         calibrate_norm(net, inputs, chunk, config.seed)
-    params = {k: v for k, v in system.get_params().items() if k != "device"}
-    meta = {"format": FORMAT, "params": params, "classes": [], "kind": "self-supervised",
+    meta = {"format": FORMAT, "encoder": "ssl", "params": {k: v for k, v in params.items() if k != "device"},
+            "network": net_spec.checkpoint(), "classes": [], "kind": "self-supervised",
             "input": asdict(spec), "task": data,
             "pretrain": {"views": list(config.views), "temperature": config.temperature,
                          "epochs": config.epochs, "batch_size": config.batch_size, "clips": len(ids),

@@ -24,8 +24,9 @@ import torch
 
 from musicbench.encoders.base import Encoder, EncoderCard, file_digest, window_count, window_times
 from musicbench.errors import ConfigError
-from musicbench.systems.deep.checkpoint import load_checkpoint, trained_checkpoint
+from musicbench.systems.deep.checkpoint import encoder_family, load_checkpoint
 from musicbench.systems.deep.inputs import FeatureBank
+from musicbench.systems.deep.trained import trained_checkpoint
 
 
 class DeepEncoder(Encoder):
@@ -92,10 +93,5 @@ class DeepEncoder(Encoder):
 
 
 def checkpoint_encoder_family(path: str | Path) -> str:
-    """The encoder family that reads checkpoint ``path``: ``metric`` for a metric system's,
-    ``ssl`` for a ``musicbench pretrain`` backbone, ``deep`` for a fitted deep system's (so a
-    checkpoint alone, without a preset, becomes the right encoder)."""
-    _, _, meta = load_checkpoint(path)
-    if meta.get("family") == "metric":
-        return "metric"
-    return "ssl" if meta.get("kind") == "self-supervised" else "deep"
+    """The encoder family that reads checkpoint ``path`` (``checkpoint.encoder_family``)."""
+    return encoder_family(load_checkpoint(path)[2])

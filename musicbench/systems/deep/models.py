@@ -11,13 +11,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from musicbench.systems.deep.architectures import Architecture, NetSettings
 from musicbench.systems.deep.backbone import Backbone
 from musicbench.systems.deep.frontend import HarmonicFilterbank
-from musicbench.systems.deep.reference import REFERENCE_MODELS, WAVE_REFERENCE_MODELS, build_reference
-
-MODELS = ("cnn1d", "cnn2d", "samplecnn", "harmoniccnn", *REFERENCE_MODELS)
-WAVE_MODELS = ("samplecnn", "harmoniccnn", *WAVE_REFERENCE_MODELS)  # read the waveform itself
-SPECTRAL_FRONTENDS = ("logmel", "cqt")  # the cached front ends the other models read
 
 
 def _block(dims: int, c_in: int, c_out: int, pool: int) -> nn.Sequential:
@@ -27,25 +23,26 @@ def _block(dims: int, c_in: int, c_out: int, pool: int) -> nn.Sequential:
                          pool_cls(pool, ceil_mode=True))
 
 
+def mean_max(x: torch.Tensor) -> torch.Tensor:
+    """``[batch, channels, time]`` -> ``[batch, 2 * channels]``: mean and max over time."""
+    return torch.cat([x.mean(dim=-1), x.amax(dim=-1)], dim=1)
+
+
 class PooledHead(nn.Module):
-    """Mean and max over time of ``[batch, channels, time]`` -> dropout -> linear."""
+    """Dropout -> linear on the ``[batch, 2 * channels]`` mean and max of the feature maps."""
 
     def __init__(self, channels: int, n_classes: int, dropout: float):
         super().__init__()
         self.dropout = nn.Dropout(dropout)
         self.linear = nn.Linear(2 * channels, n_classes)
 
-    @staticmethod
-    def pool(x: torch.Tensor) -> torch.Tensor:
-        """``[batch, channels, time]`` -> ``[batch, 2 * channels]``: the penultimate layer."""
-        return torch.cat([x.mean(dim=-1), x.amax(dim=-1)], dim=1)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.linear(self.dropout(self.pool(x)))
+        return self.linear(self.dropout(x))
 
 
 class ChunkClassifier(Backbone):
-    """(Learnable front end) -> input normalisation -> convolutional body -> pooled head.
+    """(Learnable front end) -> input normalisation -> convolutional body -> mean and max
+    over time (the embedding) -> pooled head.
 
     The input is a batch of chunks of a cached ``DeepInput``: ``[batch, bins, frames]``
     (``[batch, 1, samples]`` for waveform networks). A learnable front end (the harmonic
@@ -70,13 +67,9 @@ class ChunkClassifier(Backbone):
             x = x.amax(dim=2)
         return x
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``[batch, bins, frames]`` float32 chunks -> ``[batch, n_classes]`` logits."""
-        return self.head(self.features(x))
-
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """``[batch, bins, frames]`` chunks -> ``[batch, embedding_size]``: the head's input."""
-        return self.head.pool(self.features(x))
+        return mean_max(self.features(x))
 
     @property
     def embedding_size(self) -> int:
@@ -95,47 +88,42 @@ def _stack(dims: int, c_in: int, widths: list[int], pool: int) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def build_model(name: str, n_classes: int, in_bins: int, sample_rate: int, *, n_fft: int = 1024,
-                hop_length: int = 512, n_harmonics: int = 6, n_f0: int = 48, width: int = 16,
-                n_blocks: int = 4, channels: list[int] | None = None,
-                dropout: float = 0.3) -> nn.Module:
-    """One of ``MODELS`` for ``n_classes`` outputs, reading ``in_bins`` input bins.
+def _cnn1d(n_classes: int, in_bins: int, sample_rate: int, s: NetSettings) -> nn.Module:
+    widths = list(s.channels) if s.channels else _widths(4 * s.width, s.n_blocks, 1, 4)
+    return ChunkClassifier(None, nn.BatchNorm1d(in_bins), _stack(1, in_bins, widths, 2),
+                           PooledHead(widths[-1], n_classes, s.dropout), collapse_freq=False)
 
-    - ``cnn1d``: kernels span every mel (or CQT) bin and slide over time only: few
-      parameters and fast, but a pitch shift moves energy across its input channels.
-    - ``cnn2d``: VGG-style 3x3 convolutions and 2x2 poolings over the spectrogram (a
-      short-chunk CNN); local in frequency, so more robust to pitch shift.
-    - ``samplecnn``: SampleCNN on raw samples: a stride-3 frame-level convolution, then
-      ``n_blocks`` of size-3 convolution and pooling by 3.
-    - ``harmoniccnn``: a learnable harmonic filter bank, harmonics as input channels of
-      the same 2-D body as ``cnn2d``.
-    - the ``REFERENCE_MODELS`` (``musicbench.systems.deep.reference``): the published
-      architectures of Won et al. (2020) at their published sizes.
 
-    ``channels`` (one width per block) overrides ``width`` and ``n_blocks``.
-    """
-    if name in REFERENCE_MODELS:
-        return build_reference(name, n_classes, in_bins, sample_rate, n_fft=n_fft,
-                               hop_length=hop_length, dropout=dropout)
-    if name == "cnn1d":
-        widths = list(channels) if channels else _widths(4 * width, n_blocks, 1, 4)
-        return ChunkClassifier(None, nn.BatchNorm1d(in_bins), _stack(1, in_bins, widths, 2),
-                               PooledHead(widths[-1], n_classes, dropout), collapse_freq=False)
-    if name == "cnn2d":
-        widths = list(channels) if channels else _widths(width, n_blocks, 1, 8)
-        return ChunkClassifier(None, nn.BatchNorm2d(1), _stack(2, 1, widths, 2),
-                               PooledHead(widths[-1], n_classes, dropout), collapse_freq=True,
-                               add_channel=True)
-    if name == "harmoniccnn":
-        fe = HarmonicFilterbank(sample_rate, n_fft, hop_length, n_harmonics, n_f0)
-        widths = list(channels) if channels else _widths(width, n_blocks, 1, 8)
-        return ChunkClassifier(fe, nn.BatchNorm2d(n_harmonics), _stack(2, n_harmonics, widths, 2),
-                               PooledHead(widths[-1], n_classes, dropout), collapse_freq=True)
-    if name == "samplecnn":
-        widths = list(channels) if channels else _widths(width, n_blocks, 2, 8)
-        frame = nn.Sequential(nn.Conv1d(1, widths[0], 3, stride=3, bias=False),
-                              nn.BatchNorm1d(widths[0]), nn.ReLU(inplace=True))
-        body = nn.Sequential(frame, _stack(1, widths[0], widths, 3))
-        return ChunkClassifier(None, nn.Identity(), body, PooledHead(widths[-1], n_classes, dropout),
-                               collapse_freq=False)
-    raise ValueError(f"model={name!r}: must be one of {MODELS}")
+def _cnn2d(n_classes: int, in_bins: int, sample_rate: int, s: NetSettings) -> nn.Module:
+    widths = list(s.channels) if s.channels else _widths(s.width, s.n_blocks, 1, 8)
+    return ChunkClassifier(None, nn.BatchNorm2d(1), _stack(2, 1, widths, 2),
+                           PooledHead(widths[-1], n_classes, s.dropout), collapse_freq=True,
+                           add_channel=True)
+
+
+def _harmoniccnn(n_classes: int, in_bins: int, sample_rate: int, s: NetSettings) -> nn.Module:
+    fe = HarmonicFilterbank(sample_rate, s.n_fft, s.hop_length, s.n_harmonics, s.n_f0)
+    widths = list(s.channels) if s.channels else _widths(s.width, s.n_blocks, 1, 8)
+    return ChunkClassifier(fe, nn.BatchNorm2d(s.n_harmonics), _stack(2, s.n_harmonics, widths, 2),
+                           PooledHead(widths[-1], n_classes, s.dropout), collapse_freq=True)
+
+
+def _samplecnn(n_classes: int, in_bins: int, sample_rate: int, s: NetSettings) -> nn.Module:
+    widths = list(s.channels) if s.channels else _widths(s.width, s.n_blocks, 2, 8)
+    frame = nn.Sequential(nn.Conv1d(1, widths[0], 3, stride=3, bias=False),
+                          nn.BatchNorm1d(widths[0]), nn.ReLU(inplace=True))
+    body = nn.Sequential(frame, _stack(1, widths[0], widths, 3))
+    return ChunkClassifier(None, nn.Identity(), body, PooledHead(widths[-1], n_classes, s.dropout),
+                           collapse_freq=False)
+
+
+CNN1D = Architecture(_cnn1d, doc="kernels span every mel (or CQT) bin and slide over time only: few "
+                     "parameters and fast, but a pitch shift moves energy across its input channels")
+CNN2D = Architecture(_cnn2d, doc="VGG-style 3x3 convolutions and 2x2 poolings over the spectrogram "
+                     "(a short-chunk CNN); local in frequency, so more robust to pitch shift")
+SAMPLECNN = Architecture(_samplecnn, reads_wave=True,
+                         doc="SampleCNN on raw samples: a stride-3 frame-level convolution, then "
+                             "n_blocks of size-3 convolution and pooling by 3")
+HARMONICCNN = Architecture(_harmoniccnn, reads_wave=True,
+                           doc="a learnable harmonic filter bank, harmonics as input channels of "
+                               "the same 2-D body as cnn2d")

@@ -24,12 +24,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from musicbench.systems.deep.architectures import Architecture, NetSettings
 from musicbench.systems.deep.backbone import Backbone
 from musicbench.systems.deep.frontend import HarmonicFilterbank
-
-REFERENCE_MODELS = ("fcn", "musicnn", "shortchunk-cnn", "shortchunk-resnet", "samplecnn-ref",
-                    "harmoniccnn-ref")
-WAVE_REFERENCE_MODELS = ("samplecnn-ref", "harmoniccnn-ref")
 
 
 class ConvBlock(nn.Sequential):
@@ -172,29 +169,43 @@ class HarmonicCNN(Backbone):
         return global_max(self.body(at_least(self.bn(x), 2 ** 5 * 3 * 3)))
 
 
-def build_reference(name: str, n_classes: int, in_bins: int, sample_rate: int, *, n_fft: int,
-                    hop_length: int, dropout: float) -> nn.Module:
-    """One of ``REFERENCE_MODELS`` (sizes as published; ``in_bins`` mel bands in)."""
-    if name == "fcn":  # Choi et al. 2016: five conv blocks, 29.1 s of 96-band log-mel
-        pools = [(2, 4), (2, 4), (2, 4), (3, 5), (4, 4)]
-        widths = [64, 128, 128, 128, 64]
-        body = nn.Sequential(*(ConvBlock(2, c_in, c_out, pool=p)
-                               for c_in, c_out, p in zip([1, *widths], widths, pools, strict=False)))
-        return SpectrogramNet(body, DenseHead(64, n_classes, dropout, hidden=None), 4 * 4 * 4 * 5 * 4)
-    if name == "musicnn":
-        return Musicnn(n_classes, in_bins, dropout)
-    if name in ("shortchunk-cnn", "shortchunk-resnet"):  # Won et al. 2020: seven 3x3 blocks
+def _fcn(n_classes: int, in_bins: int, sample_rate: int, s: NetSettings) -> nn.Module:
+    """Choi et al. 2016: five conv blocks, 29.1 s of 96-band log-mel."""
+    pools = [(2, 4), (2, 4), (2, 4), (3, 5), (4, 4)]
+    widths = [64, 128, 128, 128, 64]
+    body = nn.Sequential(*(ConvBlock(2, c_in, c_out, pool=p)
+                           for c_in, c_out, p in zip([1, *widths], widths, pools, strict=False)))
+    return SpectrogramNet(body, DenseHead(64, n_classes, s.dropout, hidden=None), 4 * 4 * 4 * 5 * 4)
+
+
+def _shortchunk(residual: bool):
+    """Won et al. 2020: seven 3x3 blocks, plain or residual."""
+    def build(n_classes: int, in_bins: int, sample_rate: int, s: NetSettings) -> nn.Module:
         widths = [128, 128, 256, 256, 256, 256, 512]
         pairs = zip([1, *widths], widths, strict=False)
-        blocks = (ConvBlock(2, a, b) for a, b in pairs) if name == "shortchunk-cnn" else \
-            (ResBlock(a, b, stride=2) for a, b in pairs)
-        return SpectrogramNet(nn.Sequential(*blocks), DenseHead(512, n_classes, dropout, hidden=512), 2 ** 7)
-    if name == "samplecnn-ref":  # Lee et al. 2017: 3^9 samples, stride-3 frames, pool-by-3 blocks
-        widths = [128, 128, 256, 256, 256, 256, 256, 256, 512]
-        blocks = [ConvBlock(1, a, b, pool=3) for a, b in zip([128, *widths], widths, strict=False)]
-        body = nn.Sequential(ConvBlock(1, 1, 128, stride=3, pool=1), *blocks,
-                             ConvBlock(1, 512, 512, kernel=1, pool=1))
-        return WaveNet(body, DenseHead(512, n_classes, dropout, hidden=None), 3 ** 10)
-    if name == "harmoniccnn-ref":
-        return HarmonicCNN(n_classes, sample_rate, n_fft, hop_length, dropout)
-    raise ValueError(f"model={name!r}: must be one of {REFERENCE_MODELS}")
+        blocks = (ResBlock(a, b, stride=2) for a, b in pairs) if residual else \
+            (ConvBlock(2, a, b) for a, b in pairs)
+        head = DenseHead(512, n_classes, s.dropout, hidden=512)
+        return SpectrogramNet(nn.Sequential(*blocks), head, 2 ** 7)
+    return build
+
+
+def _samplecnn_ref(n_classes: int, in_bins: int, sample_rate: int, s: NetSettings) -> nn.Module:
+    """Lee et al. 2017: 3^9 samples, stride-3 frames, pool-by-3 blocks."""
+    widths = [128, 128, 256, 256, 256, 256, 256, 256, 512]
+    blocks = [ConvBlock(1, a, b, pool=3) for a, b in zip([128, *widths], widths, strict=False)]
+    body = nn.Sequential(ConvBlock(1, 1, 128, stride=3, pool=1), *blocks,
+                         ConvBlock(1, 512, 512, kernel=1, pool=1))
+    return WaveNet(body, DenseHead(512, n_classes, s.dropout, hidden=None), 3 ** 10)
+
+
+FCN = Architecture(_fcn, doc="FCN of Choi et al. 2016 at its published size")
+MUSICNN = Architecture(lambda n, bins, sr, s: Musicnn(n, bins, s.dropout),
+                       doc="musicnn of Pons et al. 2018 at its published size")
+SHORTCHUNK_CNN = Architecture(_shortchunk(False), doc="short-chunk CNN of Won et al. 2020")
+SHORTCHUNK_RESNET = Architecture(_shortchunk(True), doc="short-chunk ResNet of Won et al. 2020")
+SAMPLECNN_REF = Architecture(_samplecnn_ref, reads_wave=True,
+                             doc="SampleCNN of Lee et al. 2017 at its published size")
+HARMONICCNN_REF = Architecture(
+    lambda n, bins, sr, s: HarmonicCNN(n, sr, s.n_fft, s.hop_length, s.dropout), reads_wave=True,
+    doc="Harmonic CNN of Won et al. 2019 at its published size")

@@ -5,64 +5,26 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
 
 from musicbench.errors import ConfigError
 from musicbench.runtime import cache_root
-from musicbench.systems.base import EpochCallback, System
+from musicbench.systems.base import RUN, EpochCallback, System
+from musicbench.systems.deep.architectures import NetSettings, reads_wave
 from musicbench.systems.deep.contrastive import (
-    DEFAULT_VIEWS,
-    VIEWS,
     PretrainConfig,
     bank_digest,
     check_views,
     pretrain_backbone,
 )
 from musicbench.systems.deep.inputs import DeepInput, FeatureBank, clip_inputs
-from musicbench.systems.deep.models import MODELS, SPECTRAL_FRONTENDS, WAVE_MODELS, build_model
+from musicbench.systems.deep.netspec import NetSpec
+from musicbench.systems.deep.params import CHUNKED_TRAINING, INPUT, MODEL, NETWORK, PRETRAINING, SSL
 from musicbench.systems.deep.trainer import TrainConfig, Trainer, resolve_device
-from musicbench.systems.params import (
-    COUNT,
-    FRACTION,
-    N_FFT,
-    NON_NEGATIVE,
-    POSITIVE,
-    Either,
-    Names,
-    Number,
-    OneOf,
-    Rule,
-)
 from musicbench.tasks import ClipData
-
-
-class Widths(Rule):
-    """None, or a non-empty list of positive integers (one width per block)."""
-
-    def accepts(self, value: Any) -> bool:
-        return value is None or (isinstance(value, (list, tuple)) and len(value) > 0
-                                 and all(COUNT.accepts(v) for v in value))
-
-    def __str__(self) -> str:
-        return "None or a non-empty list of integers >= 1"
-
-
-SSL = "ssl"  # ``init``: pretrain on the training audio inside ``fit``
-
-
-class Init(Rule):
-    """None, ``ssl``, or the path of an existing checkpoint."""
-
-    def accepts(self, value: Any) -> bool:
-        return value is None or value == SSL or (isinstance(value, str) and Path(value).is_file())
-
-    def __str__(self) -> str:
-        return (f"None (random initialisation), {SSL!r} (pretrain on the training audio in fit) or "
-                "the path of an existing checkpoint (written by `musicbench pretrain`)")
-
 
 # parameters that only shape the supervised training, not a pretrained backbone
 SUPERVISED_ONLY = ("dropout", "eval_overlap", "valid_chunks", "chunks_per_clip", "batch_size", "lr",
@@ -73,7 +35,7 @@ SUPERVISED_ONLY = ("dropout", "eval_overlap", "valid_chunks", "chunks_per_clip",
 class DeepSystem(System):
     """A CNN trained on fixed-length chunks of audio, scored per clip over all its chunks.
 
-    ``model`` is one of ``MODELS`` (see ``musicbench.systems.deep.models.build_model``);
+    ``model`` is one of ``MODELS`` (``musicbench.systems.deep.architectures``);
     ``frontend`` (``logmel`` or ``cqt``) feeds the spectrogram models, the waveform models
     read the audio resampled to ``sample_rate`` (None: the task's rate). Each clip's input
     is computed once and cached on disk (``musicbench.systems.deep.inputs``). Parameters a
@@ -100,126 +62,8 @@ class DeepSystem(System):
     """
 
     kinds = ("multiclass", "multilabel", "regression")
-    added_params: ClassVar[dict[str, Any]] = {"head_loss": "mse"}
-    param_rules: ClassVar[dict[str, Rule]] = {
-        **System.param_rules,
-        "head_loss": OneOf("mse", "huber"),
-        "model": OneOf(*MODELS),
-        "frontend": OneOf(*SPECTRAL_FRONTENDS),
-        "sample_rate": Either(OneOf(None), COUNT),
-        "n_fft": N_FFT,
-        "hop_length": COUNT,
-        "n_mels": COUNT,
-        "f_max": Either(OneOf(None), POSITIVE),
-        "n_bins": COUNT,
-        "fmin": POSITIVE,
-        "n_harmonics": COUNT,
-        "n_f0": COUNT,
-        "width": COUNT,
-        "n_blocks": COUNT,
-        "channels": Widths(),
-        "dropout": Number(0, 1, high_open=True),
-        "chunk_seconds": POSITIVE,
-        "eval_overlap": Number(0, 1, high_open=True),
-        "valid_chunks": Number(0, integer=True),
-        "chunks_per_clip": COUNT,
-        "batch_size": Number(2, integer=True),  # batch norm needs two items
-        "lr": NON_NEGATIVE,
-        "weight_decay": NON_NEGATIVE,
-        "max_epochs": COUNT,
-        "patience": Number(0, integer=True),
-        "warmup_epochs": NON_NEGATIVE,
-        "augment_p": FRACTION,
-        "amp": OneOf(True, False, "bf16"),
-        "torch_compile": OneOf(True, False),
-        "init": Init(),
-        "freeze": OneOf(True, False),
-        "pretrain_epochs": Number(0, integer=True),
-        "pretrain_batch_size": Number(2, integer=True),  # negatives need a second clip
-        "pretrain_lr": POSITIVE,
-        "temperature": POSITIVE,
-        "views": Names(VIEWS, empty=True),
-    }
-
-    def __init__(
-        self,
-        model: str = "cnn2d",
-        frontend: str = "logmel",
-        sample_rate: int | None = None,
-        n_fft: int = 1024,
-        hop_length: int = 512,
-        n_mels: int = 64,
-        f_max: float | None = None,
-        n_bins: int = 84,
-        fmin: float = 32.70,
-        n_harmonics: int = 6,
-        n_f0: int = 48,
-        width: int = 16,
-        n_blocks: int = 4,
-        channels: list[int] | None = None,
-        dropout: float = 0.3,
-        chunk_seconds: float = 1.5,
-        eval_overlap: float = 0.5,
-        valid_chunks: int = 0,
-        chunks_per_clip: int = 1,
-        batch_size: int = 16,
-        lr: float = 3e-3,
-        weight_decay: float = 1e-2,
-        max_epochs: int = 30,
-        patience: int = 8,
-        warmup_epochs: float = 1.0,
-        augment_p: float = 0.5,
-        amp: bool | str = True,
-        torch_compile: bool = False,
-        init: str | None = None,
-        freeze: bool = False,
-        pretrain_epochs: int = 20,
-        pretrain_batch_size: int = 32,
-        pretrain_lr: float = 1e-3,
-        temperature: float = 0.1,
-        views: tuple[str, ...] = DEFAULT_VIEWS,
-        head_loss: str = "mse",
-        seed: int = 0,
-        device: str = "cpu",
-    ):
-        self.model = model
-        self.frontend = frontend
-        self.sample_rate = sample_rate
-        self.n_fft = n_fft
-        self.hop_length = hop_length
-        self.n_mels = n_mels
-        self.f_max = f_max
-        self.n_bins = n_bins
-        self.fmin = fmin
-        self.n_harmonics = n_harmonics
-        self.n_f0 = n_f0
-        self.width = width
-        self.n_blocks = n_blocks
-        self.channels = channels
-        self.dropout = dropout
-        self.chunk_seconds = chunk_seconds
-        self.eval_overlap = eval_overlap
-        self.valid_chunks = valid_chunks
-        self.chunks_per_clip = chunks_per_clip
-        self.batch_size = batch_size
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.max_epochs = max_epochs
-        self.patience = patience
-        self.warmup_epochs = warmup_epochs
-        self.augment_p = augment_p
-        self.amp = amp
-        self.torch_compile = torch_compile
-        self.init = init
-        self.freeze = freeze
-        self.pretrain_epochs = pretrain_epochs
-        self.pretrain_batch_size = pretrain_batch_size
-        self.pretrain_lr = pretrain_lr
-        self.temperature = temperature
-        self.views = views
-        self.head_loss = head_loss
-        self.seed = seed
-        self.device = device
+    encoder_family = "deep"  # the encoder family that reads its checkpoints
+    params = MODEL | INPUT | NETWORK | CHUNKED_TRAINING | PRETRAINING | RUN
 
     def _param_problems(self) -> list[str]:
         problems = super()._param_problems()
@@ -229,7 +73,7 @@ class DeepSystem(System):
 
     def input_spec(self, source_rate: int) -> DeepInput:
         """What the network reads, for audio at ``source_rate``: the key of its cached input."""
-        kind = "wave" if self.model in WAVE_MODELS else self.frontend
+        kind = "wave" if reads_wave(self.model) else self.frontend
         return DeepInput(kind, source_rate, self.sample_rate or source_rate, n_fft=self.n_fft,
                          hop_length=self.hop_length, n_mels=self.n_mels, f_max=self.f_max,
                          n_bins=self.n_bins, fmin=self.fmin)
@@ -257,14 +101,19 @@ class DeepSystem(System):
             extra={"backbone": backbone, "input": spec.config()},
         )
 
+    def net_spec(self, n_outputs: int, spec: DeepInput) -> NetSpec:
+        """The network of ``n_outputs`` outputs reading ``spec``, as its settings say."""
+        settings = NetSettings(n_fft=self.n_fft, hop_length=self.hop_length, n_harmonics=self.n_harmonics,
+                               n_f0=self.n_f0, width=self.width, n_blocks=self.n_blocks,
+                               channels=tuple(self.channels) if self.channels else None, dropout=self.dropout)
+        return NetSpec(self.model, spec, n_outputs, settings)
+
     def build_network(self, n_classes: int, spec: DeepInput) -> torch.nn.Module:
         """A freshly initialised network reading ``spec`` (seed torch first for reproducible weights)."""
-        in_bins = {"logmel": self.n_mels, "cqt": self.n_bins, "wave": 1}[spec.kind]
-        return build_model(
-            self.model, n_classes, in_bins, spec.sample_rate, n_fft=self.n_fft,
-            hop_length=self.hop_length, n_harmonics=self.n_harmonics, n_f0=self.n_f0,
-            width=self.width, n_blocks=self.n_blocks, channels=self.channels, dropout=self.dropout,
-        )
+        return self.net_spec(n_classes, spec).build()
+
+    def network_checkpoint(self, n_outputs: int, spec: DeepInput) -> dict[str, Any]:
+        return self.net_spec(n_outputs, spec).checkpoint()
 
     def bank(self, data: ClipData, spec: DeepInput, device: torch.device,
              transform: str | None = None) -> FeatureBank:
@@ -321,7 +170,8 @@ class DeepSystem(System):
         path = cache_root() / "pretrained" / f"{self.model}-{key.hexdigest()[:16]}.pt"
         if not path.is_file():
             inputs = audio if spec == wave else self.bank(unlabelled, spec, device)
-            pretrain_backbone(self, spec, audio, inputs, ids, path, f"{train.task.ref}: {len(ids)} clips")
+            pretrain_backbone(self.net_spec(1, spec), self.get_params(), self.pretrain_config(spec), audio,
+                              inputs, ids, path, f"{train.task.ref}: {len(ids)} clips")
         return path
 
     def _start_from(self, net: torch.nn.Module, path: Path) -> dict[str, Any]:
