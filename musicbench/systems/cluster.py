@@ -17,9 +17,8 @@ import numpy as np
 
 from musicbench.errors import DataError
 from musicbench.systems.base import RUN, EpochCallback
-from musicbench.systems.frames import FRONT_END
 from musicbench.systems.params import COUNT, OneOf, Param, Params
-from musicbench.systems.probe import ENCODERS, POOLED_SUMMARY, ProbeSystem
+from musicbench.systems.probe import ENCODER_FRONT_END, ENCODERS, POOLED_SUMMARY, ProbeSystem
 from musicbench.tasks import ClipData
 
 
@@ -36,7 +35,7 @@ class ClusterSystem(ProbeSystem):
 
     kinds: ClassVar[tuple[str, ...]] = ("multiclass",)
     evaluation: ClassVar[str | None] = "clustering"
-    params = ENCODERS | ProbeSystem.params.only(*FRONT_END) | POOLED_SUMMARY | Params(
+    params = ENCODERS | ENCODER_FRONT_END | POOLED_SUMMARY | Params(
         standardise=Param(True, OneOf(True, False)),
         n_init=Param(10, COUNT),
     ) | RUN

@@ -195,9 +195,9 @@ class Params(Mapping[str, Param]):
         unknown = changes.keys() - self._entries.keys()
         if unknown:
             raise KeyError(f"no parameter {', '.join(sorted(unknown))} in {', '.join(self)}")
-        return Params({name: (changes[name] if isinstance(changes.get(name), Param)
-                              else replace(p, default=changes[name]) if name in changes else p)
-                       for name, p in self._entries.items()})
+        changed = {name: value if isinstance(value, Param) else replace(self._entries[name], default=value)
+                   for name, value in changes.items()}
+        return Params({**self._entries, **changed})
 
     def only(self, *names: str) -> Params:
         return Params({name: self._entries[name] for name in names})

@@ -65,6 +65,8 @@ def _grid_rule(item: Rule) -> Rule:
 
 #: the encoder presets whose embeddings a representation is built from
 ENCODERS = Params(encoders=Param(("aisfx",), EncoderNames()))
+#: hand-crafted front ends beside the embeddings: none by default
+ENCODER_FRONT_END = FRONT_END.but(features=Param((), Names(tuple(FRONTENDS), empty=True)))
 #: the classical summaries, or pooling of embeddings over time (the default)
 POOLED_SUMMARY = SUMMARY.but(summary=Param("mean", OneOf(*POOLINGS, *SUMMARIES)))
 #: the classical heads with a grid of C, and torch heads (``lr``, ``weight_decay``: grids)
@@ -94,8 +96,7 @@ class ProbeSystem(ClassicalSystem):
     validation score of every grid point.
     """
 
-    params = ENCODERS | FRONT_END.but(features=Param((), Names(tuple(FRONTENDS), empty=True))) \
-        | POOLED_SUMMARY | PROBE_HEAD | RUN
+    params = ENCODERS | ENCODER_FRONT_END | POOLED_SUMMARY | PROBE_HEAD | RUN
     native_multilabel: ClassVar[tuple[str, ...]] = ("linear", "mlp")
 
     def _param_problems(self) -> list[str]:

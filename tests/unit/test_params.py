@@ -7,6 +7,7 @@ import inspect
 import pytest
 from sklearn.base import clone
 
+from musicbench.errors import ConfigError
 from musicbench.systems.base import RUN, System
 from musicbench.systems.params import COUNT, POSITIVE, OneOf, Param, Params
 
@@ -38,7 +39,7 @@ def test_the_constructor_takes_the_parameters_with_their_defaults():
     toy = Toy(n=0)
     assert (toy.n, toy.kind, toy.rate, toy.seed) == (0, "y", 0.5, 0)
     assert clone(toy).get_params() == toy.get_params()
-    with pytest.raises(Exception, match="n=0 must be an integer >= 1"):
+    with pytest.raises(ConfigError, match="n=0 must be an integer >= 1"):
         toy.validate_params()
 
 
